@@ -1,0 +1,261 @@
+"""`qabot`: ingest documents, ask questions, chat, evaluate and serve the Slack bot.
+
+Every command reports a user error as one line on stderr and a non-zero exit code; `--json`
+prints machine-readable output (see README, "JSON output").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from embeddings.errors import QabotError  # noqa: E402
+
+from .answers import Answer  # noqa: E402
+from .settings import Settings, SettingsError, load_settings  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="qabot: answers questions about your articles, with quoted sources.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+log = logging.getLogger("qabot")
+
+IndexOption = typer.Option(None, "--index", help="Index directory (default: $QABOT_INDEX or config).")
+
+
+class Failure(Exception):
+    """A one-line error with its exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _settings(index: Optional[Path]) -> Settings:
+    settings = load_settings()
+    if index is not None:
+        settings = settings.replace("paths", index=index)
+    return settings
+
+
+def _setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else default,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("sentence_transformers", "transformers", "httpx", "filelock", "bm25s", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run(fn, *args, **kwargs):
+    """Call a command body, turning expected failures into one line and an exit code."""
+    try:
+        return fn(*args, **kwargs)
+    except (QabotError, SettingsError) as exc:
+        err.print(f"[red]Error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1)
+    except Failure as exc:
+        err.print(f"[red]Error:[/red] {escape(str(exc))}")
+        raise typer.Exit(exc.code)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        raise typer.Exit(130)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debugging detail.")) -> None:
+    _setup_logging(verbose)
+
+
+# --- ingest -------------------------------------------------------------------------------
+
+@app.command()
+def ingest(
+    paths: List[Path] = typer.Argument(..., help="Files (.txt, .md, .html) or folders of them."),
+    index: Optional[Path] = IndexOption,
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build the index afresh from these paths alone."),
+    if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing if the index already has documents."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of non-UTF-8 files, e.g. latin-1."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Add documents to the index (unchanged ones are skipped, changed ones replaced)."""
+    _run(_ingest, paths, index, rebuild, if_empty, encoding, as_json)
+
+
+def _ingest(paths, index, rebuild, if_empty, encoding, as_json) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from embeddings.encoders import get_encoder
+    from embeddings.index import Index
+    from embeddings.ingest import ingest as run_ingest
+
+    settings = _settings(index)
+    index_dir = settings.paths.index
+    if if_empty and not rebuild and Index.exists(index_dir):
+        if not as_json:
+            out.print(f"Index at {index_dir} already has documents; nothing to do.")
+        else:
+            out.print_json(json.dumps({"added": [], "updated": [], "skipped": [], "refused": [], "index": str(index_dir)}))
+        return
+    m = settings.model
+    show = not as_json and sys.stderr.isatty()
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=not show, transient=True) as bar:
+        task = bar.add_task("Embedding documents", total=None)
+        result = run_ingest(
+            paths, index_dir, lambda: get_encoder(m.ingest_backend, m.max_seq_length),
+            chunk_words=settings.chunking.chunk_words, sentence_overlap=settings.chunking.sentence_overlap,
+            model_name=m.model_name, batch_size=m.batch_size, rebuild=rebuild, encoding=encoding,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    report = result.report
+    if as_json:
+        print(json.dumps({"added": report.added, "updated": report.updated, "skipped": report.skipped,
+                          "refused": result.refused, "chunks_added": report.chunks_added,
+                          "documents": result.documents_total, "chunks": result.chunks_total,
+                          "index": str(index_dir)}))
+        return
+    for label, items, colour in (("added", report.added, "green"), ("updated", report.updated, "yellow"),
+                                 ("skipped (unchanged)", report.skipped, "dim")):
+        for item in items:
+            out.print(f"[{colour}]{label}[/{colour}] {escape(item)}")
+    for reason in result.refused:
+        err.print(f"[red]refused[/red] {escape(reason)}")
+    out.print(f"Index {index_dir}: {result.documents_total} documents, {result.chunks_total} chunks "
+              f"({report.chunks_added} new).")
+
+
+# --- ask / chat ---------------------------------------------------------------------------
+
+def _answerer(settings: Settings):
+    from .answerer import Answerer
+
+    return Answerer.from_settings(settings)
+
+
+def render_answer(answer: Answer, console: Console = out) -> None:
+    """The answer (its key words highlighted), then the passages it quotes."""
+    text = Text(answer.text, style="italic" if answer.abstained else "")
+    if answer.highlight:
+        text.stylize("bold cyan", *answer.highlight)
+    console.print(text)
+    for citation in answer.citations[: 1 if answer.abstained else 3]:
+        if answer.abstained:
+            label = "Nearest passage"
+        elif citation.quote:
+            label = "Source"
+        else:
+            continue
+        console.print(Text(f"  {label}: {citation.document}", style="bold dim"))
+        passage = citation.quote or citation.text
+        console.print(Text("  > " + (passage if len(passage) < 600 else passage[:600] + "…"), style="dim"))
+
+
+@app.command()
+def ask(
+    question: List[str] = typer.Argument(..., help="The question, or - to read one question per line from stdin."),
+    index: Optional[Path] = IndexOption,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per question per line."),
+) -> None:
+    """Answer a question from the indexed articles."""
+    _run(_ask, question, index, as_json)
+
+
+def _ask(question: list[str], index: Optional[Path], as_json: bool) -> None:
+    if question == ["-"]:
+        questions = [line.strip() for line in sys.stdin if line.strip()]
+        if not questions:
+            raise Failure("no questions on stdin (one per line)", 2)
+    else:
+        joined = " ".join(question).strip()
+        if not joined:
+            raise Failure("the question is empty", 2)
+        questions = [joined]
+    answerer = _answerer(_settings(index))
+    for q in questions:
+        answer = answerer.ask(q)
+        if as_json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        else:
+            if len(questions) > 1:
+                out.print(Text(f"Q: {q}", style="bold"))
+            render_answer(answer)
+            if len(questions) > 1:
+                out.print()
+
+
+@app.command()
+def chat(index: Optional[Path] = IndexOption) -> None:
+    """Ask questions interactively; follow-ups use the conversation so far. exit or Ctrl-D quits."""
+    _run(_chat, index)
+
+
+def _chat(index: Optional[Path]) -> None:
+    settings = _settings(index)
+    answerer = _answerer(settings)
+    docs = len(answerer.index.documents)
+    out.print(f"qabot: {docs} document{'s' if docs != 1 else ''} indexed. Ask a question; "
+              "'exit' or Ctrl-D quits.")
+    read = _line_reader(settings)
+    history: list[str] = []
+    while True:
+        try:
+            line = read()
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question.lower() in {"exit", "quit", ":q"}:
+            break
+        answer = answerer.ask(question, history)
+        render_answer(answer)
+        out.print()
+        history.append(question)
+
+
+def _line_reader(settings: Settings):
+    """prompt_toolkit with persistent history at a terminal; plain input() when piped."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory
+
+        history_file = Path(settings.paths.index).parent / ".chat_history"
+        history_file.parent.mkdir(parents=True, exist_ok=True)
+        session = PromptSession(history=FileHistory(str(history_file)))
+        return lambda: session.prompt("? ")
+    return lambda: input("? ")
+
+
+# --- serve --------------------------------------------------------------------------------
+
+@app.command()
+def serve(
+    index: Optional[Path] = IndexOption,
+    port: Optional[int] = typer.Option(None, "--port", help="HTTP port when not in Socket Mode (default 3000)."),
+) -> None:
+    """Run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP on --port)."""
+    _setup_logging(False, logging.INFO)
+    _run(_serve, index, port)
+
+
+def _serve(index: Optional[Path], port: Optional[int]) -> None:
+    if not os.environ.get("SLACK_BOT_TOKEN") and not os.environ.get("SLACK_BOT_TOKEN_FILE"):
+        raise Failure("SLACK_BOT_TOKEN is not set (see README, 'Slack setup')", 2)
+    from .slack_app import serve as serve_slack
+
+    settings = _settings(index)
+    serve_slack(settings, _answerer(settings), port=port)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,139 @@
+"""Pick the sentences that answer a question from the retrieved passages.
+
+Each sentence is scored by its cosine similarity to the question, the share of the question's
+keywords it contains (weighted by how rare they are in the index), and the rank of its passage.
+The best sentence is the answer; a neighbour joins it when it completes the thought.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from embeddings.index import Index
+from embeddings.keyword import question_terms, tokenize
+
+from .retrieval import Passage
+
+# A sentence that opens like this leans on the one before it.
+_CONTINUES = re.compile(
+    r"^(?:\"|'|he|she|it|they|this|that|these|those|but|however|although|though|yet|so|also|"
+    r"and|or|which|as a result|in addition|still)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    passage: Passage
+    index: int  # sentence number within the passage's chunk
+    text: str
+    dense: float
+    keyword: float  # idf-weighted share of question keywords present, 0..1
+    score: float
+
+
+class SentenceVectors:
+    """A bounded cache of sentence embeddings: the sentences of popular passages are embedded once."""
+
+    def __init__(self, encode: Callable[[Sequence[str]], np.ndarray], max_entries: int = 50_000) -> None:
+        self._encode = encode
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            vectors = self._encode(missing)
+            with self._lock:
+                for text, vector in zip(missing, vectors):
+                    self._cache[text] = vector
+                while len(self._cache) > self._max:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            out = []
+            for text in texts:
+                vector = self._cache.get(text)
+                if vector is None:  # evicted meanwhile by another thread
+                    vector = self._encode([text])[0]
+                else:
+                    self._cache.move_to_end(text)
+                out.append(vector)
+        return np.vstack(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def keyword_weights(index: Index, question: str) -> dict[str, float]:
+    """Question keywords (stemmed) with their inverse document frequency in the index."""
+    n = max(len(index), 1)
+    weights: dict[str, float] = {}
+    for term in question_terms(question):
+        df = index.keyword.document_frequency(term)
+        weights[term] = math.log(1 + n / (df + 0.5))
+    return weights
+
+
+def score_sentences(index: Index, passages: Sequence[Passage], question_vector: np.ndarray,
+                    weights: dict[str, float], vectors: SentenceVectors, *,
+                    dense_weight: float = 0.6, keyword_weight: float = 0.4,
+                    rank_weight: float = 0.05) -> list[ScoredSentence]:
+    """Every sentence of the passages, scored, best first (a sentence repeated by chunk overlap once)."""
+    items: list[tuple[Passage, int, str]] = []
+    seen: set[tuple[str, int]] = set()
+    for passage in passages:
+        chunk = passage.hit.chunk
+        for i, (a, b) in enumerate(chunk.sentences):
+            key = (chunk.doc_id, chunk.start + a)
+            if key in seen:
+                continue
+            seen.add(key)
+            items.append((passage, i, chunk.text[a:b]))
+    if not items:
+        return []
+    sims = vectors.get([text for _, _, text in items]) @ np.asarray(question_vector, dtype=np.float32)
+    total_weight = sum(weights.values()) or 1.0
+    scored = []
+    for (passage, i, text), sim in zip(items, sims):
+        terms = set(tokenize([text])[0])
+        overlap = sum(w for term, w in weights.items() if term in terms) / total_weight
+        score = dense_weight * float(sim) + keyword_weight * overlap + rank_weight / (1 + passage.rank)
+        scored.append(ScoredSentence(passage, i, text, float(sim), overlap, score))
+    scored.sort(key=lambda s: -s.score)
+    return scored
+
+
+_PRONOUN = re.compile(r"\b(?:he|she|they|him|his|her|their|them)\b", re.IGNORECASE)
+
+
+def choose_sentences(best: ScoredSentence, ranked: Sequence[ScoredSentence],
+                     max_sentences: int) -> list[ScoredSentence | tuple[int, str]]:
+    """The best sentence plus, at most, one that completes or matches it, in reading order.
+
+    The second sentence is, in this order of preference:
+    - the one before, when the best one leans on it (opens with "But"/a quote, or says "he"/"they",
+      so the reader needs the sentence naming who speaks);
+    - the one after, when it continues the best one;
+    - a sentence elsewhere that holds as many of the question's keywords and scores nearly as well:
+      the text answers in two places, and the user should see both.
+    Returns (sentence number within the best chunk, text) pairs, or a ScoredSentence from elsewhere.
+    """
+    chunk = best.passage.hit.chunk
+    texts = chunk.sentence_texts()
+    if max_sentences < 2:
+        return [(best.index, best.text)]
+    if best.index > 0 and (_CONTINUES.match(best.text) or _PRONOUN.search(best.text)):
+        return [(best.index - 1, texts[best.index - 1]), (best.index, best.text)]
+    if best.index + 1 < len(texts) and _CONTINUES.match(texts[best.index + 1]):
+        return [(best.index, best.text), (best.index + 1, texts[best.index + 1])]
+    for other in ranked[1:4]:
+        if other.keyword >= best.keyword > 0 and other.score >= 0.7 * best.score:
+            if other.passage.row == best.passage.row:
+                pair = sorted([(best.index, best.text), (other.index, other.text)])
+                return pair
+            return [(best.index, best.text), other]
+    return [(best.index, best.text)]

@@ -1,0 +1,284 @@
+"""Load documents (.txt, .md, .html/.htm, or folders of them) and clean them into plain paragraphs.
+
+A cleaned document is paragraphs of single-spaced text separated by one blank line, with navigation
+boilerplate ("Go to home page", "Back to top") removed and curly quotes made straight, so that
+sentence offsets computed later point into exactly the text that is quoted back to users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import DocumentError
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
+                 ".html": "html", ".htm": "html"}
+
+# Files larger than this are refused rather than read into memory whole.
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Document:
+    """A cleaned document. `doc_id` is stable across re-ingests of the same source."""
+
+    doc_id: str
+    title: str
+    text: str  # cleaned: paragraphs separated by "\n\n"
+    source: str
+    url: str | None = None
+
+    @property
+    def short_id(self) -> str:
+        """A readable id for citations: the file name plus a few hex digits of the full id."""
+        name = Path(self.doc_id).name or self.doc_id
+        return f"{name[:60]}~{hashlib.sha1(self.doc_id.encode('utf-8')).hexdigest()[:6]}"
+
+    @property
+    def sha256(self) -> str:
+        """Content hash: an unchanged title and text means an unchanged document."""
+        digest = hashlib.sha256()
+        digest.update(self.title.encode("utf-8"))
+        digest.update(b"\0")
+        digest.update(self.text.encode("utf-8"))
+        return digest.hexdigest()
+
+
+# --- cleaning -------------------------------------------------------------------------------
+
+_QUOTES = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+    "\u00ab": '"', "\u00bb": '"',
+    "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u200b": "", "\ufeff": "",
+})
+
+# Phrases that make up site navigation. A short line made only of these (and punctuation) is
+# boilerplate; a sentence that merely mentions "home page" is kept.
+_NAV_PHRASES = [
+    r"go to (?:the )?home ?page", r"back to (?:the )?top", r"skip to (?:main )?content",
+    r"skip navigation", r"return to top", r"home ?page", r"home", r"menu", r"main menu",
+    r"navigation", r"search", r"share(?: this)?(?: article| story| page)?", r"print(?: this)?(?: page| article)?",
+    r"email", r"tweet", r"facebook", r"twitter", r"linkedin", r"subscribe(?: now)?", r"sign in",
+    r"sign up", r"log ?in", r"log ?out", r"register", r"next(?: article| page| story)?",
+    r"previous(?: article| page| story)?", r"read more", r"related articles?", r"advertisement",
+    r"cookies?(?: policy| settings)?", r"accept(?: all)?(?: cookies)?", r"privacy policy",
+    r"terms of (?:use|service)", r"contact us", r"about us", r"clear", r"close", r"top",
+]
+_NAV_LINE = re.compile(
+    r"^(?:[\s|\u2022\u00b7>\-–—/]*(?:" + "|".join(_NAV_PHRASES) + r")[\s|\u2022\u00b7>\-–—/.:]*)+$",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def is_boilerplate(line: str) -> bool:
+    """True for a navigation line such as "Back to top    Go to home page clear"."""
+    stripped = line.strip()
+    return bool(stripped) and len(stripped) <= 120 and bool(_NAV_LINE.match(stripped))
+
+
+def normalize_text(text: str) -> str:
+    """Unicode NFC, straight quotes, no control characters, one space between words."""
+    text = unicodedata.normalize("NFC", text).translate(_QUOTES)
+    text = _CONTROL.sub(" ", text)
+    return re.sub(r"[ \t\r\f\v]+", " ", text).strip()
+
+
+def clean_paragraphs(lines: Iterable[str]) -> list[str]:
+    """Group lines into paragraphs (a blank line ends one), dropping navigation lines."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for raw in lines:
+        line = normalize_text(raw)
+        if not line or is_boilerplate(line):
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+            continue
+        current.append(line)
+    if current:
+        paragraphs.append(" ".join(current))
+    return paragraphs
+
+
+_MD_RULES = [
+    (re.compile(r"^```.*$|^~~~.*$", re.MULTILINE), ""),  # code fences (their content stays)
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images → alt text
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links → their text
+    (re.compile(r"^\s{0,3}>\s?", re.MULTILINE), ""),  # block quotes
+    (re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.MULTILINE), ""),  # list markers
+    (re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$", re.MULTILINE), ""),  # rules
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
+    (re.compile(r"(?<![\w*])([*_])(?!\s)(.+?)(?<!\s)\1(?![\w*])"), r"\2"),  # italics
+    (re.compile(r"`([^`]*)`"), r"\1"),  # inline code
+    (re.compile(r"<[^>\n]+>"), ""),  # inline HTML tags
+]
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+
+
+def _markdown_lines(text: str) -> tuple[str | None, list[str]]:
+    """Markdown → (first heading, plain lines); headings become paragraphs of their own."""
+    for pattern, replacement in _MD_RULES:
+        text = pattern.sub(replacement, text)
+    title: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        heading = _MD_HEADING.match(line)
+        if heading:
+            if title is None:
+                title = normalize_text(heading.group(1))
+                continue
+            lines.extend(["", heading.group(1), ""])
+        else:
+            lines.append(line)
+    return title, lines
+
+
+def _html_parts(html: str) -> tuple[str | None, str | None, list[str]]:
+    """HTML → (title, canonical url, lines of main text), via trafilatura's main-content extraction."""
+    import trafilatura  # imported here: only ingesting HTML pays for it
+
+    metadata = trafilatura.extract_metadata(html)
+    title = metadata.title if metadata is not None else None
+    url = metadata.url if metadata is not None else None
+    text = trafilatura.extract(html, favor_recall=True, include_comments=False, include_tables=True)
+    if not text:
+        # Very short pages fall below trafilatura's thresholds: take the visible text instead.
+        import lxml.html
+
+        try:
+            tree = lxml.html.fromstring(html)
+        except Exception:  # lxml raises several types on garbage
+            return title, url, []
+        for bad in tree.xpath("//script|//style|//noscript|//template|//nav|//header|//footer"):
+            bad.drop_tree()
+        if title is None:
+            found = tree.xpath("//title/text()|//h1//text()")
+            title = found[0] if found else None
+        text = "\n".join(tree.xpath("//body//text()") or tree.xpath("//text()"))
+    # trafilatura puts one block per line: each line is a paragraph.
+    lines: list[str] = []
+    for line in text.splitlines():
+        lines.extend([line, ""])
+    return (normalize_text(title) if title else None), url, lines
+
+
+def _text_title(paragraphs: list[str]) -> tuple[str | None, list[str]]:
+    """A plain-text document's title is its first paragraph when that looks like a heading."""
+    if len(paragraphs) > 1:
+        first = paragraphs[0]
+        if len(first) <= 200 and not re.search(r"[.!?:;,]$", first) and len(first.split()) <= 30:
+            return first, paragraphs[1:]
+    return None, paragraphs
+
+
+# --- reading --------------------------------------------------------------------------------
+
+def decode_bytes(data: bytes, source: str, encoding: str | None = None) -> str:
+    """Bytes → text. UTF-8 (with or without BOM) and BOM-marked UTF-16/32 are read as such; any
+    other encoding must be named, because guessing one silently corrupts quotes and names."""
+    if encoding:
+        try:
+            return data.decode(encoding)
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise DocumentError(f"{source}: cannot decode as {encoding}: {exc}") from None
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
+                       (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise DocumentError(f"{source}: invalid {codec} text at byte {exc.start}") from None
+    if b"\x00" in data[:8192]:
+        raise DocumentError(f"{source}: binary file, not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            f"{source}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it to UTF-8 or pass --encoding (e.g. --encoding latin-1)"
+        ) from None
+
+
+def parse_document(text: str, kind: str, source: str, doc_id: str | None = None,
+                   default_title: str | None = None) -> Document:
+    """Clean `text` of the given kind ("text", "markdown" or "html") into a `Document`."""
+    url: str | None = None
+    if kind == "html":
+        title, url, lines = _html_parts(text)
+        paragraphs = clean_paragraphs(lines)
+    elif kind == "markdown":
+        title, lines = _markdown_lines(text)
+        paragraphs = clean_paragraphs(lines)
+    else:
+        paragraphs = clean_paragraphs(text.splitlines())
+        title, paragraphs = _text_title(paragraphs)
+    if title and paragraphs and paragraphs[0] == title:
+        paragraphs = paragraphs[1:]
+    body = "\n\n".join(paragraphs)
+    if not body.strip():
+        raise DocumentError(f"{source}: no text to index (empty, or only navigation)")
+    title = title or default_title or Path(source).stem.replace("_", " ").replace("-", " ")
+    return Document(doc_id=doc_id or source, title=title, text=body, source=source, url=url)
+
+
+def load_document(path: Path, encoding: str | None = None) -> Document:
+    """Read and clean one file; raise `DocumentError` with a one-line reason if it can't be used."""
+    source = str(path)
+    kind = TEXT_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DocumentError(f"{source}: unsupported file type (use .txt, .md or .html)")
+    try:
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise DocumentError(f"{source}: too large ({size // 2**20} MiB; the limit is "
+                                f"{MAX_DOCUMENT_BYTES // 2**20} MiB)")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DocumentError(f"{source}: no such file") from None
+    except PermissionError:
+        raise DocumentError(f"{source}: permission denied") from None
+    except IsADirectoryError:
+        raise DocumentError(f"{source}: is a directory") from None
+    except OSError as exc:
+        raise DocumentError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise DocumentError(f"{source}: empty file")
+    text = decode_bytes(data, source, encoding)
+    return parse_document(text, kind, source, doc_id=str(path.resolve()))
+
+
+def find_documents(paths: Iterable[Path]) -> Iterator[Path]:
+    """Expand files and folders into supported files, in a stable order, following no link twice."""
+    for path in paths:
+        if not path.exists() and not path.is_symlink():
+            raise DocumentError(f"{path}: no such file or directory")
+        if path.is_dir():
+            seen: set[tuple[int, int]] = set()
+            for root, dirs, files in os.walk(path, followlinks=True, onerror=_walk_error):
+                stat = os.stat(root)
+                if (stat.st_dev, stat.st_ino) in seen:  # a symlink loop
+                    dirs[:] = []
+                    continue
+                seen.add((stat.st_dev, stat.st_ino))
+                dirs.sort()
+                for name in sorted(files):
+                    candidate = Path(root) / name
+                    if candidate.suffix.lower() in TEXT_SUFFIXES and not name.startswith("."):
+                        yield candidate
+        else:
+            yield path
+
+
+def _walk_error(exc: OSError) -> None:
+    raise DocumentError(f"{exc.filename}: {exc.strerror or 'cannot read'}")

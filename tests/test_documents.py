@@ -1,0 +1,102 @@
+"""Loading and cleaning documents: boilerplate, HTML, Markdown, titles, encodings, bad files."""
+
+from __future__ import annotations
+
+import pytest
+
+from embeddings.documents import decode_bytes, is_boilerplate, load_document, parse_document
+from embeddings.errors import DocumentError
+
+from .conftest import SAMPLE
+
+
+def test_sample_article_is_cleaned_of_navigation_and_curly_quotes():
+    doc = load_document(SAMPLE)
+    assert doc.title.startswith("Russian Diplomat Ryabkov Affirms, 'Results Are Immediately Needed'")
+    assert "Go to home page" not in doc.text
+    assert "Back to top" not in doc.text
+    assert "\u201c" not in doc.text and "\u2019" not in doc.text
+    assert doc.text.startswith("Jan. 6, 2022 (EIRNS)")
+    assert doc.text.rstrip().endswith('it will not be proper to deny it."')
+    assert doc.title not in doc.text  # the title is metadata, not a paragraph
+    assert "\n\n" in doc.text and "  " not in doc.text
+    assert len(doc.sha256) == 64
+
+
+@pytest.mark.parametrize("line", ["Go to home page", "Back to top    Go to home page clear",
+                                  "Skip to content", "Home | Menu | Search", "Share this article"])
+def test_navigation_lines_are_boilerplate(line):
+    assert is_boilerplate(line)
+
+
+@pytest.mark.parametrize("line", ["He went to the home page of the ministry.",
+                                  "Back to top form, the team won the cup.", "Menu prices rose 5%."])
+def test_sentences_mentioning_navigation_words_are_kept(line):
+    assert not is_boilerplate(line)
+
+
+def test_html_uses_title_drops_scripts_styles_and_nav():
+    html = """<html><head><title>Talks in Geneva</title><style>p{color:red}</style>
+    <link rel="canonical" href="https://example.org/geneva"></head><body>
+    <nav><a href="/">Go to home page</a> <a href="/m">Menu</a></nav>
+    <article><h1>Talks in Geneva</h1><script>alert('x')</script>
+    <p>The talks open on Jan. 10 in Geneva. Both delegations &amp; their experts attend.</p>
+    <p>Results are expected <b>within a few weeks</b>.</p></article>
+    <footer>Back to top</footer></body></html>"""
+    doc = parse_document(html, "html", "geneva.html")
+    assert doc.title == "Talks in Geneva"
+    assert doc.url == "https://example.org/geneva"
+    assert "alert" not in doc.text and "color" not in doc.text
+    assert "Go to home page" not in doc.text and "Back to top" not in doc.text
+    assert "Both delegations & their experts attend." in doc.text
+    assert "Results are expected within a few weeks." in doc.text
+
+
+def test_markdown_heading_becomes_title_and_markup_is_removed():
+    md = "# Quarterly report\n\nRevenue **grew** by [12 percent](http://x.y) in *Q3*.\n\n## Outlook\n\n- Hiring continues.\n"
+    doc = parse_document(md, "markdown", "report.md")
+    assert doc.title == "Quarterly report"
+    assert "Revenue grew by 12 percent in Q3." in doc.text
+    assert "Outlook" in doc.text and "Hiring continues." in doc.text
+    assert "*" not in doc.text and "#" not in doc.text and "http" not in doc.text
+
+
+def test_text_without_heading_takes_title_from_file_name(tmp_path):
+    path = tmp_path / "budget-notes.txt"
+    path.write_text("The budget was approved. It takes effect in May.\n", encoding="utf-8")
+    assert load_document(path).title == "budget notes"
+
+
+def test_utf16_with_bom_is_decoded():
+    text = "Caf\u00e9 prices rose."
+    assert decode_bytes(text.encode("utf-16"), "x.txt") == text
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty file"),
+    (b"   \n\t\n", "empty file"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+    ("Caf\u00e9 cr\u00e8me".encode("latin-1"), "not UTF-8"),
+    (b"Go to home page\n\nBack to top\n", "no text to index"),
+])
+def test_unusable_files_are_refused_with_one_line(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(DocumentError) as info:
+        load_document(path)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_named_encoding_reads_latin1(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("Caf\u00e9 cr\u00e8me is sold in Paris.".encode("latin-1"))
+    assert "Caf\u00e9 cr\u00e8me" in load_document(path, encoding="latin-1").text
+
+
+def test_missing_and_unsupported_files(tmp_path):
+    with pytest.raises(DocumentError, match="no such file"):
+        load_document(tmp_path / "nope.txt")
+    (tmp_path / "x.pdf").write_bytes(b"%PDF")
+    with pytest.raises(DocumentError, match="unsupported file type"):
+        load_document(tmp_path / "x.pdf")
