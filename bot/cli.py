@@ -115,6 +115,8 @@ def _ingest(paths, index, rebuild, if_empty, encoding, as_json) -> None:
             paths, index_dir, lambda: get_encoder(m.ingest_backend, m.max_seq_length),
             chunk_words=settings.chunking.chunk_words, sentence_overlap=settings.chunking.sentence_overlap,
             model_name=m.model_name, batch_size=m.batch_size, rebuild=rebuild, encoding=encoding,
+            lock_timeout=settings.ingest.lock_timeout_s,
+            max_bytes=int(settings.ingest.max_document_mb * 2**20),
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     report = result.report
     if as_json:

@@ -45,6 +45,12 @@ class ChunkingSettings:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    max_document_mb: float = 20.0
+    lock_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class RetrievalSettings:
     top_k: int = 5
     candidates: int = 40
@@ -78,6 +84,7 @@ class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)

@@ -59,24 +59,48 @@ def _cut_long(start: int, text: str) -> list[tuple[int, int]]:
     return pieces
 
 
+# pysbd slows down sharply on very long paragraphs, so long ones are fed to it in blocks of about
+# this many characters, cut at a safe-looking sentence end.
+BLOCK_CHARS = 3000
+_SAFE_END = re.compile(r"(?<=[a-z0-9)\]\"'][a-z0-9)\]\"'][a-z0-9)\]\"'][.!?])[\"')\]]?\s+(?=[A-Z\"'])")
+
+
+def _blocks(body: str) -> list[tuple[int, str]]:
+    """Cut a long paragraph into (offset, block) pieces for the segmenter."""
+    blocks = []
+    offset = 0
+    while len(body) - offset > BLOCK_CHARS:
+        window = body[offset:offset + BLOCK_CHARS]
+        ends = [m.end() for m in _SAFE_END.finditer(window)]
+        cut = ends[-1] if ends and ends[-1] > BLOCK_CHARS // 3 else BLOCK_CHARS
+        if cut == BLOCK_CHARS:  # no sentence end: cut at a space, or anywhere
+            space = window.rfind(" ")
+            cut = space + 1 if space > BLOCK_CHARS // 3 else BLOCK_CHARS
+        blocks.append((offset, body[offset:offset + cut]))
+        offset += cut
+    blocks.append((offset, body[offset:]))
+    return blocks
+
+
 def split_sentences(text: str) -> list[Sentence]:
     """Sentences of `text` with offsets; never crosses a paragraph break."""
     sentences: list[Sentence] = []
     for paragraph in re.finditer(r"[^\n]+", text):
-        base = paragraph.start()
-        body = paragraph.group()
-        cursor = 0
-        for piece in _segmenter().segment(body):
-            stripped = piece.strip()
-            if not stripped:
-                continue
-            found = body.find(stripped, cursor)
-            if found < 0:  # pysbd returned altered text; resynchronise on the next word
-                found = cursor
-            end = found + len(stripped)
-            cursor = end
-            for start, stop in _cut_long(base + found, text[base + found:base + end]):
-                sentences.append(Sentence(start, stop, text[start:stop]))
+        for block_offset, body in _blocks(paragraph.group()):
+            base = paragraph.start() + block_offset
+            cursor = 0
+            for piece in _segmenter().segment(body):
+                stripped = piece.strip()
+                if not stripped:
+                    continue
+                found = body.find(stripped, cursor)
+                if found < 0:  # pysbd returned altered text; resynchronise on the next word
+                    found = cursor
+                end = min(found + len(stripped), len(body))
+                cursor = end
+                for start, stop in _cut_long(base + found, text[base + found:base + end]):
+                    if text[start:stop].strip():
+                        sentences.append(Sentence(start, stop, text[start:stop]))
     return sentences
 
 

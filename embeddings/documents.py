@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
                  ".html": "html", ".htm": "html"}
 
-# Files larger than this are refused rather than read into memory whole.
-MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+# Files larger than this are refused rather than read into memory whole (configurable).
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,8 @@ def parse_document(text: str, kind: str, source: str, doc_id: str | None = None,
     return Document(doc_id=doc_id or source, title=title, text=body, source=source, url=url)
 
 
-def load_document(path: Path, encoding: str | None = None) -> Document:
+def load_document(path: Path, encoding: str | None = None,
+                  max_bytes: int = MAX_DOCUMENT_BYTES) -> Document:
     """Read and clean one file; raise `DocumentError` with a one-line reason if it can't be used."""
     source = str(path)
     kind = TEXT_SUFFIXES.get(path.suffix.lower())
@@ -240,10 +241,13 @@ def load_document(path: Path, encoding: str | None = None) -> Document:
         raise DocumentError(f"{source}: unsupported file type (use .txt, .md or .html)")
     try:
         size = path.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise DocumentError(f"{source}: too large ({size // 2**20} MiB; the limit is "
-                                f"{MAX_DOCUMENT_BYTES // 2**20} MiB)")
-        data = path.read_bytes()
+        if size > max_bytes:
+            raise DocumentError(f"{source}: too large ({size / 2**20:.1f} MiB; the limit is "
+                                f"{max_bytes / 2**20:.0f} MiB, set by QABOT_MAX_DOCUMENT_MB)")
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)  # a file that grew since stat() still stops here
+        if len(data) > max_bytes:
+            raise DocumentError(f"{source}: too large (over {max_bytes / 2**20:.0f} MiB)")
     except FileNotFoundError:
         raise DocumentError(f"{source}: no such file") from None
     except PermissionError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .documents import Document, find_documents, load_document
+from .documents import MAX_DOCUMENT_BYTES, Document, find_documents, load_document
 from .errors import DocumentError, IndexLockedError, IndexNotFoundError
 from .index import Index, IngestReport
 
@@ -53,7 +53,8 @@ def index_lock(directory: Path, timeout: float = 30.0) -> Iterator[None]:
         lock.release()
 
 
-def load_documents(paths: Sequence[Path], encoding: str | None = None) -> tuple[list[Document], list[str]]:
+def load_documents(paths: Sequence[Path], encoding: str | None = None,
+                   max_bytes: int = MAX_DOCUMENT_BYTES) -> tuple[list[Document], list[str]]:
     """Documents from files and folders, and the reasons folder members were refused."""
     documents: list[Document] = []
     refused: list[str] = []
@@ -63,14 +64,14 @@ def load_documents(paths: Sequence[Path], encoding: str | None = None) -> tuple[
             for member in find_documents([path]):
                 found = True
                 try:
-                    documents.append(load_document(member, encoding))
+                    documents.append(load_document(member, encoding, max_bytes))
                 except DocumentError as exc:
                     refused.append(str(exc))
             if not found:
                 raise DocumentError(f"{path}: no .txt, .md or .html files in this folder")
         else:
             for member in find_documents([path]):
-                documents.append(load_document(member, encoding))
+                documents.append(load_document(member, encoding, max_bytes))
     return documents, refused
 
 
@@ -86,6 +87,7 @@ def ingest(
     rebuild: bool = False,
     encoding: str | None = None,
     lock_timeout: float = 30.0,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestResult:
     """Load `paths`, add them to the index at `index_dir` and save it if anything changed.
@@ -93,7 +95,7 @@ def ingest(
     `progress(done, total)` is called as chunks are embedded. With `rebuild`, the index is built
     from scratch from `paths` alone (the way out of a corrupt or incompatible index).
     """
-    documents, refused = load_documents(paths, encoding)
+    documents, refused = load_documents(paths, encoding, max_bytes)
     with index_lock(index_dir, lock_timeout):
         index = None
         if not rebuild:
