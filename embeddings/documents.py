@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import unicodedata
+from html.parser import HTMLParser
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -144,6 +145,46 @@ def _markdown_lines(text: str) -> tuple[str | None, list[str]]:
     return title, lines
 
 
+class _VisibleText(HTMLParser):
+    """Visible text of a page with the standard library's streaming parser: no depth limit."""
+
+    _SKIP = {"script", "style", "noscript", "template", "nav", "header", "footer", "head", "svg"}
+    _BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section",
+              "article", "blockquote", "pre", "table", "ul", "ol", "dd", "dt"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._parts: list[str] = []
+        self._skipping = 0
+        self._in_title = False
+        self.title: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title":
+            self._in_title = True
+        elif tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._BLOCK:
+            self._parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+        elif tag in self._SKIP:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in self._BLOCK:
+            self._parts.append("\n")
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title = (self.title or "") + data
+        elif not self._skipping:
+            self._parts.append(data)
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
 def _html_parts(html: str) -> tuple[str | None, str | None, list[str]]:
     """HTML → (title, canonical url, lines of main text), via trafilatura's main-content extraction."""
     import trafilatura  # imported here: only ingesting HTML pays for it
@@ -153,19 +194,12 @@ def _html_parts(html: str) -> tuple[str | None, str | None, list[str]]:
     url = metadata.url if metadata is not None else None
     text = trafilatura.extract(html, favor_recall=True, include_comments=False, include_tables=True)
     if not text:
-        # Very short pages fall below trafilatura's thresholds: take the visible text instead.
-        import lxml.html
-
-        try:
-            tree = lxml.html.fromstring(html)
-        except Exception:  # lxml raises several types on garbage
-            return title, url, []
-        for bad in tree.xpath("//script|//style|//noscript|//template|//nav|//header|//footer"):
-            bad.drop_tree()
-        if title is None:
-            found = tree.xpath("//title/text()|//h1//text()")
-            title = found[0] if found else None
-        text = "\n".join(tree.xpath("//body//text()") or tree.xpath("//text()"))
+        # Very short or very deeply nested pages defeat trafilatura: take the visible text instead.
+        fallback = _VisibleText()
+        fallback.feed(html)
+        fallback.close()
+        title = title or fallback.title
+        text = fallback.text()
     # trafilatura puts one block per line: each line is a paragraph.
     lines: list[str] = []
     for line in text.splitlines():
