@@ -25,6 +25,7 @@ import time
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from http.client import RemoteDisconnected
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping, Sequence
 from urllib.error import URLError
@@ -196,6 +197,12 @@ class WorkerPool(Executor):
         self._pending = 0
         self._idle = threading.Condition()
         self._closed = False
+        self._name = name
+        self._serial = max(1, workers)
+        # Tasks running now, by future: their thread; threads abandoned to a stalled task.
+        self._running: dict[Future, threading.Thread] = {}
+        self._abandoned: set[threading.Thread] = set()
+        self.max_abandoned = max(1, workers)
         self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
                          for i in range(max(1, workers))]
         for thread in self._threads:
@@ -216,7 +223,10 @@ class WorkerPool(Executor):
             if item is None:
                 return
             future, fn, args, kwargs = item
+            me = threading.current_thread()
             try:
+                with self._idle:
+                    self._running[future] = me
                 if future.set_running_or_notify_cancel():
                     try:
                         result = fn(*args, **kwargs)
@@ -226,8 +236,37 @@ class WorkerPool(Executor):
                         future.set_result(result)
             finally:
                 with self._idle:
-                    self._pending -= 1
+                    self._running.pop(future, None)
+                    abandoned = me in self._abandoned
+                    if abandoned:
+                        self._abandoned.discard(me)  # its task was already counted as done
+                    else:
+                        self._pending -= 1
                     self._idle.notify_all()
+            if abandoned:
+                return  # a replacement took this thread's place in the pool
+
+    def abandon(self, future: Future) -> bool:
+        """Give up on a stalled task: its thread is left to finish it alone (and then exit) and a
+        new thread takes its place, so a stuck call can't hold a worker. At most `max_abandoned`
+        threads are abandoned at once (beyond that the task keeps its worker). True if replaced."""
+        if future.cancel():
+            return True  # it had not started: nothing holds a worker
+        with self._idle:
+            thread = self._running.get(future)
+            if (thread is None or thread in self._abandoned or self._closed
+                    or len(self._abandoned) >= self.max_abandoned):
+                return False
+            self._abandoned.add(thread)
+            self._pending -= 1
+            self._threads.remove(thread)
+            replacement = threading.Thread(target=self._run, name=f"{self._name}-{self._serial}", daemon=True)
+            self._serial += 1
+            self._threads.append(replacement)
+            self._idle.notify_all()
+        replacement.start()
+        log.warning("abandoned a stalled task in %s; %d thread(s) now stalled", thread.name, len(self._abandoned))
+        return True
 
     @property
     def pending(self) -> int:
@@ -270,8 +309,10 @@ class AnswerTimeout(Exception):
 # --- Slack clients --------------------------------------------------------------------------------
 
 def retry_handlers() -> list:
-    """slack_sdk's own retry handlers: connection errors, 429 + Retry-After, and 5xx."""
-    return [ConnectionErrorRetryHandler(max_retry_count=2),
+    """slack_sdk's own retry handlers: connection errors and timeouts, 429 + Retry-After, and 5xx."""
+    # A read timeout (TimeoutError, not wrapped in URLError) counts as a connection error too.
+    connection_errors = [URLError, ConnectionResetError, RemoteDisconnected, TimeoutError]
+    return [ConnectionErrorRetryHandler(max_retry_count=2, error_types=connection_errors),
             RateLimitErrorRetryHandler(max_retry_count=3),
             ServerErrorRetryHandler(max_retry_count=2)]
 
@@ -527,7 +568,7 @@ class SlackBot:
         try:
             return future.result(timeout=self.timeout_s)
         except FutureTimeout:
-            future.cancel()
+            self.answers.abandon(future)  # frees the worker for the next question
             raise AnswerTimeout() from None
 
     def answer_and_post(self, question: str, history: Sequence[str], post: Callable[[Message], None], *,
