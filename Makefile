@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 # Exactly this torch: a CPU wheel that installs in seconds here. Any other pulls a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install run test bench clean-index help
+.PHONY: install run test bench eval clean-index help
 
 help:
 	@echo "make run    install if needed, index the bundled article if the index is empty, then"
 	@echo "            start the Slack bot (SLACK_BOT_TOKEN set) or the CLI chat (not set)"
 	@echo "make test   install if needed and run the test suite"
 	@echo "make bench  performance benchmark (QUICK=1 for the 2-minute version)"
+	@echo "make eval   answer-quality evaluation on ../shared/eval (SQuAD subset)"
 
 install: $(STAMP)
 
@@ -38,6 +39,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench.py $(if $(QUICK),--quick,)
+
+eval: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/qabot eval --contexts ../shared/eval/squad-dev10.contexts.jsonl \
+		--questions ../shared/eval/squad-dev10.questions.jsonl --abstain-check
 
 clean-index:
 	rm -rf data/index

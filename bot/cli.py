@@ -246,8 +246,13 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", help="HTTP port when not in Socket Mode (default 3000)."),
 ) -> None:
     """Run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP on --port)."""
-    _setup_logging(False, logging.INFO)
+    if logging.getLogger().level > logging.INFO:  # a server logs what it does
+        logging.getLogger().setLevel(logging.INFO)
     _run(_serve, index, port)
+
+
+# Larger indexes embed sentences lazily, as questions reach them (and cache them).
+WARM_MAX_CHUNKS = 5000
 
 
 def _serve(index: Optional[Path], port: Optional[int]) -> None:
@@ -256,7 +261,54 @@ def _serve(index: Optional[Path], port: Optional[int]) -> None:
     from .slack_app import serve as serve_slack
 
     settings = _settings(index)
-    serve_slack(settings, _answerer(settings), port=port)
+    answerer = _answerer(settings)
+    if len(answerer.index) <= WARM_MAX_CHUNKS:
+        # Embed every sentence now, in the background, so no Slack user waits for it.
+        import threading
+
+        threading.Thread(target=answerer.warm, name="warm-sentences", daemon=True).start()
+    serve_slack(settings, answerer, port=port)
+
+
+# --- eval ---------------------------------------------------------------------------------
+
+@app.command("eval")
+def eval_command(
+    contexts: Path = typer.Option(..., "--contexts", help="JSON lines {context_id, title, text}: one document per title."),
+    questions: Path = typer.Option(..., "--questions", help="JSON lines {id, question, answers}."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
+    abstain_check: bool = typer.Option(False, "--abstain-check",
+                                       help="Also run the cross-split abstention protocol (index half the titles, ask all)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Ask only the first N questions."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Retrieval: hybrid (default), dense or keyword."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir",
+                                            help="Keep the built indexes here and reuse them next time (default: a temporary directory)."),
+) -> None:
+    """Measure retrieval, answers, highlights and abstention on a question set (e.g. ../shared/eval)."""
+    _run(_eval, contexts, questions, as_json, abstain_check, limit, mode, work_dir)
+
+
+def _eval(contexts, questions, as_json, abstain_check, limit, mode, work_dir) -> None:
+    from .evaluation import EvalDataError, format_report, run_eval
+    from .retrieval import MODES
+
+    settings = load_settings()
+    if mode is not None:
+        if mode not in MODES:
+            raise Failure(f"--mode must be one of {', '.join(MODES)}", 2)
+        settings = settings.replace("retrieval", mode=mode)
+    for path in (contexts, questions):
+        if not path.is_file():
+            raise Failure(f"{path}: no such file", 2)
+    try:
+        report = run_eval(contexts, questions, settings, limit=limit, abstain_check=abstain_check,
+                          work_dir=work_dir, progress=True)
+    except EvalDataError as exc:
+        raise Failure(str(exc), 2)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        out.print(Text(format_report(report)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,17 +54,25 @@ class IngestSettings:
 class RetrievalSettings:
     top_k: int = 5
     candidates: int = 40
+    mode: str = "hybrid"
+    fusion: str = "score"
+    dense_weight: float = 0.6
     rrf_k: int = 60
-    dense_weight: float = 0.5
 
 
 @dataclass(frozen=True)
 class AnswerSettings:
     max_sentences: int = 2
     max_question_chars: int = 500
-    min_sentence_score: float = 0.35
-    min_passage_score: float = 0.25
-    min_keyword_share: float = 0.25
+    sentence_dense_weight: float = 0.6
+    sentence_keyword_weight: float = 0.4
+    sentence_rank_weight: float = 0.05
+    min_sentence_score: float = 0.63
+    keyword_bonus: float = 0.5
+    unknown_penalty: float = 0.2
+    missing_name_penalty: float = 0.2
+    min_passage_score: float = 0.1
+    lexical_answers: bool = True
     show_nearest_on_abstain: bool = True
 
 

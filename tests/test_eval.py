@@ -1,0 +1,131 @@
+"""`qabot eval` on a slice of the shared SQuAD set (SQuAD v1.1 / Wikipedia, CC BY-SA 4.0), run as a
+user runs it, plus the metric definitions it relies on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.evaluation import (contains_answer, exact_match, f1_score, load_contexts, load_questions,
+                            normalize_answer, split_titles)
+
+from .conftest import SHARED_EVAL
+from .test_cli import run
+
+CONTEXTS = SHARED_EVAL / "squad-dev10.contexts.jsonl"
+QUESTIONS = SHARED_EVAL / "squad-dev10.questions.jsonl"
+# The two smallest articles of the shared set: a real two-document index in a few seconds.
+SLICE_TITLES = ("Sky_(United_Kingdom)", "Amazon_rainforest")
+METRICS = {"questions", "hit@1", "hit@5", "hit@10", "answer_accuracy", "answer_accuracy_answered",
+           "top_sentence_accuracy", "answer_words_mean", "highlight_rate", "span_em", "span_f1",
+           "span_em_all", "span_f1_all", "abstention_rate", "latency_ms_p50", "latency_ms_p95"}
+
+needs_shared = pytest.mark.skipif(not CONTEXTS.is_file() or not QUESTIONS.is_file(),
+                                  reason="../shared/eval is not present")
+
+
+@pytest.fixture(scope="module")
+def eval_slice(tmp_path_factory):
+    """Contexts of two articles and 40 of their questions, alternating between the two."""
+    if not CONTEXTS.is_file():
+        pytest.skip("../shared/eval is not present")
+    directory = tmp_path_factory.mktemp("eval-slice")
+    contexts = [line for line in CONTEXTS.read_text(encoding="utf-8").splitlines()
+                if json.loads(line)["title"] in SLICE_TITLES]
+    by_title: dict[str, list[str]] = {t: [] for t in SLICE_TITLES}
+    for line in QUESTIONS.read_text(encoding="utf-8").splitlines():
+        title = json.loads(line)["title"]
+        if title in by_title:
+            by_title[title].append(line)
+    questions = [q for pair in zip(*by_title.values()) for q in pair]
+    (directory / "contexts.jsonl").write_text("\n".join(contexts) + "\n", encoding="utf-8")
+    (directory / "questions.jsonl").write_text("\n".join(questions) + "\n", encoding="utf-8")
+    return directory
+
+
+@needs_shared
+def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
+    work = eval_slice / "work"
+    result = run("eval", "--contexts", str(eval_slice / "contexts.jsonl"),
+                 "--questions", str(eval_slice / "questions.jsonl"), "--limit", "40",
+                 "--abstain-check", "--json", "--work-dir", str(work))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    metrics = report["metrics"]
+    assert set(metrics) == METRICS
+    assert metrics["questions"] == 40
+    for key in METRICS - {"questions", "answer_words_mean", "latency_ms_p50", "latency_ms_p95"}:
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["hit@1"] <= metrics["hit@5"] <= metrics["hit@10"]
+    # Two short, distinct articles: retrieval should almost never miss.
+    assert metrics["hit@10"] >= 0.9
+    assert metrics["answer_accuracy"] >= 0.5
+    assert 0 < metrics["latency_ms_p50"] <= metrics["latency_ms_p95"]
+    assert report["documents"] == 2 and report["settings"]["mode"] == "hybrid"
+    check = report["abstain_check"]
+    assert check["split"] == {"A": [SLICE_TITLES[0]], "B": [SLICE_TITLES[1]]}
+    for name in ("A", "B"):
+        assert check[name]["in_index_questions"] == 20 and check[name]["out_of_index_questions"] == 20
+        assert check[name]["in_index_answered"] >= 0.75
+        assert check[name]["out_of_index_declined"] >= 0.75
+    assert set(check["overall"]) == {"in_index_answered", "out_of_index_declined"}
+    assert "split A" in result.stderr  # progress bars on stderr
+
+
+@needs_shared
+def test_eval_table_reuses_the_work_dir_and_takes_a_mode(eval_slice):
+    work = eval_slice / "work"
+    result = run("eval", "--contexts", str(eval_slice / "contexts.jsonl"),
+                 "--questions", str(eval_slice / "questions.jsonl"), "--limit", "10",
+                 "--mode", "keyword", "--work-dir", str(work))
+    assert result.returncode == 0, result.stderr
+    for label in ("retrieval hit@1", "retrieval hit@5", "retrieval hit@10", "answer accuracy",
+                  "top-sentence accuracy", "answer length, mean words", "highlight exact match",
+                  "highlight token F1", "abstention rate", "latency p50", "latency p95"):
+        assert label in result.stdout, label
+    assert "mode keyword" in result.stdout
+    assert "questions" in result.stderr  # the progress bar
+
+
+def test_eval_rejects_bad_input(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n", encoding="utf-8")
+    missing = run("eval", "--contexts", str(tmp_path / "none.jsonl"), "--questions", str(bad))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    garbled = run("eval", "--contexts", str(bad), "--questions", str(bad))
+    assert garbled.returncode == 2 and "not a JSON object" in garbled.stderr
+    mode = run("eval", "--contexts", str(bad), "--questions", str(bad), "--mode", "magic")
+    assert mode.returncode == 2 and "--mode" in mode.stderr
+
+
+# --- the metric definitions -------------------------------------------------------------------
+
+def test_squad_normalisation_exact_match_and_f1():
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert exact_match("the Eiffel tower", ["Eiffel Tower"]) == 1.0
+    assert exact_match("Eiffel", ["Eiffel Tower"]) == 0.0
+    assert f1_score("Eiffel", ["Eiffel Tower"]) == pytest.approx(2 / 3)
+    assert f1_score("in Paris", ["Lyon", "Paris"]) == pytest.approx(2 / 3)
+    assert f1_score("nothing", ["Paris"]) == 0.0
+    assert contains_answer("Both buildings were completed in June 1979.", ["June 1979", "1979"])
+    assert not contains_answer("Completed in June.", ["1979"])
+
+
+def test_split_is_deterministic_and_alternates():
+    titles = [f"t{i}" for i in range(10)]
+    a, b = split_titles(titles)
+    assert a == ["t0", "t2", "t4", "t6", "t8"] and b == ["t1", "t3", "t5", "t7", "t9"]
+    assert split_titles(titles) == (a, b)
+
+
+@needs_shared
+def test_contexts_become_one_document_per_title_in_order():
+    documents = load_contexts(CONTEXTS, titles=["1973_oil_crisis"])
+    assert len(documents) == 1
+    doc = documents[0]
+    assert doc.title == "1973 oil crisis"
+    paragraphs = doc.text.split("\n\n")
+    assert len(paragraphs) == 24 and paragraphs[0].startswith("The 1973 oil crisis began in October 1973")
+    questions = load_questions(QUESTIONS, limit=3)
+    assert len(questions) == 3 and questions[0].answers[0] in paragraphs[0]

@@ -1,0 +1,155 @@
+"""Answer quality over the bundled article, with the real model and a real index: follow-ups that
+lean on the conversation, calibrated abstention, highlights, and the retrieval modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answerer import AnswerTrace, is_follow_up, key_terms, resolve_follow_up
+from bot.answers import ABSTAIN_TEXT
+from bot.focus import find_focus, question_type
+from bot.retrieval import retrieve
+
+GENEVA = "What did Ryabkov say about the talks in Geneva?"
+
+
+# --- follow-ups ---------------------------------------------------------------------------
+
+def test_follow_up_detection_and_resolution():
+    assert is_follow_up("And when are they?") and is_follow_up("What did he say about it?")
+    assert not is_follow_up("When are the Geneva talks?")
+    assert resolve_follow_up("When are the Geneva talks?", [GENEVA]) == "When are the Geneva talks?"
+    assert resolve_follow_up("And when are they?", []) == "And when are they?"
+    assert resolve_follow_up("And when are they?", [GENEVA]) == f"{GENEVA} And when are they?"
+    # A follow-up of a follow-up leans on the question that set the subject.
+    assert resolve_follow_up("Where are they held?", [GENEVA, "And when are they?"]) == \
+        f"{GENEVA} Where are they held?"
+
+
+def test_and_when_are_they_gives_the_date_of_the_talks(answerer):
+    answer = answerer.ask("And when are they?", history=[GENEVA])
+    assert not answer.abstained
+    assert answer.highlighted == "Jan. 10"
+
+
+def test_what_did_he_say_about_it_uses_the_earlier_subject(answerer):
+    trace = AnswerTrace()
+    answer = answerer.ask("What did he say about it?", history=["When are the Geneva talks?"], trace=trace)
+    assert not answer.abstained
+    assert "Geneva" in trace.query
+    assert "Ryabkov" in answer.text and "Geneva" in answer.text
+
+
+def test_follow_up_chain_keeps_the_subject(answerer):
+    answer = answerer.ask("And when were they made public?",
+                          history=["When did Moscow deliver the draft agreements?"])
+    assert not answer.abstained and answer.highlighted == "Dec. 17"
+    answer = answerer.ask("Who will head the Russian delegation there?",
+                          history=[GENEVA, "And when are they?"])
+    assert not answer.abstained and answer.highlighted == "Ryabkov"
+
+
+def test_a_new_subject_is_not_a_follow_up_and_unknown_names_still_abstain(answerer):
+    assert answerer.ask("What is the capital of Australia?", history=[GENEVA]).abstained
+    assert answerer.ask("What did Biden say about them?", history=["When are the Geneva talks?"]).abstained
+
+
+# --- abstention -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("question", [
+    "What did President Biden say about the Geneva talks?",  # a name the article never mentions
+    "What did Ryabkov say about NATO expansion?",  # the right person, a topic it never mentions
+    "How do I bake sourdough bread?",
+    "What is the weather tomorrow?",
+    "How many troops are on the border?",
+    "Who won the World Cup?",
+])
+def test_questions_outside_the_article_abstain_with_reasons(answerer, question):
+    trace = AnswerTrace()
+    answer = answerer.ask(question, trace=trace)
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.highlight is None
+    assert trace.reasons
+    assert set(trace.signals) >= {"passage", "sentence", "keyword", "known", "cover", "missing_names"}
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Who will head the Russian delegation?", "Ryabkov"),
+    ("Who interviewed Ryabkov yesterday?", "Bloomberg News"),
+    ("When did Moscow deliver the draft agreements?", "Dec. 15"),
+    ("When were the draft agreements made public?", "Dec. 17"),
+    ("Which newspaper interviewed him?", "Izvestia"),
+    ("What deadline did Ryabkov give?", "within a few weeks"),
+])
+def test_questions_the_article_answers_highlight_the_answer(answerer, question, expected):
+    trace = AnswerTrace()
+    answer = answerer.ask(question, trace=trace)
+    assert not answer.abstained and not trace.reasons
+    assert answer.highlighted == expected
+
+
+@pytest.mark.parametrize("question", [
+    "What did Putin say?",  # "say" is not in the article ("said" is): not a reason to abstain
+    "What did Ryabkov say about strategic stability?",
+    "What did the U.S. not indicate?",
+    "What did Ryabkov say about the talks in Genva?",  # a typo in a name
+])
+def test_answerable_questions_with_unseen_words_or_typos_answer(answerer, question):
+    assert not answerer.ask(question).abstained
+
+
+def test_unknown_names_and_acronyms():
+    assert key_terms("What did President Biden say about the Geneva talks?") == ["presid", "biden", "geneva"]
+    assert key_terms("When are the talks?") == []
+
+
+# --- retrieval and the trace -----------------------------------------------------------------
+
+def test_trace_reports_ranked_passages_without_changing_the_answer(answerer):
+    plain = answerer.ask("When are the Geneva talks?")
+    trace = AnswerTrace(depth=10)
+    traced = answerer.ask("When are the Geneva talks?", trace=trace)
+    assert traced.text == plain.text and traced.highlight == plain.highlight
+    assert len(trace.passages) == min(10, len(answerer.index))
+    assert [p.rank for p in trace.passages] == list(range(len(trace.passages)))
+    assert trace.best is not None and trace.best.text in traced.text
+    assert "Jan. 10" in trace.best.text
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
+def test_every_retrieval_mode_finds_the_geneva_passage(answerer, mode):
+    question = "When are the Geneva talks?"
+    vector = answerer.encoder.encode([question])[0]
+    passages = retrieve(answerer.index, question, vector, top_k=3, candidates=10, mode=mode)
+    assert passages and any("Jan. 10" in p.hit.chunk.text for p in passages[:2])
+    assert all(a.fused >= b.fused for a, b in zip(passages, passages[1:]))
+    assert all(-1.0 <= p.dense <= 1.0 and 0.0 <= p.keyword_norm <= 1.0 for p in passages)
+
+
+def test_unknown_retrieval_mode_is_refused(answerer):
+    with pytest.raises(ValueError, match="mode"):
+        retrieve(answerer.index, "x", answerer.encoder.encode(["x"])[0], top_k=3, candidates=5, mode="magic")
+
+
+# --- highlight rules ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("question, kind", [
+    ("When did the crisis begin?", "DATE"), ("What year was it founded?", "DATE"),
+    ("How many people live there?", "NUMBER"), ("What percentage of oil is imported?", "NUMBER"),
+    ("Who wrote the report?", "PERSON"), ("Which company bought ABC?", "PERSON"),
+    ("Where is the parliament?", "PLACE"), ("In which city did it open?", "PLACE"),
+    ("Why did prices rise?", None),
+])
+def test_question_types(question, kind):
+    assert question_type(question) == kind
+
+
+@pytest.mark.parametrize("question, sentence, expected", [
+    ("When did the embargo end?", "The embargo ended in March 1974, after talks.", "March 1974"),
+    ("How many people died?", "The crash killed 42 people and injured dozens.", "42 people"),
+    ("Who led the delegation?", "The delegation was led by Sergey Ryabkov, a deputy minister.", "Sergey Ryabkov"),
+    ("Where did the talks take place?", "The talks took place in Geneva last week.", "Geneva"),
+    ("How much did the program cost?", "The program cost $25.4 billion in total.", "$25.4 billion"),
+])
+def test_find_focus_picks_the_span_of_the_asked_type(question, sentence, expected):
+    span = find_focus(question, sentence)
+    assert span is not None and sentence[span[0]:span[1]] == expected
