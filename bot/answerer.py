@@ -11,6 +11,7 @@ import bisect
 import logging
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,12 +163,17 @@ class Answerer:
         encoder = get_encoder(settings.model.query_backend, settings.model.max_seq_length)
         return cls(index, encoder, settings)
 
-    def warm(self, batch_size: int = 64) -> int:
+    def warm(self, batch_size: int = 64, stop: "threading.Event | None" = None) -> int:
         """Embed every sentence of the index now (sorted by length, in big batches) instead of on
-        first use; returns how many sentences there are. Optional: answers are the same."""
+        first use; returns how many sentences there are. Optional: answers are the same.
+        Setting `stop` ends it between batches, so a server can shut down promptly."""
         texts = [sentence_embedding_text(self.index.document(c.doc_id).title, t)
                  for c in self.index.chunks for t in c.sentence_texts()]
-        self._sentence_vectors.get(texts, batch_size=batch_size)
+        step = batch_size * 8
+        for i in range(0, len(texts), step):
+            if stop is not None and stop.is_set():
+                return i
+            self._sentence_vectors.get(texts[i:i + step], batch_size=batch_size)
         self._sentence_vectors.tokens([t for c in self.index.chunks for t in c.sentence_texts()])
         return len(set(texts))
 

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -262,12 +263,22 @@ def _serve(index: Optional[Path], port: Optional[int]) -> None:
 
     settings = _settings(index)
     answerer = _answerer(settings)
-    if len(answerer.index) <= WARM_MAX_CHUNKS:
-        # Embed every sentence now, in the background, so no Slack user waits for it.
-        import threading
+    stop = threading.Event()
+    warmer = threading.Thread(target=answerer.warm, kwargs={"stop": stop}, name="warm-sentences",
+                              daemon=True)
 
-        threading.Thread(target=answerer.warm, name="warm-sentences", daemon=True).start()
-    serve_slack(settings, answerer, port=port)
+    def connected(_info) -> None:
+        # Once Slack accepted the tokens, embed every sentence in the background, so no user
+        # waits for it; larger indexes embed sentences as questions reach them.
+        if len(answerer.index) <= WARM_MAX_CHUNKS:
+            warmer.start()
+
+    try:
+        serve_slack(settings, answerer, port=port, ready=connected)
+    finally:
+        stop.set()
+        if warmer.is_alive():
+            warmer.join(timeout=10)
 
 
 # --- eval ---------------------------------------------------------------------------------
