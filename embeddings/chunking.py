@@ -39,6 +39,10 @@ class Chunk:
 def _segmenter():
     import pysbd  # rule-based, knows "Jan.", "U.S.", "Dr." and friends
 
+    # pysbd uses more distinct regex patterns than `re` caches by default, so it would recompile
+    # them constantly; a larger cache makes sentence splitting about a quarter faster.
+    re._MAXCACHE = max(re._MAXCACHE, 4096)  # type: ignore[attr-defined]
+
     return pysbd.Segmenter(language="en", clean=False)
 
 

