@@ -169,11 +169,18 @@ def choose_sentences(best: ScoredSentence, ranked: Sequence[ScoredSentence],
     """
     chunk = best.passage.hit.chunk
     texts = chunk.sentence_texts()
+
+    def same_paragraph(first: int, second: int) -> bool:
+        # A sentence across a paragraph break starts another thought; it completes nothing.
+        return "\n" not in chunk.text[chunk.sentences[first][1]:chunk.sentences[second][0]]
+
     if max_sentences < 2:
         return [(best.index, best.text)]
-    if best.index > 0 and (_CONTINUES.match(best.text) or _PRONOUN.search(best.text)):
+    if (best.index > 0 and same_paragraph(best.index - 1, best.index)
+            and (_CONTINUES.match(best.text) or _PRONOUN.search(best.text))):
         return [(best.index - 1, texts[best.index - 1]), (best.index, best.text)]
-    if best.index + 1 < len(texts) and _CONTINUES.match(texts[best.index + 1]):
+    if (best.index + 1 < len(texts) and same_paragraph(best.index, best.index + 1)
+            and _CONTINUES.match(texts[best.index + 1])):
         return [(best.index, best.text), (best.index + 1, texts[best.index + 1])]
     for other in ranked[1:4]:
         if other.keyword >= best.keyword > 0 and other.score >= 0.7 * best.score:
