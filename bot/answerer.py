@@ -185,8 +185,7 @@ class Answerer:
         """The index's keyword vocabulary, sorted (for prefix look-ups), and every form of its
         words with one letter deleted (for one-typo look-ups). Built once, on first need."""
         if self._vocab is None:
-            retriever = getattr(self.index.keyword, "_retriever", None)
-            words = sorted(getattr(retriever, "vocab_dict", None) or {})
+            words = self.index.keyword.vocabulary()
             deleted = {w[:i] + w[i + 1:] for w in words if len(w) >= _NAME_PREFIX - 1 for i in range(len(w))}
             self._vocab = (words, deleted)
         return self._vocab

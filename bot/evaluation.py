@@ -90,11 +90,6 @@ def display_title(title: str) -> str:
     return title.replace("_", " ").strip()
 
 
-def context_titles(path: Path) -> list[str]:
-    """The distinct titles of a contexts file, in file order."""
-    return list(dict.fromkeys(str(r.get("title")) for r in _read_jsonl(path)))
-
-
 def load_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:
     out = []
     for number, record in enumerate(_read_jsonl(path), 1):

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .documents import MAX_DOCUMENT_BYTES, Document, find_documents, load_document
-from .errors import DocumentError, IndexLockedError, IndexNotFoundError
-from .index import Index, IngestReport
+from .errors import DocumentError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from .index import REBUILD_HINT, Index, IngestReport
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ def ingest(
 ) -> IngestResult:
     """Load `paths`, add them to the index at `index_dir` and save it if anything changed.
 
-    `progress(done, total)` is called as chunks are embedded. With `rebuild`, the index is built
-    from scratch from `paths` alone (the way out of a corrupt or incompatible index).
+    `progress(done, total)` is called as documents are embedded. With `rebuild`, the index is
+    built from scratch from `paths` alone (the way out of a corrupt or incompatible index).
     """
     documents, refused = load_documents(paths, encoding, max_bytes)
     with index_lock(index_dir, lock_timeout):
@@ -103,28 +103,30 @@ def ingest(
                 index = Index.load(index_dir, model_name=model_name)
             except IndexNotFoundError:
                 index = None
-        if index is None or index.chunk_words != chunk_words or index.sentence_overlap != sentence_overlap:
-            if index is not None:
-                log.info("chunking settings changed: re-chunking every document given")
-            encoder = encoder_factory()
-            index = Index(model_name, encoder.dimension, chunk_words, sentence_overlap)
-        unchanged = all(
-            index.documents.get(d.doc_id) is not None and index.documents[d.doc_id].sha256 == d.sha256
-            for d in documents)
-        if unchanged and Index.exists(index_dir) and not rebuild:
+        if index is not None and (index.chunk_words, index.sentence_overlap) != (chunk_words, sentence_overlap):
+            # The index keeps chunks, not whole documents, so it cannot re-chunk the documents it
+            # already holds; adding to it would silently drop them.
+            raise IndexMismatchError(
+                f"{index_dir}: index was chunked with chunk_words={index.chunk_words}, "
+                f"sentence_overlap={index.sentence_overlap}, but the settings say {chunk_words}, "
+                f"{sentence_overlap}; {REBUILD_HINT}")
+        if index is not None and not rebuild and all(
+                d.doc_id in index.documents and index.documents[d.doc_id].sha256 == d.sha256
+                for d in documents):
             report = IngestReport(skipped=[d.source for d in documents])
             return IngestResult(report, refused, len(index), len(index.documents))
         encoder = encoder_factory()
+        if index is None:
+            index = Index(model_name, encoder.dimension, chunk_words, sentence_overlap)
         done = 0
-        total = sum(1 for _ in documents)
 
-        def step(count: int) -> None:
+        def step(_chunks: int) -> None:
             nonlocal done
-            done += count
+            done += 1
             if progress is not None:
-                progress(done, total)
+                progress(done, len(documents))
 
-        report = index.add(documents, encoder, batch_size=batch_size, progress=lambda n: step(1))
+        report = index.add(documents, encoder, batch_size=batch_size, progress=step)
         if report.changed or rebuild or not Index.exists(index_dir):
             index.save(index_dir)
         return IngestResult(report, refused, len(index), len(index.documents))

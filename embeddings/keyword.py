@@ -85,12 +85,9 @@ class KeywordIndex:
         keep = scores[0] > 0
         return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
-    def known_terms(self, query: str) -> tuple[list[str], list[str]]:
-        """The query's keyword tokens split into (in the index vocabulary, not in it)."""
-        tokens = question_terms(query)
-        vocab = self._retriever.vocab_dict if self._retriever is not None else {}
-        known = [t for t in tokens if t in vocab]
-        return known, [t for t in tokens if t not in vocab]
+    def vocabulary(self) -> list[str]:
+        """Every (stemmed) term in the index, sorted."""
+        return sorted(self._retriever.vocab_dict) if self._retriever is not None else []
 
     def document_frequency(self, term: str) -> int:
         """How many chunks contain the (stemmed) term."""

@@ -124,3 +124,16 @@ def test_folders_refuse_bad_members_but_ingest_the_rest(tmp_path, settings):
     assert result.report.added == [str(folder / "a.txt")]
     assert len(result.refused) == 1 and "b.txt" in result.refused[0]
     assert (tmp_path / "index" / CURRENT).exists()
+
+
+def test_changed_chunking_settings_are_refused_not_silently_dropping_documents(index_copy, settings):
+    before = snapshot(index_copy)
+    other = settings.replace("chunking", chunk_words=settings.chunking.chunk_words + 40)
+    with pytest.raises(IndexMismatchError, match="--rebuild"):
+        build_index([SAMPLE], index_copy, other)
+    assert snapshot(index_copy) == before
+
+
+def test_keyword_vocabulary_is_sorted_stems(sample_index):
+    words = Index.load(sample_index).keyword.vocabulary()
+    assert words == sorted(words) and "izvestia" in words and "ryabkov" in words
