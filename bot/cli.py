@@ -23,8 +23,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from embeddings.errors import QabotError  # noqa: E402
 
-from .answers import Answer  # noqa: E402
-from .settings import Settings, SettingsError, load_settings  # noqa: E402
+from .answering.answer import Answer  # noqa: E402
+from .cli_docs import docs_app, ingest_progress  # noqa: E402
+from .settings import RETRIEVAL_MODES, Settings, SettingsError, load_settings  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="qabot: answers questions about your articles, with quoted sources.")
@@ -32,7 +33,10 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 log = logging.getLogger("qabot")
 
+app.add_typer(docs_app, name="docs")
 IndexOption = typer.Option(None, "--index", help="Index directory (default: $QABOT_INDEX or config).")
+# The --config file given before the command (`qabot --config FILE ask ...`), for every command.
+_config_file: Optional[Path] = None
 
 
 class Failure(Exception):
@@ -43,11 +47,23 @@ class Failure(Exception):
         self.code = code
 
 
-def _settings(index: Optional[Path]) -> Settings:
-    settings = load_settings()
+def _settings(index: Optional[Path] = None) -> Settings:
+    """Code defaults, then --config / $QABOT_CONFIG (or the checkout's file), then $QABOT_*, then --index."""
+    settings = load_settings(_config_file)
     if index is not None:
         settings = settings.replace("paths", index=index)
     return settings
+
+
+def _shown(path: Path | str) -> str:
+    """A path as the user would type it: relative to the current directory when it lies inside it
+    (paths from the checkout's config file are absolute), else as it is."""
+    if "://" in str(path):  # a URL is no path
+        return str(path)
+    p = Path(path)
+    if p.is_absolute() and p.is_relative_to(Path.cwd()):
+        return str(p.relative_to(Path.cwd()))
+    return str(path)  # as given: a relative path, or a URL (which Path would mangle)
 
 
 def _setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
@@ -73,15 +89,26 @@ def _run(fn, *args, **kwargs):
 
 
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debugging detail.")) -> None:
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debugging detail."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", envvar="QABOT_CONFIG",
+        help="Settings file (TOML, like config/default.toml); relative paths in it resolve from its folder."),
+) -> None:
+    global _config_file
     _setup_logging(verbose)
+    _config_file = config
 
 
 # --- ingest -------------------------------------------------------------------------------
 
 @app.command()
 def ingest(
-    paths: List[Path] = typer.Argument(..., help="Files (.txt, .md, .html) or folders of them."),
+    paths: Optional[List[str]] = typer.Argument(
+        None, help="Files (.txt, .md, .html, .pdf, .docx), folders of them, http(s):// URLs or sitemap URLs "
+                   "(default: paths.sample, the bundled articles)."),
+    from_list: Optional[List[Path]] = typer.Option(
+        None, "--from-list", help="A file naming one URL or path a line (# comments); its dead links are refused one by one."),
     index: Optional[Path] = IndexOption,
     rebuild: bool = typer.Option(False, "--rebuild", help="Build the index afresh from these paths alone."),
     if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing if the index already has documents."),
@@ -89,36 +116,30 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add documents to the index (unchanged ones are skipped, changed ones replaced)."""
-    _run(_ingest, paths, index, rebuild, if_empty, encoding, as_json)
+    _run(_ingest, paths, index, rebuild, if_empty, encoding, as_json, from_list or [])
 
 
-def _ingest(paths, index, rebuild, if_empty, encoding, as_json) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from embeddings.encoders import get_encoder
+def _ingest(paths, index, rebuild, if_empty, encoding, as_json, from_list) -> None:
     from embeddings.index import Index
-    from embeddings.ingest import ingest as run_ingest
+    from embeddings.ingest import IngestOptions, ingest as run_ingest
 
     settings = _settings(index)
     index_dir = settings.paths.index
     if if_empty and not rebuild and Index.exists(index_dir):
         if not as_json:
-            out.print(f"Index at {index_dir} already has documents; nothing to do.")
+            out.print(f"Index at {_shown(index_dir)} already has documents; nothing to do.")
         else:
-            out.print_json(json.dumps({"added": [], "updated": [], "skipped": [], "refused": [], "index": str(index_dir)}))
+            print(json.dumps({"added": [], "updated": [], "skipped": [], "refused": [], "index": str(index_dir)}))
         return
-    m = settings.model
-    show = not as_json and sys.stderr.isatty()
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, disable=not show, transient=True) as bar:
-        task = bar.add_task("Embedding documents", total=None)
+    if not paths and not from_list:
+        if not settings.paths.sample.exists():
+            raise Failure(f"no paths given, and paths.sample ({settings.paths.sample}) does not exist; "
+                          "name the files or folders to ingest", 2)
+        paths = [settings.paths.sample]
+    with ingest_progress(show=not as_json and sys.stderr.isatty()) as (on_load, on_embed):
         result = run_ingest(
-            paths, index_dir, lambda: get_encoder(m.ingest_backend, m.max_seq_length),
-            chunk_words=settings.chunking.chunk_words, sentence_overlap=settings.chunking.sentence_overlap,
-            model_name=m.model_name, batch_size=m.batch_size, rebuild=rebuild, encoding=encoding,
-            lock_timeout=settings.ingest.lock_timeout_s,
-            max_bytes=int(settings.ingest.max_document_mb * 2**20),
-            progress=lambda done, total: bar.update(task, completed=done, total=total))
+            paths or [], index_dir, IngestOptions.from_settings(settings), rebuild=rebuild, encoding=encoding,
+            from_lists=from_list, load_progress=on_load, progress=on_embed)
     report = result.report
     if as_json:
         print(json.dumps({"added": report.added, "updated": report.updated, "skipped": report.skipped,
@@ -129,23 +150,26 @@ def _ingest(paths, index, rebuild, if_empty, encoding, as_json) -> None:
     for label, items, colour in (("added", report.added, "green"), ("updated", report.updated, "yellow"),
                                  ("skipped (unchanged)", report.skipped, "dim")):
         for item in items:
-            out.print(f"[{colour}]{label}[/{colour}] {escape(item)}")
+            out.print(f"[{colour}]{label}[/{colour}] {escape(_shown(item))}")
     for reason in result.refused:
         err.print(f"[red]refused[/red] {escape(reason)}")
-    out.print(f"Index {index_dir}: {result.documents_total} documents, {result.chunks_total} chunks "
+    out.print(f"Index {_shown(index_dir)}: {result.documents_total} documents, {result.chunks_total} chunks "
               f"({report.chunks_added} new).")
 
 
 # --- ask / chat ---------------------------------------------------------------------------
 
 def _answerer(settings: Settings):
-    from .answerer import Answerer
+    from .answering.answerer import Answerer
 
     return Answerer.from_settings(settings)
 
 
 def render_answer(answer: Answer, console: Console = out) -> None:
-    """The answer (its key words highlighted), then the passages it quotes."""
+    """The short answer when the reader is confident about it, then the quote (its answer span
+    highlighted), then the passages it quotes: the answer first, then the evidence."""
+    if answer.lead:
+        console.print(Text(answer.lead, style="bold cyan"))
     text = Text(answer.text, style="italic" if answer.abstained else "")
     if answer.highlight:
         text.stylize("bold cyan", *answer.highlight)
@@ -157,7 +181,8 @@ def render_answer(answer: Answer, console: Console = out) -> None:
             label = "Source"
         else:
             continue
-        console.print(Text(f"  {label}: {citation.document}", style="bold dim"))
+        page = f", p. {citation.page}" if citation.page else ""
+        console.print(Text(f"  {label}: {citation.document}{page}", style="bold dim"))
         passage = citation.quote or citation.text
         console.print(Text("  > " + (passage if len(passage) < 600 else passage[:600] + "…"), style="dim"))
 
@@ -244,24 +269,29 @@ def _line_reader(settings: Settings):
 @app.command()
 def serve(
     index: Optional[Path] = IndexOption,
-    port: Optional[int] = typer.Option(None, "--port", help="HTTP port when not in Socket Mode (default 3000)."),
+    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535,
+                                       help="HTTP port when not in Socket Mode (default: [slack] port, 3000; 0 picks a free one)."),
+    host: Optional[str] = typer.Option(None, "--host",
+                                       help="HTTP interface when not in Socket Mode (default: [slack] host, 0.0.0.0)."),
 ) -> None:
     """Run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP on --port)."""
     if logging.getLogger().level > logging.INFO:  # a server logs what it does
         logging.getLogger().setLevel(logging.INFO)
-    _run(_serve, index, port)
+    _run(_serve, index, port, host)
 
 
 # Larger indexes embed sentences lazily, as questions reach them (and cache them).
 WARM_MAX_CHUNKS = 5000
 
 
-def _serve(index: Optional[Path], port: Optional[int]) -> None:
+def _serve(index: Optional[Path], port: Optional[int], host: Optional[str]) -> None:
     if not os.environ.get("SLACK_BOT_TOKEN") and not os.environ.get("SLACK_BOT_TOKEN_FILE"):
         raise Failure("SLACK_BOT_TOKEN is not set (see README, 'Slack setup')", 2)
-    from .slack_app import serve as serve_slack
+    from .slack.server import serve as serve_slack
 
     settings = _settings(index)
+    if host is not None:
+        settings = settings.replace("slack", host=host)
     answerer = _answerer(settings)
     stop = threading.Event()
     warmer = threading.Thread(target=answerer.warm, kwargs={"stop": stop}, name="warm-sentences",
@@ -274,7 +304,7 @@ def _serve(index: Optional[Path], port: Optional[int]) -> None:
             warmer.start()
 
     try:
-        serve_slack(settings, answerer, port=port, ready=connected)
+        serve_slack(settings, answerer, port=port, host=settings.slack.host, ready=connected)
     finally:
         stop.set()
         if warmer.is_alive():
@@ -290,30 +320,34 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
     abstain_check: bool = typer.Option(False, "--abstain-check",
                                        help="Also run the cross-split abstention protocol (index half the titles, ask all)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Ask only the first N questions."),
+    unanswerable: Optional[Path] = typer.Option(
+        None, "--unanswerable",
+        help="Also ask these unanswerable questions (SQuAD 2.0 JSON lines, empty answers) and report declined/answered."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Ask only the first N questions (of each file)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="Retrieval: hybrid (default), dense or keyword."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir",
                                             help="Keep the built indexes here and reuse them next time (default: a temporary directory)."),
 ) -> None:
     """Measure retrieval, answers, highlights and abstention on a question set (e.g. ../shared/eval)."""
-    _run(_eval, contexts, questions, as_json, abstain_check, limit, mode, work_dir)
+    _run(_eval, contexts, questions, as_json, abstain_check, limit, mode, work_dir, unanswerable)
 
 
-def _eval(contexts, questions, as_json, abstain_check, limit, mode, work_dir) -> None:
-    from .evaluation import EvalDataError, format_report, run_eval
-    from .retrieval import MODES
+def _eval(contexts, questions, as_json, abstain_check, limit, mode, work_dir, unanswerable=None) -> None:
+    from .evaluation.data import EvalDataError
+    from .evaluation.report import format_report
+    from .evaluation.runner import run_eval
 
-    settings = load_settings()
+    settings = _settings()
     if mode is not None:
-        if mode not in MODES:
-            raise Failure(f"--mode must be one of {', '.join(MODES)}", 2)
+        if mode not in RETRIEVAL_MODES:
+            raise Failure(f"--mode must be one of {', '.join(RETRIEVAL_MODES)}; got {mode!r}", 2)
         settings = settings.replace("retrieval", mode=mode)
-    for path in (contexts, questions):
+    for path in (contexts, questions, *([unanswerable] if unanswerable else [])):
         if not path.is_file():
             raise Failure(f"{path}: no such file", 2)
     try:
         report = run_eval(contexts, questions, settings, limit=limit, abstain_check=abstain_check,
-                          work_dir=work_dir, progress=True)
+                          unanswerable=unanswerable, work_dir=work_dir, progress=True)
     except EvalDataError as exc:
         raise Failure(str(exc), 2)
     if as_json:

@@ -1,25 +1,89 @@
-"""One typed settings object, loaded from ``config/default.toml`` and overridden by the environment.
+"""One typed, validated settings object. Every default lives here, in the dataclasses below.
 
-Every key lives in a section of the TOML file, and every key name is unique across sections, so an
-environment variable ``QABOT_<KEY>`` overrides it without naming the section (``QABOT_INDEX``,
-``QABOT_TOP_K``). ``QABOT_CONFIG`` names another TOML file to start from.
+Load order, each step overriding the one before:
+
+1. the code defaults (this module);
+2. one TOML file: ``--config`` / ``QABOT_CONFIG`` if given, else the checkout's
+   ``config/default.toml`` when qabot runs from a source checkout (never when installed);
+3. environment variables ``QABOT_<KEY>``. Key names are unique across sections, so the variable
+   does not name the section (``QABOT_INDEX``, ``QABOT_TOP_K``).
+
+Relative paths in a TOML file resolve from that file's folder, so a config file means the same
+thing from any working directory. Relative paths from the code defaults, the environment or
+``--index`` resolve from the current directory, as a user typing them expects.
+
+Every value is checked on load (type, allowed values, range) and every unknown key is refused, each
+with a one-line :class:`SettingsError` that names the key and what it accepts: a typo fails at
+start-up, not on the first question. ``config/default.toml`` documents every key with its default;
+a test keeps it equal to the code.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, get_type_hints
+from typing import Any, Iterator, Mapping, get_type_hints
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+#: The folder holding ``bot/``: a source checkout's root, or ``site-packages`` when installed.
+_CODE_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "QABOT_"
+CONFIG_ENV = "QABOT_CONFIG"
+
+RETRIEVAL_MODES = ("hybrid", "dense", "keyword")
+FUSIONS = ("score", "rrf")
+ENCODER_BACKENDS = ("torch", "onnx")
+# The read + judge steps: "onnx" = the trained reader (bot/reader/model), "off" = the rules.
+READERS = ("onnx", "off")
+MAX_PORT = 65535
+# all-MiniLM-L6-v2 has 512 position embeddings: longer inputs cannot be encoded.
+MODEL_MAX_POSITIONS = 512
 
 
 class SettingsError(ValueError):
-    """A setting is missing, unknown or of the wrong type."""
+    """A setting is unknown, of the wrong type or out of range; or the config file is unreadable."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one setting accepts beyond its type: a set of values or a numeric range."""
+
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+
+    def violation(self, value: Any) -> str | None:
+        """Why `value` breaks the rule ("must be ..."), or None when it is fine."""
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}"
+        if self.minimum is not None and self.maximum is not None:
+            if not self.minimum <= value <= self.maximum:
+                return f"must be between {_num(self.minimum)} and {_num(self.maximum)}"
+        elif self.minimum is not None:
+            if self.exclusive_minimum and value <= self.minimum:
+                return f"must be greater than {_num(self.minimum)}"
+            if not self.exclusive_minimum and value < self.minimum:
+                return f"must be at least {_num(self.minimum)}"
+        return None
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _setting(default: Any, **rule: Any) -> Any:
+    """A dataclass field with its default and its :class:`Rule`."""
+    return field(default=default, metadata={"rule": Rule(**rule)})
+
+
+POSITIVE = {"minimum": 0, "exclusive_minimum": True}
+NON_NEGATIVE = {"minimum": 0}
+AT_LEAST_ONE = {"minimum": 1}
+FRACTION = {"minimum": 0, "maximum": 1}
 
 
 @dataclass(frozen=True)
@@ -27,64 +91,80 @@ class PathSettings:
     index: Path = Path("data/index")
     sample: Path = Path("data/articles")
     feedback_log: Path = Path("data/feedback.jsonl")
+    # Messages already answered and threads the bot answers in (SQLite, shared by every process).
+    state_db: Path = Path("data/state.sqlite3")
 
 
 @dataclass(frozen=True)
 class ModelSettings:
     model_name: str = "all-MiniLM-L6-v2"
-    ingest_backend: str = "torch"
-    query_backend: str = "onnx"
-    batch_size: int = 32
-    max_seq_length: int = 256
+    ingest_backend: str = _setting("torch", choices=ENCODER_BACKENDS)
+    query_backend: str = _setting("onnx", choices=ENCODER_BACKENDS)
+    batch_size: int = _setting(32, **AT_LEAST_ONE)
+    max_seq_length: int = _setting(256, minimum=1, maximum=MODEL_MAX_POSITIONS)
 
 
 @dataclass(frozen=True)
 class ChunkingSettings:
-    chunk_words: int = 120
-    sentence_overlap: int = 1
+    chunk_words: int = _setting(120, **AT_LEAST_ONE)
+    sentence_overlap: int = _setting(1, **NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
 class IngestSettings:
-    max_document_mb: float = 20.0
-    lock_timeout_s: float = 30.0
+    max_document_mb: float = _setting(20.0, **POSITIVE)
+    lock_timeout_s: float = _setting(30.0, **NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    top_k: int = 5
-    candidates: int = 40
-    mode: str = "hybrid"
-    fusion: str = "score"
-    dense_weight: float = 0.6
-    rrf_k: int = 60
+    top_k: int = _setting(5, **AT_LEAST_ONE)
+    candidates: int = _setting(40, **AT_LEAST_ONE)
+    mode: str = _setting("hybrid", choices=RETRIEVAL_MODES)
+    fusion: str = _setting("score", choices=FUSIONS)
+    dense_weight: float = _setting(0.6, **FRACTION)
+    rrf_k: int = _setting(60, **NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    max_sentences: int = 2
-    max_question_chars: int = 500
-    sentence_dense_weight: float = 0.6
-    sentence_keyword_weight: float = 0.4
-    sentence_rank_weight: float = 0.05
+    max_sentences: int = _setting(2, **AT_LEAST_ONE)
+    max_question_chars: int = _setting(500, **AT_LEAST_ONE)
+    sentence_dense_weight: float = _setting(0.6, **NON_NEGATIVE)
+    sentence_keyword_weight: float = _setting(0.4, **NON_NEGATIVE)
+    sentence_rank_weight: float = _setting(0.05, **NON_NEGATIVE)
     min_sentence_score: float = 0.63
-    keyword_bonus: float = 0.5
-    unknown_penalty: float = 0.2
-    missing_name_penalty: float = 0.2
-    min_passage_score: float = 0.1
+    keyword_bonus: float = _setting(0.5, **NON_NEGATIVE)
+    unknown_penalty: float = _setting(0.2, **NON_NEGATIVE)
+    missing_name_penalty: float = _setting(0.2, **NON_NEGATIVE)
+    min_passage_score: float = _setting(0.1, minimum=-1, maximum=1)
     lexical_answers: bool = True
     show_nearest_on_abstain: bool = True
+    # "onnx": the trained reader ranks the sentences and decides answer or decline (issue 10);
+    # "off": the rules above do (the README's ablation).
+    reader: str = _setting("onnx", choices=READERS)
 
 
 @dataclass(frozen=True)
 class SlackSettings:
     allowed_channels: tuple[str, ...] = ()
     slash_ephemeral: bool = True
-    workers: int = 8
-    answer_timeout_s: float = 30.0
-    dedupe_ttl_s: float = 900.0
-    dedupe_max_entries: int = 20000
-    port: int = 3000
+    workers: int = _setting(8, **AT_LEAST_ONE)
+    answer_timeout_s: float = _setting(30.0, **POSITIVE)
+    dedupe_ttl_s: float = _setting(900.0, **POSITIVE)
+    dedupe_max_entries: int = _setting(20000, **AT_LEAST_ONE)
+    # HTTP mode only. Every interface, as before this setting existed: a container or a proxy on
+    # another host must reach the bot, and every request is signature-checked anyway.
+    host: str = "0.0.0.0"
+    port: int = _setting(3000, minimum=1, maximum=MAX_PORT)
+    # Answer people from other organisations in Slack Connect channels (off: they get a one-line refusal).
+    answer_external_users: bool = False
+    # Q&A channels: every top-level question there is answered without a mention (bot/slack/intent.py).
+    qa_channels: tuple[str, ...] = ()
+    # User ids who see the feedback tally on the bot's Home tab.
+    admin_users: tuple[str, ...] = ()
+    # A reply is streamed (chat.startStream) once its text has been arriving this long (seconds).
+    stream_after_s: float = _setting(1.0, **NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -102,67 +182,182 @@ class Settings:
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
 
 
-def _coerce(value: Any, kind: Any, key: str) -> Any:
-    """Turn a TOML or environment value into the declared type, or say which key is wrong."""
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered in {"1", "true", "yes", "on"}:
-                    return True
-                if lowered in {"0", "false", "no", "off"}:
-                    return False
-                raise ValueError(value)
-            if not isinstance(value, bool):
-                raise ValueError(value)
+@dataclass(frozen=True)
+class Key:
+    """One setting: its section, name, declared type and rule."""
+
+    section: str
+    name: str
+    kind: Any
+    rule: Rule
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def section_types() -> dict[str, type]:
+    """Section name -> its dataclass, in declaration order."""
+    hints = get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in fields(Settings)}
+
+
+def all_keys() -> Iterator[Key]:
+    """Every setting, section by section, in declaration order."""
+    for section, cls in section_types().items():
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            yield Key(section, f.name, hints[f.name], f.metadata.get("rule", Rule()))
+
+
+def checkout_config() -> Path | None:
+    """``config/default.toml`` of the source checkout this code runs from; None when installed."""
+    candidate = _CODE_ROOT / "config" / "default.toml"
+    if (_CODE_ROOT / "pyproject.toml").is_file() and candidate.is_file():
+        return candidate
+    return None
+
+
+def _type_name(kind: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", Path: "a path",
+            str: "a string"}.get(kind, "a list of strings")
+
+
+def _coerce(value: Any, kind: Any, base: Path | None) -> Any:
+    """A TOML or environment value as the declared type; ValueError when it is not one.
+
+    Environment values are text, so text converts; a TOML file has types, so there ``"3"`` is not
+    an integer. `base` is the folder relative paths resolve from: a config file's, or None for the
+    environment."""
+    from_env = base is None and isinstance(value, str)
+    if kind is bool:
+        if isinstance(value, bool):
             return value
-        if kind is int:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if kind is float:
-            return float(value)
-        if kind is Path:
-            return Path(value)
-        if kind == tuple[str, ...]:
-            if isinstance(value, str):
-                return tuple(part.strip() for part in value.split(",") if part.strip())
-            return tuple(str(part) for part in value)
-        return str(value)
+        lowered = value.strip().lower() if from_env else None
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, (bool, float)) or (isinstance(value, str) and not from_env):
+            raise ValueError(value)
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or (isinstance(value, str) and not from_env):
+            raise ValueError(value)
+        return float(value)
+    if kind is Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError(value)
+        path = Path(value).expanduser()
+        return Path(os.path.normpath(base / path)) if base is not None and not path.is_absolute() else path
+    if kind == tuple[str, ...]:
+        if from_env:
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
+            raise ValueError(value)
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return value
+
+
+def _checked(key: Key, value: Any, source: str, base: Path | None = None) -> Any:
+    """The coerced, validated value, or a one-line SettingsError naming the key and its source."""
+    try:
+        value = _coerce(value, key.kind, base)
     except (TypeError, ValueError):
-        raise SettingsError(f"setting {key!r} has an invalid value {value!r}") from None
+        raise SettingsError(f"setting {key.name} ({source}) must be {_type_name(key.kind)}; "
+                            f"got {value!r}") from None
+    _validate(key, value, source)
+    return value
+
+
+def _validate(key: Key, value: Any, source: str) -> None:
+    """Apply the key's rule to a value of the right type."""
+    if key.kind is str and not value.strip():
+        raise SettingsError(f"setting {key.name} ({source}) must not be empty")
+    problem = key.rule.violation(value)
+    if problem:
+        raise SettingsError(f"setting {key.name} ({source}) {problem}; got {value!r}")
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise SettingsError(f"config file {path} is a directory") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _file_values(path: Path) -> dict[tuple[str, str], Any]:
+    """(section, key) -> checked value for every key the file sets; unknown ones are refused."""
+    raw = _read_file(path)
+    sections = section_types()
+    keys = {(k.section, k.name): k for k in all_keys()}
+    values: dict[tuple[str, str], Any] = {}
+    for section, table in raw.items():
+        owner = [k.section for k in keys.values() if k.name == section]
+        if owner and not isinstance(table, dict):
+            raise SettingsError(f"setting {section} in {path} must sit under its section [{owner[0]}]")
+        if section not in sections:
+            raise SettingsError(f"unknown section [{section}] in {path}{_suggest(section, list(sections))}; "
+                                f"sections: {', '.join(sections)}")
+        if not isinstance(table, dict):
+            raise SettingsError(f"[{section}] in {path} must be a table of settings")
+        known = [name for (sec, name) in keys if sec == section]
+        for name, value in table.items():
+            if (section, name) not in keys:
+                raise SettingsError(f"unknown setting {name} in [{section}] of {path}"
+                                    f"{_suggest(name, known)}; known: {', '.join(known)}")
+            values[section, name] = _checked(keys[section, name], value, f"[{section}] in {path}",
+                                             base=path.parent)
+    return values
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[tuple[str, str], Any]:
+    """(section, key) -> checked value for every ``QABOT_<KEY>`` set; unknown names are refused."""
+    by_env = {k.env: k for k in all_keys()}
+    values: dict[tuple[str, str], Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        key = by_env.get(name)
+        if key is None:
+            raise SettingsError(f"unknown setting {name}{_suggest(name, list(by_env))}; every key is "
+                                "listed in config/default.toml (README, \"Configuration\")")
+        values[key.section, key.name] = _checked(key, value, name)
+    return values
 
 
 def load_settings(
     config_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Read the TOML file (``QABOT_CONFIG`` or the default), then apply ``QABOT_<KEY>`` overrides."""
-    environ = os.environ if environ is None else environ
-    path = config_file or Path(environ.get("QABOT_CONFIG") or DEFAULT_CONFIG)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    """Code defaults, then one config file, then ``QABOT_<KEY>`` variables; all validated.
 
-    sections: dict[str, Any] = {}
-    for section_field in fields(Settings):
-        section_cls = section_field.type if isinstance(section_field.type, type) else None
-        section_cls = section_cls or get_type_hints(Settings)[section_field.name]
-        hints = get_type_hints(section_cls)
-        given = dict(raw.pop(section_field.name, {}) or {})
-        values: dict[str, Any] = {}
-        for key_field in fields(section_cls):
-            key = key_field.name
-            if key in given:
-                values[key] = _coerce(given.pop(key), hints[key], key)
-            env_value = environ.get(f"QABOT_{key.upper()}")
-            if env_value is not None:
-                values[key] = _coerce(env_value, hints[key], f"QABOT_{key.upper()}")
-        if given:
-            raise SettingsError(f"unknown setting(s) in [{section_field.name}]: {', '.join(sorted(given))}")
-        sections[section_field.name] = section_cls(**values)
-    if raw:
-        raise SettingsError(f"unknown section(s) in {path}: {', '.join(sorted(raw))}")
+    The file is `config_file`, else ``QABOT_CONFIG`` from `environ`, else the checkout's
+    ``config/default.toml`` (none when installed: the code defaults then stand alone)."""
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get(CONFIG_ENV):
+        config_file = Path(environ[CONFIG_ENV]).expanduser()
+    if config_file is None:
+        config_file = checkout_config()
+    values = _file_values(Path(config_file)) if config_file is not None else {}
+    values.update(_env_values(environ))
+    for key in all_keys():  # the code defaults obey the same rules (a test guards edits)
+        if (key.section, key.name) not in values:
+            _validate(key, getattr(getattr(Settings(), key.section), key.name), "code default")
+    sections = {
+        section: cls(**{name: value for (sec, name), value in values.items() if sec == section})
+        for section, cls in section_types().items()
+    }
     return Settings(**sections)

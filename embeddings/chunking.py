@@ -108,12 +108,13 @@ def split_sentences(text: str) -> list[Sentence]:
     return sentences
 
 
-def chunk_document(document: Document, chunk_words: int = 120, sentence_overlap: int = 1) -> list[Chunk]:
+def chunk_document(document: Document, chunk_words: int, sentence_overlap: int) -> list[Chunk]:
     """Group whole sentences into chunks of about `chunk_words` words.
 
     Each chunk after the first repeats the last `sentence_overlap` sentences of the one before,
     so a question whose answer spans a chunk boundary still finds both sentences together.
-    Chunks never span paragraphs unless a paragraph is shorter than a third of a chunk.
+    Chunks never span paragraphs unless a paragraph is shorter than a third of a chunk. Both
+    numbers come from the [chunking] settings (the index records them in its manifest).
     """
     if chunk_words < 1 or sentence_overlap < 0:
         raise ValueError("chunk_words must be >= 1 and sentence_overlap >= 0")

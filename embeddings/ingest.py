@@ -1,25 +1,61 @@
-"""Ingest files into an index directory: one writer at a time, all or nothing.
+"""Ingest files and URLs into an index directory, or remove documents from it: one writer at a
+time, all or nothing.
 
-Files named explicitly must all load, or nothing is written. Files found inside a named folder
-that cannot be used (binary, empty, undecodable) are refused one by one and reported, so one bad
-file does not block a folder of good ones.
+Inputs named explicitly must all load, or nothing is written. Members of a named folder, a sitemap
+or a `--from-list` file that cannot be used (binary, empty, undecodable, a dead link) are refused
+one by one and reported, so one bad member does not block the rest (embeddings/sources/collect.py).
 """
 
 from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .documents import MAX_DOCUMENT_BYTES, Document, find_documents, load_document
-from .errors import DocumentError, IndexLockedError, IndexMismatchError, IndexNotFoundError
-from .index import REBUILD_HINT, Index, IngestReport
+from .documents import Document
+from .encoders import Encoder, get_encoder
+from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, QabotError
+from .index import DocumentInfo, Index, IngestReport
+from .sources.collect import Progress, collect
+from .sources.web import FetchLimits
+from .storage import REBUILD_HINT
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How documents become an index: the model, chunking and limits of one ingest.
+
+    Every value comes from the settings (`from_settings`); embeddings/ keeps no defaults of its
+    own, so `qabot ingest`, the tests, the benchmark and `qabot eval` build indexes the same way.
+    """
+
+    model_name: str
+    backend: str  # encoder backend for ingest: "torch" or "onnx"
+    max_seq_length: int
+    batch_size: int
+    chunk_words: int
+    sentence_overlap: int
+    max_bytes: int  # larger files are refused before they are read
+    lock_timeout: float  # seconds to wait for another ingest writing the same index
+
+    @classmethod
+    def from_settings(cls, settings) -> "IngestOptions":
+        """From qabot's settings (duck-typed: its model, chunking and ingest sections), so that
+        embeddings/ needs nothing from bot/."""
+        m, c, i = settings.model, settings.chunking, settings.ingest
+        return cls(model_name=m.model_name, backend=m.ingest_backend, max_seq_length=m.max_seq_length,
+                   batch_size=m.batch_size, chunk_words=c.chunk_words, sentence_overlap=c.sentence_overlap,
+                   max_bytes=int(i.max_document_mb * 2**20), lock_timeout=i.lock_timeout_s)
+
+    def encoder(self) -> Encoder:
+        """The shared encoder these options name (loaded on first use)."""
+        return get_encoder(self.backend, self.max_seq_length)
 
 
 @dataclass
@@ -31,7 +67,7 @@ class IngestResult:
 
 
 @contextmanager
-def index_lock(directory: Path, timeout: float = 30.0) -> Iterator[None]:
+def index_lock(directory: Path, timeout: float) -> Iterator[None]:
     """Serialise writers on one index directory with a lock file."""
     from filelock import FileLock, Timeout
 
@@ -53,80 +89,128 @@ def index_lock(directory: Path, timeout: float = 30.0) -> Iterator[None]:
         lock.release()
 
 
-def load_documents(paths: Sequence[Path], encoding: str | None = None,
-                   max_bytes: int = MAX_DOCUMENT_BYTES) -> tuple[list[Document], list[str]]:
-    """Documents from files and folders, and the reasons folder members were refused."""
-    documents: list[Document] = []
-    refused: list[str] = []
-    for path in paths:
-        if path.is_dir():
-            found = False
-            for member in find_documents([path]):
-                found = True
-                try:
-                    documents.append(load_document(member, encoding, max_bytes))
-                except DocumentError as exc:
-                    refused.append(str(exc))
-            if not found:
-                raise DocumentError(f"{path}: no .txt, .md or .html files in this folder")
-        else:
-            for member in find_documents([path]):
-                documents.append(load_document(member, encoding, max_bytes))
-    return documents, refused
-
-
 def ingest(
-    paths: Sequence[Path],
+    paths: Sequence[Path | str],
     index_dir: Path,
-    encoder_factory: Callable[[], object],
+    options: IngestOptions,
     *,
-    chunk_words: int,
-    sentence_overlap: int,
-    model_name: str,
-    batch_size: int = 32,
+    encoder_factory: Callable[[], Encoder] | None = None,
     rebuild: bool = False,
     encoding: str | None = None,
-    lock_timeout: float = 30.0,
-    max_bytes: int = MAX_DOCUMENT_BYTES,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float, int], None] | None = None,
+    from_lists: Sequence[Path] = (),
+    fetch_limits: FetchLimits | None = None,
+    load_progress: Progress | None = None,
 ) -> IngestResult:
-    """Load `paths`, add them to the index at `index_dir` and save it if anything changed.
+    """Load `paths` (files, folders, `http(s)://` URLs or sitemaps, plus the entries of the
+    `from_lists` files), add them to the index at `index_dir` and save it if anything changed.
 
-    `progress(done, total)` is called as documents are embedded. With `rebuild`, the index is
-    built from scratch from `paths` alone (the way out of a corrupt or incompatible index).
+    A URL indexed before is fetched conditionally (its stored ETag / Last-Modified); a 304 counts
+    as unchanged. `load_progress(done, total, input)` is called as inputs are loaded and
+    `progress(done, total)` as documents are embedded. With `rebuild`, the index is built from
+    scratch from these inputs alone (the way out of a corrupt or incompatible index).
+    `encoder_factory` replaces the encoder the options name (called only if something is embedded).
+    `fetch_limits` replaces the default time and redirect limits of URLs (the size limit is
+    always `options.max_bytes`).
     """
-    documents, refused = load_documents(paths, encoding, max_bytes)
-    with index_lock(index_dir, lock_timeout):
-        index = None
-        if not rebuild:
-            try:
-                index = Index.load(index_dir, model_name=model_name)
-            except IndexNotFoundError:
-                index = None
-        if index is not None and (index.chunk_words, index.sentence_overlap) != (chunk_words, sentence_overlap):
-            # The index keeps chunks, not whole documents, so it cannot re-chunk the documents it
-            # already holds; adding to it would silently drop them.
-            raise IndexMismatchError(
-                f"{index_dir}: index was chunked with chunk_words={index.chunk_words}, "
-                f"sentence_overlap={index.sentence_overlap}, but the settings say {chunk_words}, "
-                f"{sentence_overlap}; {REBUILD_HINT}")
-        if index is not None and not rebuild and all(
-                d.doc_id in index.documents and index.documents[d.doc_id].sha256 == d.sha256
-                for d in documents):
-            report = IngestReport(skipped=[d.source for d in documents])
-            return IngestResult(report, refused, len(index), len(index.documents))
-        encoder = encoder_factory()
+    known = {} if rebuild else _stored(index_dir)
+    validators = {d.doc_id: (d.etag, d.last_modified) for d in known.values() if d.etag or d.last_modified}
+    limits = fetch_limits or FetchLimits(max_bytes=options.max_bytes)
+    if limits.max_bytes != options.max_bytes:
+        limits = replace(limits, max_bytes=options.max_bytes)
+    loaded = collect(paths, max_bytes=options.max_bytes, encoding=encoding, from_lists=from_lists,
+                     validators=validators, limits=limits, progress=load_progress)
+    return ingest_documents(loaded.documents, index_dir, options, encoder_factory=encoder_factory,
+                            rebuild=rebuild, refused=loaded.refused, unchanged=loaded.unchanged,
+                            progress=progress)
+
+
+def _stored(index_dir: Path) -> dict[str, DocumentInfo]:
+    """The documents already indexed, for conditional fetches; none if the index is unreadable
+    (the ingest itself then reports why)."""
+    try:
+        return Index.stored_documents(index_dir)
+    except QabotError:
+        return {}
+
+
+def ingest_documents(
+    documents: Sequence[Document],
+    index_dir: Path,
+    options: IngestOptions,
+    *,
+    encoder_factory: Callable[[], Encoder] | None = None,
+    rebuild: bool = False,
+    exact: bool = False,
+    refused: Sequence[str] = (),
+    unchanged: Sequence[str] = (),
+    progress: Callable[[float, int], None] | None = None,
+) -> IngestResult:
+    """Add loaded `documents` to the index at `index_dir` (see `ingest`), under its lock.
+
+    With `exact`, the index is to hold exactly `documents` (a throw-away index such as
+    `qabot eval`'s): an index there that holds other documents, was chunked otherwise or cannot
+    be read is rebuilt instead of being extended or refused. `unchanged` names sources known to
+    be unchanged without loading them (a URL answered 304): they are reported as skipped.
+    """
+    with index_lock(index_dir, options.lock_timeout):
+        index = None if rebuild else _existing(index_dir, options, exact)
+        if exact and index is not None and set(index.documents) != {d.doc_id for d in documents}:
+            index = None
+        if index is not None and all(d.doc_id in index.documents and
+                                     index.documents[d.doc_id].sha256 == d.sha256 for d in documents):
+            report = IngestReport(skipped=[d.source for d in documents] + list(unchanged))
+            return IngestResult(report, list(refused), len(index), len(index.documents))
+        encoder = (encoder_factory or options.encoder)()
+        fresh = index is None
         if index is None:
-            index = Index(model_name, encoder.dimension, chunk_words, sentence_overlap)
+            index = Index(options.model_name, encoder.dimension, options.chunk_words, options.sentence_overlap)
         done = 0
 
-        def step(_chunks: int) -> None:
+        def step(embedded: int, chunks: int) -> None:
+            # Whole documents done, plus the share of the one being embedded.
             nonlocal done
-            done += 1
+            if embedded >= chunks:
+                done += 1
             if progress is not None:
-                progress(done, len(documents))
+                progress(done if embedded >= chunks else done + embedded / chunks, len(documents))
 
-        report = index.add(documents, encoder, batch_size=batch_size, progress=step)
-        if report.changed or rebuild or not Index.exists(index_dir):
+        report = index.add(documents, encoder, batch_size=options.batch_size, progress=step)
+        report.skipped.extend(unchanged)
+        if report.changed or rebuild or (fresh and exact) or not Index.exists(index_dir):
             index.save(index_dir)
-        return IngestResult(report, refused, len(index), len(index.documents))
+        return IngestResult(report, list(refused), len(index), len(index.documents))
+
+
+def _existing(index_dir: Path, options: IngestOptions, exact: bool) -> Index | None:
+    """The index already at `index_dir` to add to, or None to start a new one."""
+    try:
+        index = Index.load(index_dir, model_name=options.model_name)
+    except IndexNotFoundError:
+        return None
+    except QabotError:
+        if exact:
+            return None
+        raise
+    if (index.chunk_words, index.sentence_overlap) != (options.chunk_words, options.sentence_overlap):
+        if exact:
+            return None
+        # The index keeps chunks, not whole documents, so it cannot re-chunk the documents it
+        # already holds; adding to it would silently drop them.
+        raise IndexMismatchError(
+            f"{index_dir}: index was chunked with chunk_words={index.chunk_words}, "
+            f"sentence_overlap={index.sentence_overlap}, but the settings say {options.chunk_words}, "
+            f"{options.sentence_overlap}; {REBUILD_HINT}")
+    return index
+
+
+def remove_documents(index_dir: Path, doc_ids: Sequence[str], lock_timeout: float) -> list[DocumentInfo]:
+    """Remove documents (by doc_id) from the index at `index_dir` under its lock, as one atomic
+    new version like every write. Returns what was removed; nothing is written if that is none.
+    No encoder is needed, so the index's model need not be the configured one."""
+    with index_lock(index_dir, lock_timeout):
+        index = Index.load(index_dir)
+        removed = index.remove(doc_ids)
+        if removed:
+            index.save(index_dir)
+        return removed

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -32,11 +35,40 @@ QUESTION_STOPWORDS = STOPWORDS | frozenset(
     "text document documents passage kind type sort".split())
 
 
+# BM25's idf smoothing (Robertson-Spärck Jones, as Lucene and bm25s write it): log(1 + N / (df + 0.5)).
+# A standard form, not tuned here.
+IDF_SMOOTHING = 0.5
+_WORD = re.compile(r"\w+")
+
+
 @lru_cache(maxsize=1)
 def _stemmer():
     import Stemmer
 
     return Stemmer.Stemmer("english")
+
+
+def fold_accents(text: str) -> str:
+    """`text` without accents (NFKD, combining marks dropped): "Hervé" -> "Herve", "Céloron" ->
+    "Celoron", so a name typed without its accents still matches.
+
+    Folding happens at comparison time only: questions, sentence keyword sets and `stems` fold,
+    while the tokens stored in a BM25 index keep their accents (`KeywordIndex.build`), and the
+    index maps a folded term onto its accented forms (`KeywordIndex.forms`). So indexes built
+    before folding existed stay valid: no format change, no forced `--rebuild`."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
+def stem(word: str) -> str:
+    """The Snowball stem of one word, lower-cased and accent-folded: the form the keyword index stores."""
+    return _stemmer().stemWord(fold_accents(word.lower()))
+
+
+def stems(text: str) -> set[str]:
+    """Stems of every word of `text`, stop words included (callers compare with keyword sets)."""
+    return {stem(w) for w in _WORD.findall(text)}
 
 
 @lru_cache(maxsize=1)
@@ -47,8 +79,12 @@ def _bm25s():
     return bm25s
 
 
-def tokenize(texts: Sequence[str], stopwords: frozenset[str] = STOPWORDS) -> list[list[str]]:
-    """Lower-cased, stop-word-free, stemmed tokens, the same way for chunks and questions."""
+def tokenize(texts: Sequence[str], stopwords: frozenset[str] = STOPWORDS, *,
+             fold: bool = True) -> list[list[str]]:
+    """Lower-cased, stop-word-free, stemmed tokens, the same way for chunks and questions;
+    accent-folded unless `fold` is False (the tokens a BM25 index stores, see `fold_accents`)."""
+    if fold:
+        texts = [fold_accents(t) for t in texts]
     return _bm25s().tokenize(list(texts), stopwords=list(stopwords), stemmer=_stemmer(),
                              return_ids=False, show_progress=False)
 
@@ -64,20 +100,21 @@ class KeywordIndex:
     def __init__(self, retriever=None, size: int = 0) -> None:
         self._retriever = retriever
         self.size = size
+        self._folded: dict[str, tuple[str, ...]] | None = None
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> "KeywordIndex":
         if not texts:
             return cls(None, 0)
         retriever = _bm25s().BM25()
-        retriever.index(tokenize(texts), show_progress=False)
+        retriever.index(tokenize(texts, fold=False), show_progress=False)
         return cls(retriever, len(texts))
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the best `k` chunks; rows with score 0 are left out."""
         if self._retriever is None or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        tokens = [question_terms(query)]
+        tokens = [[form for term in question_terms(query) for form in self.forms(term)]]
         if not tokens[0]:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         rows, scores = self._retriever.retrieve(tokens, k=min(k, self.size), show_progress=False,
@@ -85,19 +122,54 @@ class KeywordIndex:
         keep = scores[0] > 0
         return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
+    def _folded_forms(self) -> dict[str, tuple[str, ...]]:
+        """Folded stem -> the accented stored terms it stands for ("herv" -> ("hervé",)), built
+        once from the vocabulary's non-ASCII terms (a small share of it)."""
+        if self._folded is None:
+            folded: dict[str, list[str]] = {}
+            vocab = self._retriever.vocab_dict if self._retriever is not None else {}
+            for term in vocab:
+                if not term.isascii():
+                    key = stem(term)
+                    if key != term:
+                        folded.setdefault(key, []).append(term)
+            self._folded = {k: tuple(v) for k, v in folded.items()}
+        return self._folded
+
+    def forms(self, term: str) -> tuple[str, ...]:
+        """The stored terms a folded (question-side) term matches: itself, plus the accented
+        forms that fold to it."""
+        return (term, *self._folded_forms().get(term, ()))
+
     def vocabulary(self) -> list[str]:
-        """Every (stemmed) term in the index, sorted."""
-        return sorted(self._retriever.vocab_dict) if self._retriever is not None else []
+        """Every (stemmed) term in the index, with the folded form of accented ones, sorted."""
+        if self._retriever is None:
+            return []
+        return sorted(set(self._retriever.vocab_dict) | set(self._folded_forms()))
 
     def document_frequency(self, term: str) -> int:
-        """How many chunks contain the (stemmed) term."""
+        """How many chunks contain the (stemmed) term, or, for a folded term, its most frequent
+        accented form."""
         if self._retriever is None:
             return 0
+        forms = self._folded_forms().get(term)
+        if forms:
+            return max(self._stored_frequency(t) for t in (term, *forms))
+        return self._stored_frequency(term)
+
+    def _stored_frequency(self, term: str) -> int:
         term_id = self._retriever.vocab_dict.get(term)
         if term_id is None:
             return 0
         indptr = self._retriever.scores["indptr"]
         return int(indptr[term_id + 1] - indptr[term_id])
+
+    def idf(self, term: str, *, min_frequency: int = 0) -> float:
+        """How telling a (stemmed) term is: log(1 + chunks / (document frequency + 0.5)), the one
+        idf formula of qabot. `min_frequency=1` weighs a term no chunk holds like a term seen
+        once: rare, hence telling."""
+        frequency = max(self.document_frequency(term), min_frequency)
+        return math.log(1 + max(self.size, 1) / (frequency + IDF_SMOOTHING))
 
     def save(self, directory: Path) -> None:
         if self._retriever is not None:

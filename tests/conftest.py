@@ -1,12 +1,22 @@
 """Shared fixtures: a real index of the bundled article, built once per test session with the
-real model, and a real `Answerer` over it."""
+real model, and a real `Answerer` over it; and, for fast unit tests, a tiny deterministic encoder.
+
+Tests come in two speeds. `make test-fast` (``pytest -m "not slow"``) runs everything not marked
+``@pytest.mark.slow`` in under a minute; `make test` runs the whole suite, as CI does. A test is
+slow when it needs more than a few seconds of its own (a large real-model embed, a new venv,
+repeated kill trials); the session-wide real index of the bundled article (5 chunks) is cheap.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,14 +36,9 @@ def settings():
 
 def build_index(paths, index_dir: Path, settings, **kwargs):
     """Ingest with the configured (real) encoder; the same call `qabot ingest` makes."""
-    from embeddings.encoders import get_encoder
-    from embeddings.ingest import ingest
+    from embeddings.ingest import IngestOptions, ingest
 
-    m = settings.model
-    return ingest(list(paths), index_dir, lambda: get_encoder(m.ingest_backend, m.max_seq_length),
-                  chunk_words=settings.chunking.chunk_words,
-                  sentence_overlap=settings.chunking.sentence_overlap,
-                  model_name=m.model_name, batch_size=m.batch_size, **kwargs)
+    return ingest(list(paths), index_dir, IngestOptions.from_settings(settings), **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +50,7 @@ def sample_index(tmp_path_factory, settings) -> Path:
 
 @pytest.fixture(scope="session")
 def answerer(sample_index, settings):
-    from bot.answerer import Answerer
+    from bot.answering.answerer import Answerer
 
     return Answerer.from_settings(settings, index_dir=sample_index)
 
@@ -62,3 +67,39 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     """Every file under a directory with its bytes, to prove an operation changed nothing."""
     return {str(p.relative_to(directory)): p.read_bytes()
             for p in sorted(directory.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+# --- a fake encoder for unit tests ----------------------------------------------------------
+
+FAKE_DIMENSION = 384  # the real model's, so fake vectors fit every index and store unchanged
+_WORD = re.compile(r"\w+")
+
+
+class HashEncoder:
+    """A deterministic stand-in for all-MiniLM-L6-v2 in unit tests: no model, no import cost.
+
+    Each lower-cased word is hashed to one of 384 dimensions with a sign, the counts are summed and
+    the vector L2-normalised, so texts that share words have a positive cosine and identical texts
+    a cosine of 1. It knows nothing of meaning: tests that judge answer quality use the real model.
+    """
+
+    model_name = "fake-hash-384"
+    dimension = FAKE_DIMENSION
+    backend = "fake"
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                vectors[row, digest % self.dimension] += 1.0 if digest >> 63 else -1.0
+            norm = float(np.linalg.norm(vectors[row]))
+            if norm == 0.0:  # no words: a fixed unit vector, so every row stays normalised
+                vectors[row, 0], norm = 1.0, 1.0
+            vectors[row] /= norm
+        return vectors
+
+
+@pytest.fixture(scope="session")
+def fake_encoder() -> HashEncoder:
+    return HashEncoder()

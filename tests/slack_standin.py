@@ -2,10 +2,12 @@
 
 `SlackStandIn` is a real HTTP server answering the Web API methods the bot calls (``auth.test``,
 ``chat.postMessage``, ``chat.postEphemeral``, ``reactions.add/remove``, ``conversations.replies``,
-``apps.connections.open``, ``assistant.threads.*``, ``users.info``) and ``response_url`` POSTs. It
-records every call (method, parameters, raw body, the token used) and can be told to fail
-(HTTP 500, 429 with Retry-After, delays). Messages the bot posts are stored, so
-``conversations.replies`` answers with a real thread.
+``apps.connections.open``, ``assistant.threads.*``, ``users.info``, ``chat.startStream`` /
+``appendStream`` / ``stopStream``, ``views.publish``) and ``response_url`` POSTs. It records every
+call (method, parameters, raw body, the token used) and can be told to fail (HTTP 500, 429 with
+Retry-After, delays), or to lack methods (``unsupported``: ``unknown_method``, as a workspace
+without them answers). Messages the bot posts or streams are stored, so ``conversations.replies``
+answers with a real thread; published Home views are kept per user (``views``).
 
 `SocketModeServer` is a real websocket server playing Slack's Socket Mode side: it says ``hello``,
 sends event envelopes and records the ``envelope_id`` acknowledgements.
@@ -111,6 +113,9 @@ class SlackStandIn:
         self._messages: dict[str, list[dict]] = {}  # channel -> messages
         self._cond = threading.Condition()
         self.socket_url: str | None = None
+        self.unsupported: set[str] = set()  # methods answered with unknown_method
+        self.views: dict[str, dict] = {}  # user id -> the Home view last published for them
+        self._streams: dict[tuple[str, str], dict] = {}  # (channel, ts) -> a message still streaming
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -288,6 +293,12 @@ class SlackStandIn:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return {"ok": False, "error": "invalid_auth"}
+        if method in self.unsupported:
+            return {"ok": False, "error": "unknown_method"}
+        if method.startswith("chat.") and method.endswith("Stream"):
+            return self._stream(method, params)
+        if method == "views.publish":
+            return self._publish(params)
         if method == "auth.test":
             return {"ok": True, "url": "https://qabot-test.slack.com/", "team": "Qabot Test", "user": "qabot",
                     "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
@@ -316,6 +327,58 @@ class SlackStandIn:
                       "assistant.threads.setSuggestedPrompts", "assistant.threads.setTitle"):
             return {"ok": True}
         return {"ok": False, "error": "unknown_method"}
+
+    def _stream(self, method: str, params: dict) -> dict:
+        """chat.startStream / appendStream / stopStream, with the checks Slack documents: a
+        stream is a thread reply, in a channel it names its recipient, text is at most 12,000
+        characters a call, and only a message still streaming takes more."""
+        channel, text = params.get("channel"), params.get("markdown_text") or ""
+        if not channel or len(text) > 12_000:
+            return {"ok": False, "error": "invalid_arguments"}
+        if method == "chat.startStream":
+            if not params.get("thread_ts"):
+                return {"ok": False, "error": "invalid_arguments"}
+            if channel[0] in "CG" and not (params.get("recipient_user_id") and params.get("recipient_team_id")):
+                return {"ok": False, "error": "invalid_arguments"}
+            ts = new_ts()
+            message = self.add_message(channel, ts, text, user=BOT_USER_ID, thread_ts=params["thread_ts"],
+                                       bot_id=BOT_ID)
+            with self._cond:
+                self._streams[(channel, ts)] = message
+            return {"ok": True, "channel": channel, "ts": ts}
+        if method not in ("chat.appendStream", "chat.stopStream"):
+            return {"ok": False, "error": "unknown_method"}
+        with self._cond:
+            message = self._streams.get((channel, params.get("ts")))
+            if message is None:
+                return {"ok": False, "error": "message_not_in_streaming_state"}
+            blocks = params.get("blocks") or []
+            blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+            if len(blocks) > 50:  # stopStream's blocks (rendered below the text): at most 50
+                return {"ok": False, "error": "invalid_arguments"}
+            message["text"] += text
+            if method == "chat.stopStream":
+                del self._streams[(channel, params["ts"])]
+                if blocks:
+                    message["blocks"] = blocks
+        return {"ok": True, "channel": channel, "ts": params.get("ts")}
+
+    def _publish(self, params: dict) -> dict:
+        """views.publish of a Home tab: Slack refuses a view that is not ``home`` or holds more
+        than 100 blocks."""
+        view = params.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if not params.get("user_id") or not isinstance(view, dict) or view.get("type") != "home" \
+                or len(view.get("blocks") or []) > 100:
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._cond:
+            self.views[params["user_id"]] = view
+        return {"ok": True, "view": {"id": "V0HOME", "type": "home", **view}}
+
+    def message(self, channel: str, ts: str) -> dict | None:
+        """A stored message (posted or streamed) by its ts."""
+        with self._cond:
+            return next((dict(m) for m in self._messages.get(channel, []) if m["ts"] == ts), None)
 
     @staticmethod
     def _send(request: BaseHTTPRequestHandler, status: int, body: dict | str,
@@ -509,13 +572,11 @@ def feedback_click(post: Call, vote: str, response_url: str, *, user: str = USER
 
 
 class BotHarness:
-    """The real app (create_app) served over real HTTP on 127.0.0.1, and a signed-request client."""
+    """The real app (create_bot) served over real HTTP on 127.0.0.1, and a signed-request client."""
 
-    def __init__(self, app: Any, server: Any) -> None:
-        from bot.slack_app import runtime
-
-        self.app = app
-        self.bot = runtime(app)
+    def __init__(self, bot: Any, server: Any) -> None:
+        self.app = bot.app
+        self.bot = bot
         self.server = server
         self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="qabot-test-http",
                                         daemon=True)
@@ -555,11 +616,12 @@ class BotHarness:
 
 
 def start_http_bot(standin: SlackStandIn, settings: Any, answerer: Any, **kwargs: Any) -> BotHarness:
-    from bot.slack_app import create_app, make_http_server
+    from bot.slack.app import create_bot
+    from bot.slack.server import make_http_server
 
-    app = create_app(settings, answerer, bot_token=standin.bot_token, signing_secret=SIGNING_SECRET,
+    bot = create_bot(settings, answerer, bot_token=standin.bot_token, signing_secret=SIGNING_SECRET,
                      api_url=standin.api_url, **kwargs)
-    return BotHarness(app, make_http_server(app, "127.0.0.1", 0))
+    return BotHarness(bot, make_http_server(bot, "127.0.0.1", 0))
 
 
 # --- Answerer wrappers (the real Answerer inside) -----------------------------------------------------
@@ -621,8 +683,8 @@ def standin():
 
 @pytest.fixture
 def slack_settings(settings, tmp_path):
-    """The default settings with a private feedback log."""
-    return settings.replace("paths", feedback_log=tmp_path / "feedback.jsonl")
+    """The default settings with a private feedback log and state database."""
+    return settings.replace("paths", feedback_log=tmp_path / "feedback.jsonl", state_db=tmp_path / "state.sqlite3")
 
 
 @pytest.fixture

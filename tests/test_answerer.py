@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answers import ABSTAIN_TEXT
+from bot.answering.answer import ABSTAIN_TEXT
 
 
 def _all_text(answer) -> str:
@@ -84,5 +84,41 @@ def test_long_questions_are_truncated_before_embedding(answerer):
 
 def test_json_shape_is_stable(answerer):
     data = answerer.ask("When are the Geneva talks?").to_json()
-    assert set(data) == {"question", "answer", "abstained", "highlight", "citations", "timings_ms"}
-    assert set(data["citations"][0]) == {"document", "chunk_id", "text", "score", "source", "url"}
+    # "reader" came with the trained reader (issue 10): keys are only ever added.
+    assert set(data) == {"question", "answer", "abstained", "highlight", "citations", "timings_ms", "reader"}
+    assert set(data["reader"]) == {"score", "span_score", "lead"}
+    assert set(data["citations"][0]) == {"document", "chunk_id", "text", "score", "source", "url", "page"}
+
+
+# --- the reader: paraphrases in words the article lacks, answer first ------------------------------
+
+@pytest.mark.parametrize("question, evidence", [
+    ("How soon does the Kremlin want an outcome?", "within a few weeks"),  # "Kremlin", "outcome": not in it
+    ("Which newswire reported his remarks?", "TASS"),
+    ("Which agency reported his remarks?", "TASS"),
+    ("What has the United States failed to specify?", "specifically indicated"),
+])
+def test_paraphrases_in_words_the_article_lacks_are_answered(answerer, question, evidence):
+    answer = answerer.ask(question)
+    assert not answer.abstained, question
+    assert evidence in answer.text
+
+
+def test_a_confident_answer_leads_with_its_span_then_the_quote(answerer):
+    answer = answerer.ask("How soon does Russia want to see results?")
+    assert not answer.abstained and answer.reader is not None
+    assert answer.highlighted == "within a few weeks"
+    assert answer.lead == "within a few weeks"
+    assert answer.to_json()["reader"]["lead"] == "within a few weeks"
+
+
+def test_the_rules_stay_selectable(answerer, settings):
+    from bot.answering.answerer import Answerer
+    from bot.answering.judge import RuleJudge
+    from bot.answering.sentences import WeightedSentenceScorer
+
+    rules = Answerer(answerer.index, answerer.encoder, settings.replace("answer", reader="off"))
+    assert isinstance(rules.scorer, WeightedSentenceScorer) and isinstance(rules.judge, RuleJudge)
+    answer = rules.ask("When are the Geneva talks?")
+    assert answer.highlighted == "Jan. 10" and answer.reader is None and answer.lead is None
+    assert rules.ask("What did President Biden say about the Geneva talks?").abstained

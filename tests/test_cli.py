@@ -26,15 +26,40 @@ def run(*args: str, index: Path | None = None, stdin: str | None = None, env: di
                           env=environ, timeout=timeout)
 
 
+# The int8 ONNX encoder skips importing PyTorch (seconds per process); the torch ingest path is
+# what the session's sample index is built with (conftest).
+FAST_INGEST = {"QABOT_INGEST_BACKEND": "onnx"}
+
+
 def test_ingest_reports_added_then_skipped(tmp_path):
     index = tmp_path / "index"
-    first = run("ingest", str(SAMPLE), index=index)
+    first = run("ingest", str(SAMPLE), index=index, env=FAST_INGEST)
     assert first.returncode == 0, first.stderr
     assert "added" in first.stdout and "ryabkov-2022-01-06.txt" in first.stdout
-    second = run("ingest", "--json", str(SAMPLE), index=index)
+    second = run("ingest", "--json", str(SAMPLE), index=index, env=FAST_INGEST)
     assert second.returncode == 0, second.stderr
     data = json.loads(second.stdout)
     assert data["added"] == [] and data["skipped"] == [str(SAMPLE)] and data["documents"] == 1
+
+
+def test_ingest_without_paths_takes_paths_sample(tmp_path):
+    sample = tmp_path / "articles"
+    sample.mkdir()
+    (sample / "note.txt").write_text("The Geneva talks open on Jan. 10.\n", encoding="utf-8")
+    env = {**FAST_INGEST, "QABOT_SAMPLE": str(sample)}
+    first = run("ingest", "--if-empty", "--json", index=tmp_path / "index", env=env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["added"] == [str(sample / "note.txt")]
+    again = run("ingest", "--if-empty", index=tmp_path / "index", env=env)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    missing = run("ingest", index=tmp_path / "index", env={"QABOT_SAMPLE": str(tmp_path / "none")})
+    _one_line_error(missing, "no paths given, and paths.sample")
+
+
+def test_make_run_ingests_the_configured_sample():
+    """`make run` names no paths: what it indexes is `paths.sample`, so the setting is read."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "$(BIN)/qabot ingest --if-empty\n" in makefile
 
 
 def test_ingest_index_option_and_if_empty(tmp_path, sample_index):
@@ -133,11 +158,36 @@ def test_ingest_with_a_model_mismatch_says_how_to_rebuild(index_copy, tmp_path):
     _one_line_error(result, "--rebuild")
 
 
+@pytest.mark.parametrize("env, fragment", [
+    ({"QABOT_FUSION": "bogus"}, "setting fusion (QABOT_FUSION) must be one of score, rrf; got 'bogus'"),
+    ({"QABOT_DENSE_WEIGHT": "7"}, "setting dense_weight (QABOT_DENSE_WEIGHT) must be between 0 and 1"),
+    ({"QABOT_TOPK": "3"}, "unknown setting QABOT_TOPK (did you mean QABOT_TOP_K?)"),
+    ({"QABOT_CONFIG": "/nowhere/qabot.toml"}, "config file not found: /nowhere/qabot.toml"),
+])
+def test_bad_settings_fail_in_one_line_before_any_work(sample_index, env, fragment):
+    _one_line_error(run("ask", "When are the Geneva talks?", index=sample_index, env=env), fragment)
+
+
+def test_config_option_paths_resolve_from_the_file(sample_index, tmp_path):
+    config = tmp_path / "etc" / "qabot.toml"
+    config.parent.mkdir()
+    config.write_text(f'[paths]\nindex = "{os.path.relpath(sample_index, config.parent)}"\n', encoding="utf-8")
+    result = run("--config", str(config), "ask", "--json", "When are the Geneva talks?")
+    assert result.returncode == 0, result.stderr
+    assert "Jan. 10" in json.loads(result.stdout)["answer"]
+
+
+def test_eval_refuses_an_unknown_mode(tmp_path):
+    _one_line_error(run("eval", "--contexts", "c", "--questions", "q", "--mode", "vector"),
+                    "--mode must be one of hybrid, dense, keyword; got 'vector'")
+
+
 def test_serve_without_tokens_explains(sample_index):
     _one_line_error(run("serve", index=sample_index), "SLACK_BOT_TOKEN")
 
 
 def test_help_lists_every_command():
     result = run("--help")
-    for command in ("ingest", "ask", "chat", "serve"):
+    assert result.returncode == 0 and "--config" in result.stdout
+    for command in ("ingest", "ask", "chat", "serve", "eval"):
         assert command in result.stdout

@@ -9,9 +9,11 @@ from embeddings.errors import DocumentError
 
 from .conftest import SAMPLE
 
+MAX_BYTES = 2**20  # the [ingest] limit is the caller's; 1 MiB holds every file here
+
 
 def test_sample_article_is_cleaned_of_navigation_and_curly_quotes():
-    doc = load_document(SAMPLE)
+    doc = load_document(SAMPLE, max_bytes=MAX_BYTES)
     assert doc.title.startswith("Russian Diplomat Ryabkov Affirms, 'Results Are Immediately Needed'")
     assert "Go to home page" not in doc.text
     assert "Back to top" not in doc.text
@@ -64,7 +66,7 @@ def test_markdown_heading_becomes_title_and_markup_is_removed():
 def test_text_without_heading_takes_title_from_file_name(tmp_path):
     path = tmp_path / "budget-notes.txt"
     path.write_text("The budget was approved. It takes effect in May.\n", encoding="utf-8")
-    assert load_document(path).title == "budget notes"
+    assert load_document(path, max_bytes=MAX_BYTES).title == "budget notes"
 
 
 def test_utf16_with_bom_is_decoded():
@@ -83,7 +85,7 @@ def test_unusable_files_are_refused_with_one_line(tmp_path, content, message):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)
     with pytest.raises(DocumentError) as info:
-        load_document(path)
+        load_document(path, max_bytes=MAX_BYTES)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -91,12 +93,20 @@ def test_unusable_files_are_refused_with_one_line(tmp_path, content, message):
 def test_named_encoding_reads_latin1(tmp_path):
     path = tmp_path / "latin.txt"
     path.write_bytes("Caf\u00e9 cr\u00e8me is sold in Paris.".encode("latin-1"))
-    assert "Caf\u00e9 cr\u00e8me" in load_document(path, encoding="latin-1").text
+    assert "Caf\u00e9 cr\u00e8me" in load_document(path, encoding="latin-1", max_bytes=MAX_BYTES).text
 
 
 def test_missing_and_unsupported_files(tmp_path):
     with pytest.raises(DocumentError, match="no such file"):
-        load_document(tmp_path / "nope.txt")
-    (tmp_path / "x.pdf").write_bytes(b"%PDF")
+        load_document(tmp_path / "nope.txt", max_bytes=MAX_BYTES)
+    (tmp_path / "x.xlsx").write_bytes(b"PK\x03\x04")
     with pytest.raises(DocumentError, match="unsupported file type"):
-        load_document(tmp_path / "x.pdf")
+        load_document(tmp_path / "x.xlsx", max_bytes=MAX_BYTES)
+
+
+def test_a_file_over_the_limit_is_refused_naming_the_setting(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("The port reopened on May 2. " * 100)
+    with pytest.raises(DocumentError, match="too large.*QABOT_MAX_DOCUMENT_MB"):
+        load_document(path, max_bytes=1024)
+    assert load_document(path, max_bytes=4096).text.startswith("The port reopened")

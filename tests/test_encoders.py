@@ -19,7 +19,7 @@ def test_length_batches_cover_every_row_once_in_bounded_similar_batches():
 
 
 def test_batched_vectors_equal_one_by_one_and_keep_input_order():
-    encoder = get_encoder("onnx")
+    encoder = get_encoder("onnx", max_seq_length=256)
     texts = ["When are the talks?",
              "A much longer sentence about the Geneva strategic stability dialogue and the security "
              "guarantees that Russia is demanding from the United States and its European allies.",

@@ -7,14 +7,16 @@ import json
 
 import pytest
 
-from bot.evaluation import (contains_answer, exact_match, f1_score, load_contexts, load_questions,
-                            normalize_answer, split_titles)
+from bot.evaluation.data import EvalDataError, load_contexts, load_questions
+from bot.evaluation.metrics import contains_answer, exact_match, f1_score, normalize_answer
+from bot.evaluation.runner import split_titles
 
 from .conftest import SHARED_EVAL
 from .test_cli import run
 
 CONTEXTS = SHARED_EVAL / "squad-dev10.contexts.jsonl"
 QUESTIONS = SHARED_EVAL / "squad-dev10.questions.jsonl"
+UNANSWERABLE = SHARED_EVAL / "squad-dev10.unanswerable.jsonl"
 # The two smallest articles of the shared set: a real two-document index in a few seconds.
 SLICE_TITLES = ("Sky_(United_Kingdom)", "Amazon_rainforest")
 METRICS = {"questions", "hit@1", "hit@5", "hit@10", "answer_accuracy", "answer_accuracy_answered",
@@ -41,9 +43,14 @@ def eval_slice(tmp_path_factory):
     questions = [q for pair in zip(*by_title.values()) for q in pair]
     (directory / "contexts.jsonl").write_text("\n".join(contexts) + "\n", encoding="utf-8")
     (directory / "questions.jsonl").write_text("\n".join(questions) + "\n", encoding="utf-8")
+    if UNANSWERABLE.is_file():
+        impossible = [line for line in UNANSWERABLE.read_text(encoding="utf-8").splitlines()
+                      if json.loads(line)["title"] in SLICE_TITLES]
+        (directory / "unanswerable.jsonl").write_text("\n".join(impossible) + "\n", encoding="utf-8")
     return directory
 
 
+@pytest.mark.slow  # three real-model indexes and 120 questions: about 20 s
 @needs_shared
 def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
     work = eval_slice / "work"
@@ -63,6 +70,9 @@ def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
     assert metrics["answer_accuracy"] >= 0.5
     assert 0 < metrics["latency_ms_p50"] <= metrics["latency_ms_p95"]
     assert report["documents"] == 2 and report["settings"]["mode"] == "hybrid"
+    assert report["settings"]["reader"] == "onnx" and 0 < report["settings"]["threshold"] < 1
+    assert set(report["reader"]) == {"read_questions", "lead_rate", "lead_em", "lead_f1", "score_p50_answerable"}
+    assert report["reader"]["read_questions"] == 40
     check = report["abstain_check"]
     assert check["split"] == {"A": [SLICE_TITLES[0]], "B": [SLICE_TITLES[1]]}
     for name in ("A", "B"):
@@ -78,13 +88,17 @@ def test_eval_table_reuses_the_work_dir_and_takes_a_mode(eval_slice):
     work = eval_slice / "work"
     result = run("eval", "--contexts", str(eval_slice / "contexts.jsonl"),
                  "--questions", str(eval_slice / "questions.jsonl"), "--limit", "10",
+                 "--unanswerable", str(eval_slice / "unanswerable.jsonl"),
                  "--mode", "keyword", "--work-dir", str(work))
     assert result.returncode == 0, result.stderr
     for label in ("retrieval hit@1", "retrieval hit@5", "retrieval hit@10", "answer accuracy",
                   "top-sentence accuracy", "answer length, mean words", "highlight exact match",
-                  "highlight token F1", "abstention rate", "latency p50", "latency p95"):
+                  "highlight token F1", "abstention rate", "latency p50", "latency p95",
+                  "answers shown span-first", "unanswerable questions (SQuAD 2.0, same index, n=10)",
+                  "declined", "answerable answered", "balanced accuracy", "reader score AUC"):
         assert label in result.stdout, label
-    assert "mode keyword" in result.stdout
+    assert "mode keyword" in result.stdout and "threshold" in result.stdout
+    assert "unanswerable" in result.stderr  # its progress bar
     assert "questions" in result.stderr  # the progress bar
 
 
@@ -97,6 +111,14 @@ def test_eval_rejects_bad_input(tmp_path):
     assert garbled.returncode == 2 and "not a JSON object" in garbled.stderr
     mode = run("eval", "--contexts", str(bad), "--questions", str(bad), "--mode", "magic")
     assert mode.returncode == 2 and "--mode" in mode.stderr
+    answered = tmp_path / "answered.jsonl"
+    answered.write_text('{"id": "1", "question": "When?", "answers": ["1973"]}\n', encoding="utf-8")
+    with pytest.raises(EvalDataError, match="empty 'answers' list"):
+        load_questions(answered, unanswerable=True)
+    impossible = tmp_path / "impossible.jsonl"
+    impossible.write_text('{"id": "2", "question": "Why?", "answers": [], "is_impossible": true}\n',
+                          encoding="utf-8")
+    assert load_questions(impossible, unanswerable=True)[0].answers == ()
 
 
 # --- the metric definitions -------------------------------------------------------------------

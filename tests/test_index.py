@@ -10,7 +10,8 @@ import pytest
 
 from embeddings.encoders import get_encoder
 from embeddings.errors import DocumentError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from embeddings.index import CURRENT, MANIFEST, Index
+from embeddings.index import Index
+from embeddings.storage import CURRENT, MANIFEST, current_version
 
 from .conftest import SAMPLE, build_index, snapshot
 
@@ -30,18 +31,18 @@ def test_save_load_round_trip_is_exact(sample_index, settings, tmp_path):
     assert manifest["format_version"] == 1
     assert list(manifest["documents"].values()) == [next(iter(index.documents.values())).sha256]
     # Search gives the same results from both.
-    query = get_encoder("onnx").encode(["When are the talks in Geneva?"])[0]
+    query = get_encoder("onnx", settings.model.max_seq_length).encode(["When are the talks in Geneva?"])[0]
     assert [h.chunk.chunk_id for h in again.search_dense(query, 3)] == \
            [h.chunk.chunk_id for h in index.search_dense(query, 3)]
     assert [h.row for h in again.search_keyword("Izvestia interview", 3)] == \
            [h.row for h in index.search_keyword("Izvestia interview", 3)]
 
 
-def test_vectors_are_normalised_and_search_finds_the_right_chunk(sample_index):
+def test_vectors_are_normalised_and_search_finds_the_right_chunk(sample_index, settings):
     index = Index.load(sample_index)
     norms = np.linalg.norm(index.vectors(range(len(index))), axis=1)
     assert np.allclose(norms, 1.0, atol=1e-4)
-    query = get_encoder("onnx").encode(["Which newspaper published an interview with Ryabkov?"])[0]
+    query = get_encoder("onnx", settings.model.max_seq_length).encode(["Which newspaper published an interview with Ryabkov?"])[0]
     hits = index.search_keyword("Izvestia", 5)
     assert hits and "Izvestia" in hits[0].chunk.text
     assert index.search_dense(query, 1)[0].score > 0.2
@@ -81,7 +82,7 @@ def test_loading_an_index_of_another_model_fails_clearly(index_copy):
 
 
 def test_a_newer_format_version_is_refused(index_copy):
-    version = Index.current_version(index_copy)
+    version = current_version(index_copy)
     manifest = json.loads((version / MANIFEST).read_text())
     manifest["format_version"] = 99
     (version / MANIFEST).write_text(json.dumps(manifest))
@@ -91,7 +92,7 @@ def test_a_newer_format_version_is_refused(index_copy):
 
 @pytest.mark.parametrize("victim", ["vectors.faiss", "chunks.jsonl", "documents.json"])
 def test_truncated_or_missing_files_are_detected(index_copy, victim):
-    path = Index.current_version(index_copy) / victim
+    path = current_version(index_copy) / victim
     path.write_bytes(path.read_bytes()[:10])
     with pytest.raises(IndexCorruptError, match=victim):
         Index.load(index_copy)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answerer import AnswerTrace, is_follow_up, key_terms, resolve_follow_up
-from bot.answers import ABSTAIN_TEXT
-from bot.focus import find_focus, question_type
-from bot.retrieval import retrieve
+from bot.answering.answer import ABSTAIN_TEXT
+from bot.answering.answerer import AnswerTrace
+from bot.answering.focus import find_focus, question_type
+from bot.answering.fusion import fusion_strategy
+from bot.answering.question import is_follow_up, key_terms, resolve_follow_up
+from bot.answering.retrieval import retrieve
 
 GENEVA = "What did Ryabkov say about the talks in Geneva?"
 
@@ -69,7 +71,10 @@ def test_questions_outside_the_article_abstain_with_reasons(answerer, question):
     answer = answerer.ask(question, trace=trace)
     assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.highlight is None
     assert trace.reasons
-    assert set(trace.signals) >= {"passage", "sentence", "keyword", "known", "cover", "missing_names"}
+    # The reader's scores are in the trace: its best score fell short of the calibrated threshold.
+    assert set(trace.signals) >= {"passage", "sentence", "reader", "threshold"}
+    assert trace.reader_score is not None and trace.reader_score < trace.signals["threshold"]
+    assert trace.reader_scores and trace.reader_scores[0] == trace.reader_score
 
 
 @pytest.mark.parametrize("question, expected", [
@@ -119,15 +124,19 @@ def test_trace_reports_ranked_passages_without_changing_the_answer(answerer):
 def test_every_retrieval_mode_finds_the_geneva_passage(answerer, mode):
     question = "When are the Geneva talks?"
     vector = answerer.encoder.encode([question])[0]
-    passages = retrieve(answerer.index, question, vector, top_k=3, candidates=10, mode=mode)
+    r = answerer.settings.retrieval
+    strategy = fusion_strategy(mode, r.fusion, dense_weight=r.dense_weight, rrf_k=r.rrf_k)
+    passages = retrieve(answerer.index, question, vector, top_k=3, candidates=10, fusion=strategy)
     assert passages and any("Jan. 10" in p.hit.chunk.text for p in passages[:2])
     assert all(a.fused >= b.fused for a, b in zip(passages, passages[1:]))
     assert all(-1.0 <= p.dense <= 1.0 and 0.0 <= p.keyword_norm <= 1.0 for p in passages)
 
 
-def test_unknown_retrieval_mode_is_refused(answerer):
-    with pytest.raises(ValueError, match="mode"):
-        retrieve(answerer.index, "x", answerer.encoder.encode(["x"])[0], top_k=3, candidates=5, mode="magic")
+def test_unknown_retrieval_mode_or_fusion_is_refused():
+    with pytest.raises(ValueError, match="mode 'magic'.*hybrid, dense, keyword"):
+        fusion_strategy("magic", "score", dense_weight=0.6, rrf_k=60)
+    with pytest.raises(ValueError, match="fusion 'bogus'.*score, rrf"):
+        fusion_strategy("hybrid", "bogus", dense_weight=0.6, rrf_k=60)
 
 
 # --- highlight rules ---------------------------------------------------------------------------

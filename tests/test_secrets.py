@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -19,8 +20,10 @@ from typing import Any, Iterable
 
 import pytest
 
-from bot.feedback import read_log
-from bot.slack_app import SlackConfigError, load_slack_secrets, runtime, serve
+from bot.slack.errors import SlackConfigError
+from bot.slack.feedback import read_log
+from bot.slack.secrets import load_slack_secrets
+from bot.slack.server import serve
 
 from .conftest import ROOT, SAMPLE, build_index
 from .slack_standin import (
@@ -143,7 +146,7 @@ def test_no_secret_reaches_logs_errors_slack_feedback_or_the_index(capture, slac
             standin.fail("chat.postMessage", error="not_in_channel", times=2)
             assert signed(serving.url, json.dumps(event_body(mention_event(DEADLINE_Q))), "application/json") == 200
             wait_until(lambda: "not_in_channel" in capture.text, message="the failed post to be logged")
-            assert runtime(serving.info["app"]).wait_idle(15)
+            assert serving.info["bot"].wait_idle(15)
         finally:
             serving.stop()
         assert "<redacted>" in capture.text  # the canaries were logged, redacted
@@ -162,7 +165,7 @@ def test_no_secret_reaches_logs_errors_slack_feedback_or_the_index(capture, slac
             envelope = websocket.send("slash_commands", command_body(DEADLINE_Q, standin.response_url()))
             websocket.wait_ack(envelope)
             standin.wait_for("response_url", 4)
-            assert runtime(socket_serving.info["app"]).wait_idle(15)
+            assert socket_serving.info["bot"].wait_idle(15)
         finally:
             socket_serving.stop()
         websocket.close()
@@ -217,8 +220,11 @@ def test_qabot_serve_with_a_bad_token_gives_one_line_without_the_token(sample_in
                    HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", COLUMNS="200")
         qabot = Path(sys.executable).with_name("qabot")
         command = [str(qabot)] if qabot.exists() else [sys.executable, "-m", "bot.cli"]
-        done = subprocess.run(command + ["-v", "serve", "--port", "0"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=120)
+        with socket.socket() as probe:  # a free port, in case it got as far as listening (it must not)
+            probe.bind(("127.0.0.1", 0))
+            port = str(probe.getsockname()[1])
+        done = subprocess.run(command + ["-v", "serve", "--host", "127.0.0.1", "--port", port], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
         calls = standin.all_calls()
     assert done.returncode == 1, done.stderr[-2000:]
     error_lines = [line for line in done.stderr.splitlines() if line.startswith("Error:")]

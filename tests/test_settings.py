@@ -1,38 +1,144 @@
-"""Settings: TOML defaults, environment overrides, clear errors."""
+"""Settings: code defaults, the documented config file, environment overrides, validation."""
 
 from __future__ import annotations
 
+import os
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, all_keys, checkout_config, load_settings
+
+from .conftest import ROOT
+
+DEFAULT_TOML = ROOT / "config" / "default.toml"
 
 
-def test_defaults_come_from_config_file():
+def _default(section: str, name: str):
+    return getattr(getattr(Settings(), section), name)
+
+
+def test_config_file_documents_every_key_with_the_code_default():
+    raw = tomllib.loads(DEFAULT_TOML.read_text(encoding="utf-8"))
+    documented = {(section, name) for section, table in raw.items() for name in table}
+    in_code = {(key.section, key.name) for key in all_keys()}
+    assert documented == in_code, "config/default.toml and bot/settings.py list different keys"
+    for key in all_keys():
+        value = raw[key.section][key.name]
+        default = _default(key.section, key.name)
+        if key.kind is Path:  # relative to config/, so from the project root it is the code default
+            assert Path(os.path.normpath(DEFAULT_TOML.parent / value)) == ROOT / default, key.name
+        elif key.kind == tuple[str, ...]:
+            assert tuple(value) == default, key.name
+        else:
+            assert value == default and type(value) in (type(default), int), key.name
+
+
+def test_every_key_has_a_comment_in_the_config_file():
+    """A comment line sits between a key and the key or section before it (pairs may share one)."""
+    text = DEFAULT_TOML.read_text(encoding="utf-8")
+    blocks = re.split(r"\n(?=\[)", text)
+    for block in blocks[1:]:
+        groups = re.split(r"\n(?:[a-z_]+ = .*\n)+", block + "\n")
+        for group in groups[:-1]:
+            assert "#" in group, f"undocumented key after: {group!r}"
+
+
+def test_in_the_checkout_the_config_file_is_read_and_equals_the_code_defaults():
+    assert checkout_config() == DEFAULT_TOML
     settings = load_settings(environ={})
-    assert settings.paths.index == Path("data/index")
-    assert settings.model.model_name == "all-MiniLM-L6-v2"
-    assert settings.retrieval.top_k >= 1
-    assert 0 < settings.answer.min_sentence_score < 1
+    code = Settings()
+    assert settings.paths.index == ROOT / "data" / "index"
+    assert settings.paths.sample == ROOT / "data" / "articles"
+    assert settings.replace("paths", **{f: Path(os.path.relpath(getattr(settings.paths, f), ROOT))
+                                        for f in ("index", "sample", "feedback_log", "state_db")}) == code
+
+
+def test_an_empty_config_file_gives_the_code_defaults(tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert load_settings(empty, environ={}) == Settings()
+    assert load_settings(environ={"QABOT_CONFIG": str(empty)}) == Settings()
+
+
+def test_relative_paths_in_a_config_file_resolve_from_its_folder(tmp_path):
+    config = tmp_path / "etc" / "qabot.toml"
+    config.parent.mkdir()
+    config.write_text('[paths]\nindex = "../var/index"\nsample = "/abs/articles"\n')
+    settings = load_settings(config, environ={})
+    assert settings.paths.index == tmp_path / "var" / "index"
+    assert settings.paths.sample == Path("/abs/articles")
+    # Environment paths are the user's own: relative to where they run qabot.
+    assert load_settings(config, environ={"QABOT_INDEX": "here"}).paths.index == Path("here")
 
 
 def test_environment_overrides_by_key_name():
     settings = load_settings(environ={"QABOT_INDEX": "/srv/idx", "QABOT_TOP_K": "9",
-                                      "QABOT_ALLOWED_CHANNELS": "C1, C2", "QABOT_SLASH_EPHEMERAL": "no"})
+                                      "QABOT_ALLOWED_CHANNELS": "C1, C2", "QABOT_SLASH_EPHEMERAL": "no",
+                                      "QABOT_HOST": "127.0.0.1", "QABOT_DENSE_WEIGHT": "1"})
     assert settings.paths.index == Path("/srv/idx")
     assert settings.retrieval.top_k == 9
     assert settings.slack.allowed_channels == ("C1", "C2")
     assert settings.slack.slash_ephemeral is False
+    assert settings.slack.host == "127.0.0.1"
+    assert settings.retrieval.dense_weight == 1.0
 
 
-def test_bad_values_and_unknown_keys_are_reported(tmp_path):
-    with pytest.raises(SettingsError, match="QABOT_TOP_K"):
-        load_settings(environ={"QABOT_TOP_K": "many"})
+@pytest.mark.parametrize("env, message", [
+    ({"QABOT_FUSION": "bogus"}, "setting fusion (QABOT_FUSION) must be one of score, rrf; got 'bogus'"),
+    ({"QABOT_MODE": "vector"}, "setting mode (QABOT_MODE) must be one of hybrid, dense, keyword; got 'vector'"),
+    ({"QABOT_QUERY_BACKEND": "tf"}, "setting query_backend (QABOT_QUERY_BACKEND) must be one of torch, onnx; got 'tf'"),
+    ({"QABOT_DENSE_WEIGHT": "7"}, "setting dense_weight (QABOT_DENSE_WEIGHT) must be between 0 and 1; got 7.0"),
+    ({"QABOT_TOP_K": "0"}, "setting top_k (QABOT_TOP_K) must be at least 1; got 0"),
+    ({"QABOT_TOP_K": "many"}, "setting top_k (QABOT_TOP_K) must be an integer; got 'many'"),
+    ({"QABOT_PORT": "70000"}, "setting port (QABOT_PORT) must be between 1 and 65535; got 70000"),
+    ({"QABOT_ANSWER_TIMEOUT_S": "0"}, "setting answer_timeout_s (QABOT_ANSWER_TIMEOUT_S) must be greater than 0; got 0.0"),
+    ({"QABOT_LEXICAL_ANSWERS": "maybe"}, "setting lexical_answers (QABOT_LEXICAL_ANSWERS) must be true or false; got 'maybe'"),
+    ({"QABOT_HOST": " "}, "setting host (QABOT_HOST) must not be empty"),
+    ({"QABOT_TOPK": "3"}, "unknown setting QABOT_TOPK (did you mean QABOT_TOP_K?)"),
+])
+def test_bad_environment_values_fail_in_one_line(env, message):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ=env)
+    text = str(caught.value)
+    assert text.startswith(message) and "\n" not in text
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("[retrieval]\ntop_kk = 3\n", "unknown setting top_kk in [retrieval] of"),
+    ("[retrieval]\ntop_kk = 3\n", "did you mean top_k?"),
+    ("[retreival]\ntop_k = 3\n", "unknown section [retreival]"),
+    ("[retrieval]\nfusion = \"bogus\"\n", "setting fusion ([retrieval] in"),
+    ("[retrieval]\ntop_k = \"3\"\n", "must be an integer; got '3'"),
+    ("[retrieval]\ntop_k = 2.5\n", "must be an integer; got 2.5"),
+    ("[slack]\nallowed_channels = \"C1\"\n", "must be a list of strings"),
+    ("[retrieval\n", "not valid TOML"),
+    ("top_k = 3\n", "must sit under its section [retrieval]"),
+])
+def test_bad_config_files_fail_in_one_line(tmp_path, content, fragment):
     config = tmp_path / "c.toml"
-    config.write_text("[retrieval]\ntop_kk = 3\n")
-    with pytest.raises(SettingsError, match="top_kk"):
+    config.write_text(content)
+    with pytest.raises(SettingsError) as caught:
         load_settings(config, environ={})
-    config.write_text("[retrieval\n")
-    with pytest.raises(SettingsError, match="not valid TOML"):
-        load_settings(config, environ={})
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+    with pytest.raises(SettingsError, match="config file not found: .*nowhere.toml"):
+        load_settings(environ={"QABOT_CONFIG": str(tmp_path / "nowhere.toml")})
+
+
+def test_keys_are_unique_across_sections():
+    names = [key.name for key in all_keys()]
+    assert len(names) == len(set(names))
+
+
+def test_allowed_values_are_what_the_code_implements():
+    """The settings' enums and the registries that implement them name the same things."""
+    from bot.answering import fusion
+    from bot.settings import FUSIONS, RETRIEVAL_MODES
+
+    assert set(FUSIONS) == set(fusion.FUSIONS)
+    assert set(RETRIEVAL_MODES) == set(fusion.MODES)

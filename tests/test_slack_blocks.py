@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from bot.answers import ABSTAIN_TEXT, Answer, Citation
-from bot.slack_blocks import (
+from bot.answering.answer import ABSTAIN_TEXT, Answer, Citation
+from bot.slack.blocks import (
     MAX_BLOCKS,
     SECTION_TEXT_LIMIT,
     escape,

@@ -31,7 +31,7 @@ ACTIVE_MARKUP = re.compile(r"<\s*[!@#]|<https?:")
 
 @pytest.fixture(scope="module")
 def hostile_answerer(tmp_path_factory, settings):
-    from bot.answerer import Answerer
+    from bot.answering.answerer import Answerer
 
     folder = tmp_path_factory.mktemp("hostile")
     (folder / "ops-notice.txt").write_text(DOCUMENT, encoding="utf-8")

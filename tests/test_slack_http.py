@@ -4,12 +4,13 @@ Web API stand-in recording what the bot posts (no real Slack, nothing beyond 127
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 
 import pytest
 
-from bot.feedback import read_log
+from bot.slack.feedback import read_log
 
 from .slack_standin import (
     BOT_ID,
@@ -274,7 +275,7 @@ def test_bad_signature_or_stale_timestamp_gets_401_and_nothing_is_posted(make_bo
 def test_answerer_error_gets_an_apology_in_the_thread(make_bot, standin, answerer, caplog):
     bot = make_bot(FailingAnswerer(answerer, RuntimeError("index shard exploded")))
     event = mention_event(DEADLINE_Q)
-    with caplog.at_level("ERROR", logger="bot.slack_app"):
+    with caplog.at_level("INFO", logger="bot.slack"):
         bot.send_event(event)
         post = standin.wait_for("chat.postMessage")[0]
         bot.wait_idle()
@@ -284,20 +285,33 @@ def test_answerer_error_gets_an_apology_in_the_thread(make_bot, standin, answere
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert errors and "index shard exploded" in caplog.text
     assert errors[0].exc_info is not None  # the cause, with its traceback
+    assert event["channel"] in errors[0].getMessage()  # where it happened, by id
+    assert_question_not_logged(caplog, DEADLINE_Q)
     assert len(standin.calls("reactions.remove")) == 1  # the 👀 goes away on failure too
 
 
-def test_a_stalled_answer_times_out_with_an_apology(make_bot, standin, answerer, slack_settings):
+def assert_question_not_logged(caplog, question: str) -> None:
+    """SECURITY.md: questions are not logged at INFO or above, not even when answering fails."""
+    logged = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert logged, "expected the bot to log at INFO and above"
+    for record in logged:
+        assert question not in f"{record.getMessage()} {record.exc_text or ''}", record.getMessage()
+
+
+def test_a_stalled_answer_times_out_with_an_apology(make_bot, standin, answerer, slack_settings, caplog):
     blocking = BlockingAnswerer(answerer)
     bot = make_bot(blocking, settings=slack_settings.replace("slack", answer_timeout_s=0.3))
     try:
-        bot.send_event(mention_event(DEADLINE_Q))
-        post = standin.wait_for("chat.postMessage")[0]
+        with caplog.at_level("INFO", logger="bot.slack"):
+            bot.send_event(mention_event(DEADLINE_Q))
+            post = standin.wait_for("chat.postMessage")[0]
         assert "took too long" in post.params["text"]
     finally:
         blocking.release.set()
     bot.wait_idle()
     assert len(standin.posts()) == 1  # the late answer is dropped, not posted after the apology
+    assert any("timed out" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert_question_not_logged(caplog, DEADLINE_Q)
 
 
 def test_rate_limited_post_is_retried_after_retry_after(make_bot, standin, answerer):
@@ -325,11 +339,12 @@ def test_server_errors_are_retried_and_a_failing_reaction_does_not_block_the_ans
 def test_posting_failure_is_logged_not_silent(make_bot, standin, answerer, caplog):
     bot = make_bot(answerer)
     standin.fail("chat.postMessage", error="not_in_channel", times=2)
-    with caplog.at_level("ERROR", logger="bot.slack_app"):
+    with caplog.at_level("INFO", logger="bot.slack"):
         bot.send_event(mention_event(DEADLINE_Q))
         wait_until(lambda: len([c for c in standin.all_calls() if c.method == "chat.postMessage"]) == 2)
         bot.wait_idle()
     assert "not_in_channel" in caplog.text
+    assert_question_not_logged(caplog, DEADLINE_Q)
 
 
 def test_allow_list_limits_channels_but_not_dms(make_bot, standin, answerer, slack_settings):

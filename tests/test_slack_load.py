@@ -17,7 +17,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
-from bot.slack_app import make_web_client
+import pytest
+
+from bot.slack.client import make_web_client
 
 from .slack_standin import (
     SpyAnswerer,
@@ -27,6 +29,9 @@ from .slack_standin import (
     standin,  # noqa: F401 (fixture)
     twin_of,
 )
+
+# Load and fault trials take seconds each (200 events, retries with real back-off, a stalled call).
+pytestmark = pytest.mark.slow
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +165,7 @@ def test_a_post_that_keeps_failing_is_logged_with_its_cause_and_not_retried_fore
                                                                                   caplog):
     bot = make_bot(answerer)
     standin.fail("chat.postMessage", status=500, times=1000)
-    with caplog.at_level(logging.ERROR, logger="bot.slack_app"):
+    with caplog.at_level(logging.ERROR, logger="bot.slack"):
         bot.send_event(mention_event(DEADLINE_Q))
         time.sleep(0.5)
         bot.wait_idle(30)

@@ -15,16 +15,17 @@ def test_manifest_has_exactly_the_needed_scopes_and_events():
     manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted([
         "app_mentions:read", "assistant:write", "channels:history", "chat:write", "commands",
-        "groups:history", "im:history", "reactions:write"])
+        "groups:history", "im:history", "mpim:history", "reactions:write"])
     settings = manifest["settings"]
     assert sorted(settings["event_subscriptions"]["bot_events"]) == sorted([
-        "app_mention", "assistant_thread_context_changed", "assistant_thread_started",
-        "message.channels", "message.groups", "message.im"])
+        "app_home_opened", "app_mention", "assistant_thread_context_changed", "assistant_thread_started",
+        "message.channels", "message.groups", "message.im", "message.mpim"])
     assert settings["socket_mode_enabled"] is True
     assert settings["interactivity"]["is_enabled"] is True
     features = manifest["features"]
     assert [c["command"] for c in features["slash_commands"]] == ["/ask"]
     assert features["app_home"]["messages_tab_enabled"] is True
+    assert features["app_home"]["home_tab_enabled"] is True
     assert features["app_home"]["messages_tab_read_only_enabled"] is False
     assert "assistant_view" in features
 

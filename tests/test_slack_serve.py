@@ -14,8 +14,10 @@ import time
 
 import pytest
 
-from bot.feedback import read_log
-from bot.slack_app import SlackConfigError, SlackSecrets, load_slack_secrets, runtime, serve
+from bot.slack.feedback import read_log
+from bot.slack.errors import SlackConfigError
+from bot.slack.secrets import SlackSecrets, load_slack_secrets
+from bot.slack.server import serve
 
 from .conftest import ROOT
 from .slack_standin import (
@@ -159,7 +161,7 @@ def test_secrets_never_reach_logs_slack_or_the_feedback_log(standin, make_bot, s
         headers = {"Content-Type": "application/x-www-form-urlencoded", **signature_headers(form)}
         assert http_post(serving.url, form, headers)[0] == 200
         wait_until(lambda: read_log(slack_settings.paths.feedback_log), message="the feedback line")
-        assert runtime(serving.info["app"]).wait_idle(15)
+        assert serving.info["bot"].wait_idle(15)
     finally:
         serving.stop()
     # An Answerer failure (errors are logged with their traceback).
@@ -177,7 +179,7 @@ def test_secrets_never_reach_logs_slack_or_the_feedback_log(standin, make_bot, s
             envelope = websocket.send("events_api", event_body(mention_event(DEADLINE_Q)))
             websocket.wait_ack(envelope)
             standin.wait_for("chat.postMessage", 3)
-            assert runtime(socket_serving.info["app"]).wait_idle(15)
+            assert socket_serving.info["bot"].wait_idle(15)
         finally:
             socket_serving.stop()
     finally:
@@ -204,10 +206,11 @@ def test_serve_stops_cleanly_on_sigterm(standin, sample_index, tmp_path):
         "import logging, sys\n"
         "from pathlib import Path\n"
         "from bot.settings import load_settings\n"
-        "from bot.answerer import Answerer\n"
-        "from bot.slack_app import serve\n"
+        "from bot.answering.answerer import Answerer\n"
+        "from bot.slack.server import serve\n"
         "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format='%(levelname)s %(name)s %(message)s')\n"
-        "settings = load_settings(environ={}).replace('paths', feedback_log=Path(sys.argv[2]))\n"
+        "settings = load_settings(environ={}).replace('paths', feedback_log=Path(sys.argv[2]),\n"
+        "                                              state_db=Path(sys.argv[2]).with_name('state.sqlite3'))\n"
         "answerer = Answerer.from_settings(settings, index_dir=Path(sys.argv[1]))\n"
         "serve(settings, answerer, port=0, host='127.0.0.1')\n"
     )

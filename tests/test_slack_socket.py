@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from bot.feedback import read_log
-from bot.slack_app import runtime, serve
+from bot.slack.feedback import read_log
+from bot.slack.server import serve
 
 from .slack_standin import (
     APP_TOKEN,
@@ -50,7 +50,8 @@ def serving(standin, slack, settings, tmp_path_factory, answerer):
     started = threading.Event()
     errors: list[BaseException] = []
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_API_URL": standin.api_url}
-    settings = settings.replace("paths", feedback_log=tmp_path_factory.mktemp("socket") / "feedback.jsonl")
+    folder = tmp_path_factory.mktemp("socket")
+    settings = settings.replace("paths", feedback_log=folder / "feedback.jsonl", state_db=folder / "state.sqlite3")
 
     def on_ready(info):
         ready.update(info)
@@ -78,7 +79,7 @@ def serving(standin, slack, settings, tmp_path_factory, answerer):
 
 
 def test_socket_mode_mention_is_acked_and_answered_once(serving, slack, standin):
-    bot = runtime(serving["app"])
+    bot = serving["bot"]
     event = mention_event(DEADLINE_Q)
     body = event_body(event)
     first = slack.send("events_api", body)

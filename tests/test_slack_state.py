@@ -6,10 +6,12 @@ import threading
 
 import pytest
 
-from bot.conversations import ConversationMemory, from_replies
-from bot.dedupe import SeenKeys
-from bot.feedback import FeedbackLog, read_log
-from bot.slack_app import SecretRedactor, WorkerPool
+from bot.slack.dedupe import SeenKeys
+from bot.slack.feedback import FeedbackLog, read_log
+from bot.slack.logfilters import SecretRedactor
+from bot.slack.question import AnswersQuestions
+from bot.slack.threads import ConversationMemory, from_replies
+from bot.slack.workers import WorkerPool
 
 
 class Clock:
@@ -133,3 +135,8 @@ def test_secret_redactor_scrubs_messages_and_tracebacks():
     assert redactor.filter(record)
     assert "xoxb-secret-value-123" not in record.getMessage()
     assert "xoxb-secret-value-123" not in record.exc_text and "<redacted>" in record.exc_text
+
+
+def test_the_real_answerer_meets_the_slack_apps_contract(answerer):
+    assert isinstance(answerer, AnswersQuestions)
+    assert not isinstance(object(), AnswersQuestions)

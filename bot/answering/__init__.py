@@ -1,0 +1,15 @@
+"""Answering: a question in, a quoted `Answer` (or an honest abstention) out.
+
+The data path, one module per step, read top to bottom:
+
+    question.py   clean the question, resolve a follow-up against the conversation
+    fusion.py     how dense and keyword rankings are fused (a strategy, chosen by name)
+    retrieval.py  the best passages for the question
+    sentences.py  read: score every sentence of those passages (the `SentenceScorer` step)
+    judge.py      judge: does the best sentence answer? (a typed `Verdict`)
+    reading.py    read + judge with the trained reader (bot/reader): re-rank, decide, highlight
+    focus.py      the words of the answer that answer the question's type
+    compose.py    quote the chosen sentences with citations -> `Answer`
+    answer.py     the plain `Answer`/`Citation` data every front end renders
+    answerer.py   `Answerer`: runs the steps above, nothing else
+"""

@@ -1,0 +1,163 @@
+"""The one `Answerer` behind every front end: question (+ conversation) in, quoted `Answer` out.
+
+It only runs the steps, each in its own module:
+question (resolve a follow-up) -> retrieve (passages) -> read (score their sentences) ->
+judge (answer or decline) -> compose (quote, cite, highlight).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+from embeddings.encoders import Encoder, get_encoder
+from embeddings.index import Index
+
+from ..settings import Settings, load_settings
+from .answer import EMPTY_QUESTION_TEXT, Answer
+from .compose import choose_sentences, compose_abstention, compose_answer
+from .fusion import FusionStrategy, fusion_strategy
+from .judge import AnswerJudge, RuleJudge, Verdict
+from .question import has_words, prepare_question
+from .reading import ReaderScorer, reader_steps, reading_of
+from .retrieval import Passage, retrieve
+from .sentences import (ScoredSentence, SentenceScorer, SentenceVectors, WeightedSentenceScorer,
+                        sentence_embedding_text)
+
+log = logging.getLogger(__name__)
+
+# `warm()`: sentences per encoder batch (set by hand in 809b503), and batches handed to the cache
+# at a time, so a stop request is seen between steps (760fd1f). Speed and shutdown-latency
+# numbers, not answer tuning (answers are the same warm or cold); never measured against others.
+WARM_BATCH = 64
+WARM_BATCHES_PER_STEP = 8
+
+
+@dataclass
+class AnswerTrace:
+    """What an answer was made from, for evaluation and debugging (`Answerer.ask(trace=...)`).
+
+    `depth` asks for more ranked passages than the answer uses (the answer still uses the first
+    `top_k`, exactly as without a trace).
+    """
+
+    depth: int = 0
+    query: str = ""
+    passages: list[Passage] = field(default_factory=list)
+    sentences: list[ScoredSentence] = field(default_factory=list)
+    best: ScoredSentence | None = None
+    signals: dict[str, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)  # why it declined ([] when it answered)
+    verdict: Verdict | None = None
+    # The reader's scores (reader on): of the best sentence, of its span, and of every sentence it
+    # read, in its order (`sentences[i].reading` holds the full reading).
+    reader_score: float | None = None
+    span_score: float | None = None
+    reader_scores: list[float] = field(default_factory=list)
+
+
+class Answerer:
+    """Retrieves passages, reads their sentences, judges the best one, and quotes it or declines.
+
+    Thread-safe: the index is read-only once loaded and the encoder and caches guard themselves.
+    The read and judge steps are replaceable (`scorer`, `judge`); by default they follow
+    ``[answer] reader``: the trained reader ("onnx", reading.py) or the rules ("off").
+    """
+
+    def __init__(self, index: Index, encoder: Encoder, settings: Settings,
+                 sentence_vectors: SentenceVectors | None = None, *,
+                 scorer: SentenceScorer | None = None, judge: AnswerJudge | None = None) -> None:
+        self.index = index
+        self.encoder = encoder
+        self.settings = settings
+        self._sentence_vectors = sentence_vectors or SentenceVectors(lambda texts: encoder.encode(texts))
+        r = settings.retrieval
+        self.fusion: FusionStrategy = fusion_strategy(r.mode, r.fusion, dense_weight=r.dense_weight,
+                                                      rrf_k=r.rrf_k)
+        rules = WeightedSentenceScorer(index, self._sentence_vectors, settings.answer)
+        if settings.answer.reader == "onnx" and (scorer is None or judge is None):
+            read, decide = reader_steps(index, rules)
+            scorer, judge = scorer or read, judge or decide
+        self.scorer: SentenceScorer = scorer or rules
+        self.judge: AnswerJudge = judge or RuleJudge(index, self._sentence_vectors, settings.answer)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, index_dir: Path | None = None) -> "Answerer":
+        settings = settings or load_settings()
+        index = Index.load(index_dir or settings.paths.index, model_name=settings.model.model_name)
+        encoder = get_encoder(settings.model.query_backend, settings.model.max_seq_length)
+        return cls(index, encoder, settings)
+
+    def warm(self, batch_size: int = WARM_BATCH, stop: "threading.Event | None" = None) -> int:
+        """Embed every sentence of the index now (sorted by length, in big batches) instead of on
+        first use; returns how many sentences there are. Optional: answers are the same.
+        Setting `stop` ends it between batches, so a server can shut down promptly."""
+        texts = [sentence_embedding_text(self.index.document(c.doc_id).title, t)
+                 for c in self.index.chunks for t in c.sentence_texts()]
+        step = batch_size * WARM_BATCHES_PER_STEP
+        for i in range(0, len(texts), step):
+            if stop is not None and stop.is_set():
+                return i
+            self._sentence_vectors.get(texts[i:i + step], batch_size=batch_size)
+        self._sentence_vectors.tokens([t for c in self.index.chunks for t in c.sentence_texts()])
+        if isinstance(self.scorer, ReaderScorer):
+            self.scorer.reader.get()  # load the ONNX session now rather than on the first question
+        return len(set(texts))
+
+    def _span_threshold(self) -> float:
+        """The span probability from which the highlight is shown first (the reader's)."""
+        return self.scorer.reader.config.span_threshold if isinstance(self.scorer, ReaderScorer) else 1.0
+
+    def ask(self, question: str, history: Sequence[str] = (), *, trace: AnswerTrace | None = None) -> Answer:
+        """Answer `question` (a follow-up leans on `history`, oldest first), or decline.
+
+        `trace`, if given, is filled with what the answer was made from; the answer is the same.
+        """
+        started = time.perf_counter()
+        cfg, r = self.settings.answer, self.settings.retrieval
+        q = prepare_question(question, history, cfg.max_question_chars)
+        if not has_words(q.text):
+            return Answer(q.text, EMPTY_QUESTION_TEXT, True)
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        vectors = self.encoder.encode([q.text, q.query] if q.follow_up else [q.text])
+        question_vector, query_vector = vectors[0], vectors[-1]
+        timings["embed_ms"] = (time.perf_counter() - t) * 1000
+
+        t = time.perf_counter()
+        depth = max(r.top_k, trace.depth if trace is not None else 0)
+        ranked_passages = retrieve(self.index, q.query, query_vector, top_k=depth,
+                                   candidates=r.candidates, fusion=self.fusion)
+        passages = ranked_passages[: r.top_k]
+        timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
+
+        t = time.perf_counter()
+        # A follow-up ("and when are they?") says little alone: its sentences are read against
+        # the question together with the subject it leans on.
+        ranked = self.scorer.score(q, query_vector if q.follow_up else question_vector, passages)
+        best = ranked[0] if ranked else None
+        verdict = self.judge.judge(q, passages, best)
+        timings["select_ms"] = (time.perf_counter() - t) * 1000
+        if trace is not None:
+            trace.query, trace.passages, trace.sentences, trace.best = q.query, ranked_passages, ranked, best
+            trace.signals, trace.verdict = dict(verdict.signals), verdict
+            trace.reasons = [] if verdict.answer else [verdict.reason]
+            reading = reading_of(best)
+            trace.reader_score = reading.score if reading else None
+            trace.span_score = reading.span_score if reading else None
+            trace.reader_scores = [r.score for r in map(reading_of, ranked) if r is not None]
+
+        if not verdict.answer or best is None:
+            log.debug("abstained (%s): %s", verdict.kind.value, verdict.reason)
+            answer = compose_abstention(self.index, q, verdict, passages, cfg.show_nearest_on_abstain)
+        else:
+            chosen = choose_sentences(best, ranked, cfg.max_sentences)
+            answer = compose_answer(self.index, q, best, chosen, passages, r.top_k,
+                                    reading=reading_of(best), span_threshold=self._span_threshold())
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        return replace(answer, timings_ms=timings)

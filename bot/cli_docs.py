@@ -1,0 +1,194 @@
+"""`qabot docs list|show|remove`: see and manage what the index holds; and the progress display
+of `qabot ingest` (loading inputs, then embedding documents).
+
+Kept apart from cli.py so that file stays a thin list of commands; the helpers for one-line errors
+and settings come from there.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+docs_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                       help="List, show and remove indexed documents.")
+IndexOption = typer.Option(None, "--index", help="Index directory (default: $QABOT_INDEX or config).")
+# `docs show` prints this many passages of the document.
+SHOW_CHUNKS = 3
+SHOW_CHARS = 300  # of each passage
+
+
+# Width of the Added (a date), Chunks and Size columns plus one space each side of all six columns.
+FIXED_COLUMNS = 10 + 6 + 8 + 12
+
+
+def _cut(text: str, width: int, left: bool = False) -> str:
+    """`text` in at most `width` characters, an ellipsis marking the cut (at the start if `left`)."""
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1):] if left else text[:width - 1] + "…"
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} MB"  # pragma: no cover
+
+
+def document_json(info) -> dict:
+    """The `--json` form of one document (`docs list`, `docs show`, `docs remove`)."""
+    return {"id": info.short_id, "doc_id": info.doc_id, "title": info.title, "source": info.source,
+            "url": info.url, "added": info.added, "chunks": info.chunks, "size": info.size,
+            "pages": info.pages[-1][1] if info.pages else None, "sha256": info.sha256}
+
+
+def _documents(index: Optional[Path]):
+    from embeddings.index import Index
+
+    from .cli import _settings
+
+    index_dir = _settings(index).paths.index
+    return index_dir, Index.stored_documents(index_dir)
+
+
+@docs_app.command("list")
+def list_command(index: Optional[Path] = IndexOption,
+                 as_json: bool = typer.Option(False, "--json", help="Print one JSON array.")) -> None:
+    """List the indexed documents: ID, title, source, when added, chunks and size."""
+    from .cli import _run
+
+    _run(_list, index, as_json)
+
+
+def _list(index: Optional[Path], as_json: bool) -> None:
+    from .cli import _shown, out
+
+    index_dir, documents = _documents(index)
+    infos = sorted(documents.values(), key=lambda d: (d.added or "", d.title))
+    if as_json:
+        print(json.dumps([document_json(d) for d in infos], ensure_ascii=False))
+        return
+    ids = max((len(d.short_id) for d in infos), default=2)
+    # The numbers always show; the title and source share what is left of the terminal's width.
+    free = max(out.width - ids - FIXED_COLUMNS, 12)
+    title_width, source_width = free * 3 // 5, free - free * 3 // 5
+    table = Table(box=None, header_style="bold")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Title", no_wrap=True)
+    table.add_column("Source", no_wrap=True)
+    table.add_column("Added", no_wrap=True)
+    table.add_column("Chunks", justify="right", no_wrap=True)
+    table.add_column("Size", justify="right", no_wrap=True)
+    for d in infos:
+        table.add_row(escape(d.short_id), escape(_cut(d.title, title_width)),
+                      escape(_cut(_shown(d.source), source_width, left=True)),
+                      (d.added or "")[:10], str(d.chunks), _size(d.size))
+    out.print(table, soft_wrap=False)
+    out.print(f"{len(infos)} document{'s' if len(infos) != 1 else ''} in {_shown(index_dir)}.")
+
+
+@docs_app.command("show")
+def show_command(ref: str = typer.Argument(..., metavar="ID|SOURCE", help="An ID from `qabot docs list`, a path or a URL."),
+                 index: Optional[Path] = IndexOption,
+                 as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Show one document: where it came from and its first passages."""
+    from .cli import _run
+
+    _run(_show, ref, index, as_json)
+
+
+def _show(ref: str, index: Optional[Path], as_json: bool) -> None:
+    from embeddings.catalog import resolve
+    from embeddings.index import Index
+
+    from .cli import _settings, _shown, out
+
+    index_dir = _settings(index).paths.index
+    loaded = Index.load(index_dir)
+    info = resolve(loaded.documents, ref)
+    chunks = [c for c in loaded.chunks if c.doc_id == info.doc_id]
+    if as_json:
+        print(json.dumps({**document_json(info), "passages": [
+            {"chunk_id": c.chunk_id, "page": info.page_at(c.start), "text": c.text} for c in chunks]},
+            ensure_ascii=False))
+        return
+    rows = [("ID", info.short_id), ("Title", info.title), ("Source", _shown(info.source)),
+            ("URL", info.url or "-"), ("Added", info.added or "-"), ("Chunks", str(info.chunks)),
+            ("Size", _size(info.size)), ("Pages", str(info.pages[-1][1]) if info.pages else "-"),
+            ("SHA-256", info.sha256)]
+    for label, value in rows:
+        out.print(f"[bold]{label + ':':9}[/bold] {escape(value)}")
+    for c in chunks[:SHOW_CHUNKS]:
+        page = info.page_at(c.start)
+        text = c.text if len(c.text) <= SHOW_CHARS else c.text[:SHOW_CHARS] + "…"
+        out.print(f"\n[dim]{escape(c.chunk_id)}{f' (p. {page})' if page else ''}[/dim]\n{escape(text)}")
+    if len(chunks) > SHOW_CHUNKS:
+        out.print(f"\n[dim]… {len(chunks) - SHOW_CHUNKS} more passages[/dim]")
+
+
+@docs_app.command("remove")
+def remove_command(refs: List[str] = typer.Argument(..., metavar="ID|SOURCE...",
+                                                    help="IDs from `qabot docs list`, paths or URLs."),
+                   index: Optional[Path] = IndexOption,
+                   as_json: bool = typer.Option(False, "--json", help="Print the removed documents as JSON.")) -> None:
+    """Remove documents from the index (one atomic write; all named documents or none)."""
+    from .cli import _run
+
+    _run(_remove, refs, index, as_json)
+
+
+def _remove(refs: list[str], index: Optional[Path], as_json: bool) -> None:
+    from embeddings.catalog import resolve
+    from embeddings.ingest import remove_documents
+
+    from .cli import _settings, _shown, out
+
+    settings = _settings(index)
+    index_dir, documents = _documents(index)
+    targets = [resolve(documents, ref).doc_id for ref in refs]  # every ref must match, or none goes
+    removed = remove_documents(index_dir, targets, settings.ingest.lock_timeout_s)
+    if as_json:
+        print(json.dumps({"removed": [document_json(d) for d in removed], "index": str(index_dir)},
+                         ensure_ascii=False))
+        return
+    for info in removed:
+        out.print(f"[red]removed[/red] {escape(info.short_id)} {escape(info.title)} ({info.chunks} chunks)")
+    out.print(f"Index {_shown(index_dir)}: {len(documents) - len(removed)} documents left.")
+
+
+# --- ingest progress ------------------------------------------------------------------------
+
+@contextmanager
+def ingest_progress(show: bool) -> Iterator[tuple[Callable[[float, int, str], None], Callable[[float, int], None]]]:
+    """(on_load, on_embed) callbacks that drive two progress bars on stderr, shown only when
+    `show` (a terminal, not --json): one for fetching/reading inputs, one for embedding."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .cli import err
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("[dim]{task.fields[item]}"), console=err,
+                  disable=not show, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def task(name: str) -> int:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=None, item="")
+            return tasks[name]
+
+        def on_load(done: float, total: int, item: str) -> None:
+            shown = item if len(item) <= 60 else "…" + item[-59:]
+            bar.update(task("Reading inputs"), completed=done, total=total, item=escape(shown))
+
+        def on_embed(done: float, total: int) -> None:
+            bar.update(task("Embedding documents"), completed=done, total=total, item="")
+
+        yield on_load, on_embed

@@ -1,0 +1,20 @@
+"""The Slack transport: a slack-bolt app whose every entry point becomes one `SlackQuestion`.
+
+A request travels top to bottom through these modules:
+
+- `server` runs it: Socket Mode or HTTP (`/slack/events`), signals, shutdown.
+- `app` builds the bolt `App` and registers `middleware` (state, de-duplication, non-human
+  authors and channels, external users) and `listeners` (mention, message/DM/thread follow-up, assistant panel, ``/ask``,
+  👍/👎).
+- `listeners` turn each entry point into a `question.SlackQuestion` (in a Q&A channel, `intent`
+  decides whether a message is a question at all); `replies` is the one path that answers it
+  (through an `question.AnswersQuestions`, in the `workers` pool) and hands the `blocks`
+  rendering or an apology to a `streaming` sink: posted whole, or streamed into the thread.
+- `home` publishes the Home tab (``app_home_opened``): the indexed documents, how to ask, and the
+  👍/👎 tally for admins.
+- Shared state lives in `state.BotState`: `store` (messages answered and the bot's threads, durable
+  and shared by every process on the data folder), `threads` (conversation memory), `dedupe` (a
+  short-lived cache), `feedback`.
+- `secrets`, `logfilters` and `client` keep tokens and request bodies out of logs and talk to the
+  Web API.
+"""

@@ -1,0 +1,112 @@
+"""Build the bolt `App`: its client, its middleware and its listeners, around one `BotState`.
+
+Events are acknowledged at once (``process_before_response=False``) and listeners run afterwards
+in the state's listener pool; answers run in its answer pool under ``settings.slack.answer_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Sequence
+from urllib.error import URLError
+
+from slack_bolt import App, Assistant
+from slack_bolt.error import BoltError
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
+
+from ..settings import Settings
+from . import home, listeners, middleware
+from .blocks import FEEDBACK_ACTION_DOWN, FEEDBACK_ACTION_UP
+from .client import api_error, make_web_client
+from .errors import SlackConfigError
+from .logfilters import DROP_CLIENT_TOKEN_WARNING, RequestBodyRedactor, install_body_redactor
+from .question import AnswersQuestions
+from .state import SHUTDOWN_GRACE_S, BotState
+
+APP_NAME = "qabot"  # also the name of bolt's app logger
+# Installed on the Slack libraries' loggers and the root handlers by every `create_bot`.
+BODY_REDACTOR = RequestBodyRedactor(app_names=(APP_NAME,))
+FEEDBACK_ACTION_IDS = re.compile(f"^({re.escape(FEEDBACK_ACTION_UP)}|{re.escape(FEEDBACK_ACTION_DOWN)})$")
+
+
+@dataclass(frozen=True)
+class SlackBot:
+    """A bolt `App` and the state its listeners share (what `create_bot` returns)."""
+
+    app: App
+    state: BotState
+    verifies_requests: bool  # False only for Socket Mode, whose websocket the app token authenticates
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no listener or answer is running or queued (for tests and shutdown)."""
+        return self.state.wait_idle(timeout)
+
+    def close(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Let answers in progress finish for up to `grace_s`, then stop the pools."""
+        self.state.close(grace_s)
+
+
+def create_bot(settings: Settings, answerer: AnswersQuestions, *, bot_token: str, signing_secret: str | None = None,
+               api_url: str | None = None, client: WebClient | None = None, token_verification: bool = True,
+               prompts: Sequence[dict[str, str]] | None = None) -> SlackBot:
+    """The bolt app answering with `answerer`.
+
+    Without `signing_secret` requests are not verified: only for Socket Mode (where Slack's
+    websocket is authenticated by the app token) — `server.make_http_server` refuses such a bot.
+    With `token_verification` bolt calls auth.test now, so a bad token fails here, not later.
+    """
+    client = client or make_web_client(bot_token, api_url)
+    state = BotState.from_settings(settings, answerer, prompts)
+    logging.getLogger("slack_bolt.App").addFilter(DROP_CLIENT_TOKEN_WARNING)
+    install_body_redactor(BODY_REDACTOR)
+    try:
+        app = App(
+            name=APP_NAME,
+            client=client,
+            signing_secret=signing_secret or "",
+            request_verification_enabled=signing_secret is not None,
+            token_verification_enabled=token_verification,
+            process_before_response=False,
+            listener_executor=state.listeners,
+            # Unhandled requests reach `listeners.on_error`, which acknowledges them (else: HTTP 404).
+            raise_error_for_unhandled_request=True,
+        )
+    except BoltError as exc:
+        state.close(0)
+        raise SlackConfigError(f"Slack did not accept SLACK_BOT_TOKEN ({_bolt_error_reason(exc)})") from None
+    except (URLError, OSError, SlackClientError) as exc:
+        state.close(0)
+        raise SlackConfigError(f"cannot reach the Slack API at {client.base_url} ({api_error(exc)})") from None
+    install_body_redactor(BODY_REDACTOR)  # again: App() created more loggers
+    register(app, state)
+    return SlackBot(app, state, verifies_requests=signing_secret is not None)
+
+
+def register(app: App, state: BotState) -> None:
+    """Middleware first (in this order), then one listener per entry point."""
+    app.middleware(middleware.provide_state(state))
+    app.middleware(middleware.ignore_duplicates)
+    app.middleware(middleware.ignore_bots_and_other_channels)
+    app.middleware(middleware.mark_external_users)
+
+    assistant = Assistant()
+    assistant.thread_started(listeners.on_assistant_thread_started)
+    # Only real assistant threads: bolt would also route plain DM threads here.
+    assistant.user_message(listeners.on_assistant_message, matchers=[middleware.in_assistant_thread])
+    app.assistant(assistant)
+
+    app.event("app_mention")(listeners.on_app_mention)
+    app.event("message")(listeners.on_message)
+    app.event("app_home_opened")(home.on_app_home_opened)
+    app.command("/ask")(listeners.on_ask)
+    app.action(FEEDBACK_ACTION_IDS)(listeners.on_feedback)
+    app.error(listeners.on_error)
+
+
+def _bolt_error_reason(exc: BoltError) -> str:
+    """The Slack error code inside bolt's auth.test failure message (it never holds the token)."""
+    match = re.search(r"'error': '([a-z_]+)'", str(exc))
+    return match.group(1) if match else "auth.test failed"

@@ -1,0 +1,249 @@
+"""Where an answer goes as it is produced: a streamed Slack message, or one message at the end.
+
+`replies.answer_and_post` writes every answer into a `ReplySink`: ``append`` for each piece of the
+answer's text as it is produced, then ``finish`` with the final rendering (or ``fail`` with an
+apology). Two sinks:
+
+- `PostedReply` posts the final rendering once (``chat.postMessage``, ``say``, a ``response_url``).
+- `StreamedReply` streams into a thread with ``chat.startStream`` / ``chat.appendStream`` /
+  ``chat.stopStream`` once text has been arriving for more than a moment
+  (``[slack] stream_after_s``): an answer ready sooner is posted whole, as before. The final
+  ``chat.stopStream`` adds the citations and the 👍/👎 buttons below the streamed text. If Slack
+  or the installed slack_sdk lacks the streaming methods (``unknown_method``, a missing scope, an
+  older SDK) it posts the whole answer with ``chat.postMessage`` instead, and the `Streamer`
+  stops trying for the rest of the process.
+
+Only an answerer that produces its text piece by piece feeds a stream: one that has
+``ask_streaming`` (`StreamsAnswers`, e.g. an LLM-backed answerer). Today's extractive `Answerer`
+returns the whole answer at once, so its answers are always posted whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from ..answering.answer import Answer
+from .blocks import Message, escape
+from .client import api_error
+from .question import Post
+
+log = logging.getLogger(__name__)
+
+# Streamed text is sent in pieces of at least this many characters (slack_sdk's own ChatStream
+# buffers 256): fewer chat.appendStream calls, well inside Slack's per-method rate limits.
+APPEND_CHARS = 256
+# chat.startStream/appendStream take at most 12,000 characters of markdown_text (Slack's method
+# reference); a streamed answer is cut there, which no answer this bot gives comes near.
+STREAM_TEXT_LIMIT = 12_000
+ELLIPSIS = "…"
+# Errors that mean this workspace, app or token cannot stream at all (not a one-off failure).
+STREAMING_UNAVAILABLE = frozenset({"unknown_method", "not_allowed_token_type", "missing_scope",
+                                   "feature_not_enabled", "method_deprecated", "not_implemented"})
+STREAM_METHODS = ("chat_startStream", "chat_appendStream", "chat_stopStream")
+
+
+@runtime_checkable
+class StreamsAnswers(Protocol):
+    """An answerer that hands over its answer's text as it is produced (an LLM, token by token)."""
+
+    def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None]) -> Answer:
+        """Like ``ask``, calling `on_text` with each new piece of the answer's text, in order."""
+        ...
+
+
+class ReplySink(Protocol):
+    """Receives one answer as it is produced (see the module docstring)."""
+
+    streams: bool  # whether appended text can reach Slack before `finish`
+
+    def append(self, text: str) -> None:
+        """A new piece of the answer's plain text (any thread may call this)."""
+        ...
+
+    def finish(self, message: Message, details: Sequence[dict[str, Any]]) -> None:
+        """The final answer: `message` in full, or `details` (its blocks after the text) below a
+        stream that already shows the text."""
+        ...
+
+    def fail(self, message: Message) -> None:
+        """The answer failed: show `message` (an apology) instead."""
+        ...
+
+
+class PostedReply:
+    """The answer posted once it is complete; appended text is not shown before then."""
+
+    streams = False
+
+    def __init__(self, post: Post) -> None:
+        self._post = post
+
+    def append(self, text: str) -> None:
+        pass
+
+    def finish(self, message: Message, details: Sequence[dict[str, Any]]) -> None:
+        self._post(message)
+
+    def fail(self, message: Message) -> None:
+        self._post(message)
+
+
+class Streamer:
+    """Makes the sink for each reply, and remembers when Slack said it cannot stream."""
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self._unavailable: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        return self._unavailable is None
+
+    def mark_unavailable(self, reason: str) -> None:
+        with self._lock:
+            first = self._unavailable is None
+            self._unavailable = reason
+        if first:
+            log.warning("Slack message streaming is unavailable (%s): answers are posted whole", reason)
+
+    def reply(self, client: WebClient, post: Post, *, channel: str, thread_ts: str | None,
+              recipient_user: str | None = None, recipient_team: str | None = None) -> ReplySink:
+        """A `StreamedReply` into `thread_ts` when streaming can work there, else a `PostedReply`.
+
+        Slack streams only replies in a thread; top-level DMs and ``/ask`` answers are posted."""
+        if thread_ts is None or not self.available:
+            return PostedReply(post)
+        missing = [m for m in STREAM_METHODS if not callable(getattr(client, m, None))]
+        if missing:
+            self.mark_unavailable(f"slack_sdk lacks {', '.join(missing)}")
+            return PostedReply(post)
+        return StreamedReply(self, client, post, channel=channel, thread_ts=thread_ts,
+                             recipient_user=recipient_user, recipient_team=recipient_team)
+
+
+class StreamedReply:
+    """One answer streamed into a thread (see the module docstring). Thread-safe: text arrives on
+    the answer worker, the end on the listener thread, and an abandoned (timed-out) answer may
+    still append after the end, which is ignored."""
+
+    streams = True
+
+    def __init__(self, streamer: Streamer, client: WebClient, post: Post, *, channel: str, thread_ts: str,
+                 recipient_user: str | None, recipient_team: str | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._streamer = streamer
+        self._client = client
+        self._post = post
+        self._channel = channel
+        self._thread_ts = thread_ts
+        self._recipient = {k: v for k, v in (("recipient_user_id", recipient_user),
+                                             ("recipient_team_id", recipient_team)) if v}
+        self._clock = clock
+        self._started = clock()
+        self._lock = threading.Lock()
+        self._pending = ""  # text not yet sent to Slack
+        self._used = 0  # characters of text accepted so far (sent or pending)
+        self._ts: str | None = None  # the streamed message, once started
+        self._state = "waiting"  # waiting -> streaming | posting; streaming -> broken; any -> done | failed
+
+    @property
+    def ts(self) -> str | None:
+        """The streamed message's ts (None until the stream started)."""
+        return self._ts
+
+    def append(self, text: str) -> None:
+        with self._lock:
+            if self._state in ("done", "failed", "posting", "broken") or not text:
+                return
+            self._take(text)
+            if self._state == "waiting" and self._clock() - self._started >= self._streamer.after_s:
+                self._start()
+            elif self._state == "streaming" and len(self._pending) >= APPEND_CHARS:
+                self._send_pending()
+
+    def finish(self, message: Message, details: Sequence[dict[str, Any]]) -> None:
+        with self._lock:
+            state, self._state = self._state, "done"
+            try:
+                if state in ("waiting", "posting"):
+                    self._post(message)
+                elif state == "streaming" and self._stop(list(details)):
+                    return
+                elif state != "done":
+                    self._replace(message)  # the stream broke: the complete answer replaces it
+            except Exception:
+                self._state = "failed"  # `fail` may still post an apology
+                raise
+
+    def fail(self, message: Message) -> None:
+        with self._lock:
+            state, self._state = self._state, "done"
+            if state == "done" or (state in ("streaming", "broken") and self._stop(message.blocks)):
+                return
+            self._post(message)
+
+    # -- with the lock held ----------------------------------------------------------------------
+
+    def _take(self, text: str) -> None:
+        if self._used >= STREAM_TEXT_LIMIT:
+            return  # already cut, with its ellipsis
+        room = STREAM_TEXT_LIMIT - len(ELLIPSIS) - self._used
+        piece = escape(text)
+        if len(piece) > room:
+            piece = piece[:max(room, 0)] + ELLIPSIS
+            self._used = STREAM_TEXT_LIMIT
+        else:
+            self._used += len(piece)
+        self._pending += piece
+
+    def _start(self) -> None:
+        try:
+            response = self._client.chat_startStream(channel=self._channel, thread_ts=self._thread_ts,
+                                                     markdown_text=self._pending, **self._recipient)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error in STREAMING_UNAVAILABLE:
+                self._streamer.mark_unavailable(error)
+            else:
+                log.warning("could not start streaming in %s: %s; posting the answer whole", self._channel,
+                            api_error(exc))
+            self._state = "posting"
+            return
+        except Exception as exc:
+            log.warning("could not start streaming in %s: %s; posting the answer whole", self._channel,
+                        api_error(exc))
+            self._state = "posting"
+            return
+        self._ts = response.get("ts")
+        self._pending = ""
+        self._state = "streaming" if self._ts else "posting"
+
+    def _send_pending(self) -> None:
+        try:
+            self._client.chat_appendStream(channel=self._channel, ts=self._ts, markdown_text=self._pending)
+            self._pending = ""
+        except Exception as exc:
+            log.warning("streaming into %s/%s failed: %s", self._channel, self._ts, api_error(exc))
+            self._state = "broken"
+
+    def _stop(self, blocks: list[dict[str, Any]]) -> bool:
+        """End the stream with the text still pending and `blocks` below it; False on failure."""
+        try:
+            self._client.chat_stopStream(channel=self._channel, ts=self._ts, markdown_text=self._pending or None,
+                                         blocks=blocks or None)
+            self._pending = ""
+            return True
+        except Exception as exc:
+            log.warning("could not finish the stream %s/%s: %s", self._channel, self._ts, api_error(exc))
+            return False
+
+    def _replace(self, message: Message) -> None:
+        """Put the complete answer in place of a broken stream; raises when even that fails."""
+        self._client.chat_update(channel=self._channel, ts=self._ts, **message.as_kwargs())

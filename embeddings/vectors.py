@@ -1,0 +1,227 @@
+"""Dense vector stores: the rows of the index as vectors, searchable by inner product.
+
+`VectorStore` is what the `Index` needs from one; `FaissStore` keeps them in a FAISS index inside
+the index's version directory. Rows are dense and ordered: row i is chunk i of the index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from .errors import IndexCorruptError
+from .storage import REBUILD_HINT
+
+
+class VectorStore(Protocol):
+    """Vectors by row; L2-normalised vectors make the inner product a cosine."""
+
+    dimension: int
+
+    def __len__(self) -> int: ...
+
+    def add(self, vectors: np.ndarray) -> None:
+        """Append rows (one vector a row) after the existing ones."""
+
+    def remove(self, rows: Sequence[int]) -> None:
+        """Drop rows; the rows after them move up, keeping their order."""
+
+    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of the `k` rows nearest `vector`, best first (row -1: no more rows)."""
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        """The stored vectors of `rows`, float32, one a row."""
+
+    def manifest(self) -> dict:
+        """What the index manifest records about this store (checked again on load)."""
+
+    def save(self, directory: Path) -> None:
+        """Write the store's files into a version directory being staged."""
+
+
+# --- FAISS ------------------------------------------------------------------------------------
+# "flat-ip": exact inner product over float32 vectors (1.5 KB a chunk). Exact and fast up to tens
+#            of thousands of chunks; the float vectors stay in memory for re-scoring.
+# "ivf-sq8": an inverted file (k-means lists) over 8-bit scalar-quantised vectors (384 B a chunk):
+#            1M chunks take about 0.4 GB and a search scans `nprobe` lists only. Approximate: see
+#            bench/README.md for recall@10 against exact search. Stored vectors are decoded from the
+#            8-bit codes when needed (cosine to the original: median 0.99998, worst of 100k 0.997).
+FLAT = "flat-ip"
+IVF_SQ8 = "ivf-sq8"
+INDEX_TYPES = (FLAT, IVF_SQ8)
+VECTORS_FILE = "vectors.faiss"
+# Above this many chunks the dense index is "ivf-sq8"; at or below it, exact "flat-ip". Measured by
+# `make bench` (bench/README.md, "Choices this benchmark led to"): a flat search is about 4 ms a
+# query at 60k chunks and 77 MB at 50k, past which IVF-SQ8 is both faster and 4x smaller.
+FLAT_MAX_CHUNKS = 50_000
+# IVF k-means: at least this many training points a list (FAISS warns below 39), at most this many
+# sampled a list, and 10 rounds: more rounds or points changed recall@10 by < 0.005 (bench/README.md).
+IVF_MIN_POINTS_PER_LIST = 39
+IVF_SAMPLE_PER_LIST = 40
+IVF_KMEANS_ROUNDS = 10
+IVF_SAMPLE_SEED = 1234
+# Lists probed: at least 32 (recall@10 ~0.97 on 1M chunks, bench/README.md), or 1/64 of them.
+IVF_MIN_PROBES = 32
+ADD_BLOCK_ROWS = 65_536  # vectors added to FAISS at a time: bounded temporary memory
+
+
+def choose_index_type(chunks: int, flat_max: int = FLAT_MAX_CHUNKS) -> str:
+    """The dense index type for a corpus of `chunks` chunks: exact when small, compressed when large."""
+    return FLAT if chunks <= flat_max else IVF_SQ8
+
+
+def ivf_params(chunks: int) -> dict:
+    """Inverted-file settings for `chunks` vectors: the number of lists (the largest power of two
+    up to 4*sqrt(n), with enough training points a list for k-means: 2048 lists for 1M chunks) and
+    the lists probed per search (recall@10 ~0.97 on 1M chunks, see bench/README.md)."""
+    nlist = 1
+    while nlist * 2 <= 4 * chunks ** 0.5 and nlist * 2 * IVF_MIN_POINTS_PER_LIST <= chunks:
+        nlist *= 2
+    return {"nlist": nlist, "nprobe": min(nlist, max(IVF_MIN_PROBES, nlist // 64))}
+
+
+def build_dense_index(vectors: np.ndarray, index_type: str, params: dict | None = None):
+    """A FAISS inner-product index of `index_type` holding `vectors` (row i = vector i)."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dimension = vectors.shape
+    if index_type == FLAT:
+        index = faiss.IndexFlatIP(dimension)
+        if n:
+            index.add(vectors)
+        return index
+    if index_type != IVF_SQ8:
+        raise ValueError(f"unknown dense index type {index_type!r} (use one of {', '.join(INDEX_TYPES)})")
+    params = params or ivf_params(n)
+    index = faiss.index_factory(dimension, f"IVF{params['nlist']},SQ8", faiss.METRIC_INNER_PRODUCT)
+    # k-means on a fixed-seed sample: stable enough lists at a bounded cost on a million vectors.
+    index.cp.niter = IVF_KMEANS_ROUNDS
+    sample = min(n, IVF_SAMPLE_PER_LIST * params["nlist"])
+    train = vectors if sample == n else vectors[np.sort(
+        np.random.default_rng(IVF_SAMPLE_SEED).choice(n, sample, replace=False))]
+    index.train(train)
+    for start in range(0, n, ADD_BLOCK_ROWS):
+        index.add(vectors[start:start + ADD_BLOCK_ROWS])
+    index.nprobe = params["nprobe"]
+    index.make_direct_map()  # reconstruct(row) for re-scoring passages that BM25 alone found
+    return index
+
+
+def search_one(index, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, rows) of one query's `k` nearest vectors, searched on the calling thread alone.
+
+    A single query gains nothing from FAISS's OpenMP threads (flat and IVF search split the work
+    by query), but opening a parallel region costs a wake-up of every pool thread: on 2 busy cores
+    that made a 60k-vector flat search 5x slower (31 ms instead of 6 ms). The thread count is an
+    OpenMP setting of the calling thread, and it is restored afterwards (index building keeps its
+    threads).
+    """
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        scores, rows = index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return scores[0], rows[0]
+
+
+class FaissStore:
+    """A `VectorStore` in one FAISS file, its type chosen from the number of rows when it is built.
+
+    The FAISS index is (re)built lazily, on the first search or save after a change, so adding
+    many documents costs one build. A flat store keeps its float vectors; an IVF-SQ8 store keeps
+    only the 8-bit codes and decodes rows on demand.
+    """
+
+    def __init__(self, dimension: int, flat_max: int = FLAT_MAX_CHUNKS) -> None:
+        self.dimension = dimension
+        self.flat_max = flat_max  # row count above which the store is compressed
+        self.index_type = FLAT
+        self.index_params: dict = {}
+        self._float: np.ndarray | None = np.zeros((0, dimension), dtype=np.float32)
+        self._faiss = None
+
+    def __len__(self) -> int:
+        return len(self._float) if self._float is not None else int(self._faiss.ntotal)
+
+    def _all(self) -> np.ndarray:
+        if self._float is None:
+            self._float = self._faiss.reconstruct_n(0, self._faiss.ntotal)
+        return self._float
+
+    def add(self, vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
+        self._changed(np.vstack([self._all(), vectors]).astype(np.float32))
+
+    def remove(self, rows: Sequence[int]) -> None:
+        keep = np.ones(len(self), dtype=bool)
+        keep[np.asarray(list(rows), dtype=np.int64)] = False
+        self._changed(self._all()[keep])
+
+    def _changed(self, vectors: np.ndarray) -> None:
+        """New rows: choose the type for their number now, build the FAISS index on first need."""
+        self._float = vectors
+        self._faiss = None
+        self.index_type = choose_index_type(len(vectors), self.flat_max)
+        self.index_params = ivf_params(len(vectors)) if self.index_type == IVF_SQ8 else {}
+
+    def _built(self):
+        if self._faiss is None:
+            self._faiss = build_dense_index(self._float, self.index_type, self.index_params)
+            if self.index_type != FLAT:
+                self._float = None  # the 8-bit codes replace the float copy (4x less memory)
+        return self._faiss
+
+    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return search_one(self._built(), vector, k)
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        rows = [int(r) for r in rows]
+        if self._float is not None:
+            return self._float[rows]
+        if not rows:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._faiss.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+    def manifest(self) -> dict:
+        self._built()
+        return {"index_type": self.index_type, "index_params": self.index_params}
+
+    def save(self, directory: Path) -> None:
+        import faiss
+
+        faiss.write_index(self._built(), str(directory / VECTORS_FILE))
+
+    @classmethod
+    def load(cls, version: Path, manifest: Mapping, rows: int) -> "FaissStore":
+        """The store saved in `version`, checked against the manifest and the index's row count."""
+        import faiss
+
+        path = version / VECTORS_FILE
+        try:
+            index = faiss.read_index(str(path))
+        except (OSError, RuntimeError) as exc:
+            raise IndexCorruptError(f"{version}: cannot read the index ({type(exc).__name__}); "
+                                    f"{REBUILD_HINT}") from None
+        dimension = int(manifest["dimension"])
+        if index.ntotal != rows or index.d != dimension:
+            raise IndexCorruptError(f"{path}: holds {index.ntotal} vectors for {rows} chunks; {REBUILD_HINT}")
+        index_type = manifest.get("index_type", FLAT)
+        if index_type not in INDEX_TYPES or (index_type == FLAT) != isinstance(index, faiss.IndexFlat):
+            raise IndexCorruptError(f"{path}: not a {index_type!r} index as the manifest says; {REBUILD_HINT}")
+        store = cls(dimension)
+        store.index_type = index_type
+        store.index_params = dict(manifest.get("index_params") or {})
+        store._faiss = index
+        if index_type == FLAT:
+            store._float = index.reconstruct_n(0, index.ntotal) if index.ntotal else store._float
+        else:
+            index.nprobe = int(store.index_params.get("nprobe", index.nprobe))
+            index.make_direct_map()
+            store._float = None  # decoded on demand (see `vectors`)
+        return store

@@ -1,0 +1,136 @@
+"""What the bot remembers outlives the process: answered messages and its threads live in the state
+database (``[paths] state_db``), so a restarted bot never answers an edited mention again and still
+knows its threads. Also the store's bounds: TTL, row limit, and the horizon that keeps a forgotten
+message from being answered twice."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.slack.store import SqliteAnsweredStore, StoreUnavailable, event_key, message_key
+
+from .slack_standin import (
+    SpyAnswerer,
+    make_bot,  # noqa: F401 (fixture)
+    mention_event,
+    message_event,
+    slack_settings,  # noqa: F401 (fixture)
+    standin,  # noqa: F401 (fixture)
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "slack"
+DEADLINE_Q = "What deadline did Ryabkov give?"
+
+
+def payload(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def send(bot, body: dict) -> int:
+    status, _, _ = bot.post_signed(json.dumps(body), "application/json")
+    return status
+
+
+def test_an_edited_mention_after_a_restart_gets_no_second_answer(make_bot, standin, answerer, slack_settings):
+    first = make_bot(SpyAnswerer(answerer))
+    assert send(first, payload("app_mention")) == 200
+    standin.wait_for("chat.postMessage")
+    first.wait_idle()
+    first.close()  # stop the bot ...
+
+    spy = SpyAnswerer(answerer)
+    second = make_bot(spy, settings=slack_settings)  # ... and start a new one on the same data folder
+    assert slack_settings.paths.state_db.is_file()
+    # Slack sends the edit as a new app_mention (new event id, `edited`, same ts) and message_changed.
+    assert send(second, payload("app_mention_edited")) == 200
+    assert send(second, payload("message_changed")) == 200
+    second.wait_idle()
+    assert len(standin.posts()) == 1
+    assert spy.calls == []
+
+
+def test_a_restarted_bot_knows_its_threads_even_when_slack_cannot_show_them(make_bot, standin, answerer):
+    first = make_bot(answerer)
+    mention = mention_event(DEADLINE_Q)
+    first.send_event(mention)
+    standin.wait_for("chat.postMessage")
+    first.wait_idle()
+    first.close()
+
+    spy = SpyAnswerer(answerer)
+    second = make_bot(spy)
+    standin.fail("conversations.replies", error="ratelimited", times=5)  # the thread cannot be read now
+    second.send_event(message_event("and when are the talks?", channel=mention["channel"], thread_ts=mention["ts"]))
+    reply = standin.wait_for("chat.postMessage", 2)[1]
+    assert reply.params["thread_ts"] == mention["ts"]
+    assert spy.calls == [("and when are the talks?", ())]
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_store_claims_once_forgets_after_the_ttl_and_refuses_what_it_forgot(tmp_path):
+    clock = Clock()
+    store = SqliteAnsweredStore(tmp_path / "state.sqlite3", ttl_s=100, max_rows=1000, clock=clock)
+    key = message_key("C1", "1700000000.000100")
+    assert store.claim(key, 1700000000.0001)
+    assert not store.claim(key, 1700000000.0001)
+    assert store.claimed(key)
+    clock.now += 101
+    store.prune()
+    assert not store.claimed(key)  # forgotten ...
+    assert not store.claim(key, 1700000000.0001)  # ... yet never answered again: it is behind the horizon
+    assert not store.claim(message_key("C1", "1699999999.000000"), 1699999999.0)  # older: refused too
+    assert store.claim(message_key("C1", "1700000001.000000"), 1700000001.0)  # newer messages still answered
+    store.close()
+
+
+def test_the_store_keeps_at_most_max_rows_and_the_evicted_stay_refused(tmp_path, caplog):
+    store = SqliteAnsweredStore(tmp_path / "state.sqlite3", ttl_s=3600, max_rows=10)
+    for i in range(25):
+        assert store.claim(event_key(f"Ev{i}"), 1700000000.0 + i)
+    store.prune()
+    assert store.counts()["answered"] == 10
+    assert "dedupe_max_entries" in caplog.text
+    assert not store.claim(event_key("Ev3"), 1700000003.0)  # evicted, refused by the horizon
+    assert store.claim(event_key("Ev99"), 1700000099.0)
+    store.close()
+
+
+def test_bot_threads_are_shared_bounded_and_expire(tmp_path):
+    clock = Clock()
+    path = tmp_path / "state.sqlite3"
+    writer = SqliteAnsweredStore(path, ttl_s=100, max_rows=100, thread_ttl_s=50, max_threads=3, clock=clock)
+    reader = SqliteAnsweredStore(path, ttl_s=100, max_rows=100, thread_ttl_s=50, max_threads=3, clock=clock)
+    writer.remember_thread("D1", "1.0", assistant=True)
+    writer.remember_thread("D1", "1.0")  # answered again: stays an assistant thread
+    assert reader.is_bot_thread("D1", "1.0") and reader.is_assistant_thread("D1", "1.0")
+    assert not reader.is_bot_thread("D1", "2.0")
+    for i in range(5):
+        clock.now += 1
+        writer.remember_thread("C1", f"{i}.0")
+    writer.prune()
+    assert writer.counts()["bot_threads"] == 3
+    clock.now += 51
+    assert not reader.is_bot_thread("C1", "4.0")  # past the thread TTL
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    writer.close()
+    reader.close()
+
+
+def test_an_unusable_state_database_is_a_one_line_error(tmp_path):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(StoreUnavailable, match="cannot open the state database") as caught:
+        SqliteAnsweredStore(folder, ttl_s=10, max_rows=10)
+    assert "\n" not in str(caught.value)
