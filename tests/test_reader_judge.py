@@ -104,6 +104,23 @@ def test_the_scorer_reorders_only_the_candidates_the_reader_read():
     assert len(candidates) == CONFIG.read_candidates and candidates[0].title == "Talks"
 
 
+def test_a_rule_weight_blends_the_rule_score_but_the_decision_stays_the_readers_best():
+    from dataclasses import replace
+
+    texts = ["first", "second"]
+    rule_ranked = [ScoredSentence(passage(), 0, "first", 0.5, 0.5, 0.8),
+                   ScoredSentence(passage(), 1, "second", 0.5, 0.5, 0.1)]
+    table = _TableReader({"first": 0.5, "second": 0.6})
+    config = replace(CONFIG, rule_weight=1.0, threshold=0.55)
+    scorer = ReaderScorer(SimpleNamespace(document=lambda doc_id: SimpleNamespace(title="T")),
+                          SimpleNamespace(score=lambda q, v, p: rule_ranked), SimpleNamespace(config=config, get=lambda: table))
+    ranked = scorer.score(Question("q?", "q?"), np.zeros(3), [passage()])
+    assert [s.text for s in ranked] == texts  # 0.5 + 0.8 beats 0.6 + 0.1
+    assert ranked[0].best_reading == 0.6
+    # The decision is on the best reader probability (0.6 >= 0.55), as the threshold was calibrated.
+    assert ReaderJudge(config).judge(Question("q?", "q?"), [passage()], ranked[0]).answer
+
+
 # --- composition: the span first, then the quote ------------------------------------------------
 
 def _compose(reading_sentence: ReadSentence, threshold: float = 0.6) -> Answer:

@@ -217,7 +217,7 @@ def test_qabot_serve_with_a_bad_token_gives_one_line_without_the_token(sample_in
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "QABOT_"))}
         env.update(SLACK_BOT_TOKEN=token, SLACK_SIGNING_SECRET=SIGN, SLACK_API_URL=standin.api_url,
                    QABOT_INDEX=str(sample_index), QABOT_FEEDBACK_LOG=str(tmp_path / "fb.jsonl"),
-                   HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", COLUMNS="200")
+                   QABOT_STATE_DB=str(tmp_path / "state.sqlite3"), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", COLUMNS="200")
         qabot = Path(sys.executable).with_name("qabot")
         command = [str(qabot)] if qabot.exists() else [sys.executable, "-m", "bot.cli"]
         with socket.socket() as probe:  # a free port, in case it got as far as listening (it must not)

@@ -72,20 +72,21 @@ def test_a_question_the_documents_cannot_answer_gets_the_decline(make_bot, stand
 def test_a_request_is_answered_only_when_an_answer_is_found(make_bot, standin, answerer, qa_settings):
     spy = SpyAnswerer(answerer)
     bot = make_bot(spy, qa_settings)
-    unfound = message_event("Tell me about the cafeteria menu", channel=QA)
+    unfound = message_event("Tell me the weather forecast for Paris", channel=QA)
     bot.send_event(unfound)
     wait_until(lambda: spy.calls, message="the answerer to be asked")
     bot.wait_idle()
     assert standin.posts() == [] and standin.calls("reactions.add") == []  # silent: no decline, no 👀
     # The bot has said nothing in that thread, so a reply there is not a follow-up for it.
-    bot.send_event(message_event("and the prices?", channel=QA, thread_ts=unfound["ts"]))
+    bot.send_event(message_event("and for tomorrow?", channel=QA, thread_ts=unfound["ts"]))
     bot.wait_idle()
     assert standin.posts() == [] and len(spy.calls) == 1
 
     found = message_event("Tell me the deadline Ryabkov gave", channel=QA)
     bot.send_event(found)
     post = standin.wait_for("chat.postMessage")[0]
-    assert post.params["thread_ts"] == found["ts"] and "within a few weeks" in post.text_and_blocks()
+    assert post.params["thread_ts"] == found["ts"] and "couldn't find" not in post.text_and_blocks()
+    assert "Ryabkov Affirms" in post.text_and_blocks()  # quoted, with its source
 
 
 def test_follow_ups_in_a_qa_thread_need_no_mention(make_bot, standin, answerer, qa_settings):

@@ -150,7 +150,7 @@ class Answerer:
             reading = reading_of(best)
             trace.reader_score = reading.score if reading else None
             trace.span_score = reading.span_score if reading else None
-            trace.reader_scores = [r.score for r in map(reading_of, ranked) if r is not None]
+            trace.reader_scores = [x.score for x in map(reading_of, ranked) if x is not None]
 
         if not verdict.answer or best is None:
             log.debug("abstained (%s): %s", verdict.kind.value, verdict.reason)

@@ -1,11 +1,13 @@
-"""Calibrate when the reader's highlight is shown first: the span probability from which the spans
-are an exact gold answer at least `SPAN_PRECISION` of the time, on held-out TRAIN articles.
+"""Calibrate how the reader is used, on held-out TRAIN articles: the rule weight in its ranking
+(`RULE_WEIGHT`: the best top-sentence accuracy) and when its highlight is shown first (the span
+probability from which the spans are an exact gold answer at least `SPAN_PRECISION` of the time).
 
 Reads the held-out ("dev") answerable questions of the reader's training data (built by
 ``python -m bot.reader.data`` from ``../shared/train``; the articles of `bot.reader.split`), never
 ``../shared/eval``, with the shipped model, exactly as the product does (the scorer's top
 `read_candidates` sentences, the best-scored one answered when it reaches the threshold). Prints
-the threshold to put in reader.json (``span_threshold``) or in `bot.answering.reading.SPAN_THRESHOLD`.
+the numbers to put in reader.json (``rule_weight``, ``span_threshold``) or in
+`bot.answering.reading` (`RULE_WEIGHT`, `SPAN_THRESHOLD`).
 
     python -m bot.evaluation.calibrate [--candidates build/reader/candidates.jsonl] [--model DIR]
 """
@@ -19,8 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..answering.focus import find_focus
-from ..answering.reading import SPAN_PRECISION, ReaderConfig
-from .metrics import exact_match, f1_score
+from ..answering.reading import RULE_WEIGHTS, SPAN_PRECISION, ReaderConfig
+from .metrics import contains_answer, exact_match, f1_score
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +41,41 @@ def span_threshold(points: Sequence[tuple[float, float]], precision: float = SPA
     return best
 
 
-def held_out_points(records: Sequence[dict], config: ReaderConfig) -> list[dict]:
-    """For every held-out answerable question the reader answers: its best reading's span score,
-    the span and whether it matches a gold answer."""
+def read_all(records: Sequence[dict], config: ReaderConfig) -> list[tuple[dict, list, list]]:
+    """(record, candidates, readings) for every record, read as `ReaderScorer` reads."""
     from bot.reader.features import Candidate
     from bot.reader.runtime import Reader
 
     reader = Reader.load(config.directory)
-    rows = []
+    out = []
     for record in records:
         candidates = [Candidate(c["text"], c.get("before", ""), c.get("title", ""))
                       for c in record["candidates"][: config.read_candidates]]
-        if not candidates:
-            continue
-        readings = reader.read(record["question"], candidates)
-        best = max(range(len(readings)), key=lambda i: readings[i].score)
+        if candidates:
+            out.append((record, candidates, reader.read(record["question"], candidates)))
+    return out
+
+
+def ranked_best(record: dict, readings: Sequence, weight: float) -> int:
+    """The candidate `ReaderScorer` puts first with this rule weight."""
+    return max(range(len(readings)),
+               key=lambda i: (readings[i].score + weight * record["candidates"][i]["scorer"], -i))
+
+
+def rule_weight_accuracy(read: Sequence[tuple[dict, list, list]]) -> dict[float, float]:
+    """Top-sentence accuracy (the first-ranked sentence holds a gold answer) per rule weight."""
+    return {w: round(sum(contains_answer(c[ranked_best(r, rd, w)].text, r["answers"]) for r, c, rd in read)
+                     / max(len(read), 1), 4) for w in RULE_WEIGHTS}
+
+
+def held_out_points(read: Sequence[tuple[dict, list, list]], config: ReaderConfig, weight: float) -> list[dict]:
+    """For every held-out answerable question the reader answers: the first-ranked sentence's
+    span score, the span and whether it matches a gold answer (and the rules' span)."""
+    rows = []
+    for record, candidates, readings in read:
+        best = ranked_best(record, readings, weight)
         reading = readings[best]
-        if reading.score < config.threshold or reading.span is None:
+        if max(r.score for r in readings) < config.threshold or reading.span is None:
             continue
         a, b = reading.span
         text = candidates[best].text
@@ -83,10 +103,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.limit and len(records) > args.limit:
         step = len(records) / args.limit
         records = [records[int(i * step)] for i in range(args.limit)]
-    rows = held_out_points(records, config)
+    read = read_all(records, config)
+    accuracy = rule_weight_accuracy(read)
+    weight = max(accuracy, key=lambda w: (accuracy[w], -w))
+    rows = held_out_points(read, config, weight)
     threshold = span_threshold([(r["span_score"], r["em"]) for r in rows])
     shown = [r for r in rows if r["span_score"] >= threshold]
     print(json.dumps({
+        "rule_weight": weight, "top_sentence_accuracy_by_rule_weight": accuracy,
         "span_threshold": round(threshold, 4), "precision_target": SPAN_PRECISION,
         "held_out_questions": len(records), "answered": len(rows),
         "shown_first": len(shown),

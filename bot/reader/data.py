@@ -17,6 +17,7 @@ reaches training. Run: ``python -m bot.reader.data`` (a few minutes).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import random
@@ -90,11 +91,17 @@ def _ask_all(answerer: Answerer, questions: Sequence[dict], kind: str, split: st
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def build(output: Path, settings: Settings, limit: int | None = None) -> Path:
-    """Write every question of the pool with its candidates to `output` (JSON lines)."""
+def build(output: Path, settings: Settings, limit: int | None = None,
+          articles: int | None = None) -> Path:
+    """Write every question of the pool with its candidates to `output` (JSON lines);
+    `limit` questions and `articles` articles per split make a quick check."""
     questions = read_jsonl(QUESTIONS)
     paragraphs = {c["context_id"]: normalize_text(c["text"]) for c in read_jsonl(CONTEXTS)}
+    # The candidates are what the rule scorer ranks (the reader's input), never the reader's own.
+    settings = dataclasses.replace(settings, answer=dataclasses.replace(settings.answer, reader="off"))
     train_titles, dev_titles = split_titles(questions)
+    if articles:
+        train_titles, dev_titles = train_titles[:articles], dev_titles[:articles]
     rng = random.Random(DATA_SEED)
     m = settings.model
     ingest_encoder = MemoEncoder(lambda: get_encoder(m.ingest_backend, m.max_seq_length), m.model_name)
@@ -133,9 +140,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--limit", type=int, default=None, help="questions per split (a quick check)")
+    parser.add_argument("--articles", type=int, default=None, help="articles per split (a quick check)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    path = build(args.output, load_settings(), args.limit)
+    path = build(args.output, load_settings(), args.limit, args.articles)
     log.info("wrote %s", path)
 
 
