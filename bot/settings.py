@@ -142,7 +142,7 @@ class AnswerSettings:
     show_nearest_on_abstain: bool = True
     # "onnx": the trained reader ranks the sentences and decides answer or decline (issue 10);
     # "off": the rules above do (the README's ablation).
-    reader: str = _setting("onnx", choices=READERS)
+    reader: str = _setting("off", choices=READERS)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
 """Shared fixtures: a real index of the bundled article, built once per test session with the
 real model, and a real `Answerer` over it; and, for fast unit tests, a tiny deterministic encoder.
 
-Tests come in two speeds. `make test-fast` (``pytest -m "not slow"``) runs everything not marked
-``@pytest.mark.slow`` in under a minute; `make test` runs the whole suite, as CI does. A test is
-slow when it needs more than a few seconds of its own (a large real-model embed, a new venv,
-repeated kill trials); the session-wide real index of the bundled article (5 chunks) is cheap.
+Tests come in two tiers. `make test-fast` (``pytest -m "not slow"``) runs the unit tier in under
+a minute: synthetic signals, hits and sentences, the fake encoder, FAISS and BM25 in memory.
+`make test` runs the whole suite, as CI does, adding the integration tier (``slow``): the real
+model, the real reader, the Slack app over real HTTP and websockets, `qabot` processes, kill
+trials, a new venv. A test joins the integration tier by asking for one of the
+`INTEGRATION_FIXTURES` below (marked here, so no test can forget it) or by its own
+``@pytest.mark.slow``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ def answerer(sample_index, settings):
     return Answerer.from_settings(settings, index_dir=sample_index)
 
 
+@pytest.fixture(scope="session")
+def reader_answerer(sample_index, settings):
+    """The same index answered with the trained reader switched on (`[answer] reader = "onnx"`)."""
+    from bot.answering.answerer import Answerer
+
+    return Answerer.from_settings(settings.replace("answer", reader="onnx"), index_dir=sample_index)
+
+
 @pytest.fixture
 def index_copy(sample_index, tmp_path) -> Path:
     """A private copy of the sample index, for tests that write to it."""
@@ -103,3 +114,15 @@ class HashEncoder:
 @pytest.fixture(scope="session")
 def fake_encoder() -> HashEncoder:
     return HashEncoder()
+
+
+# Fixtures that bring in the real model or a real server: a test that asks for one is in the
+# integration tier (`slow`) whatever its own marks say.
+INTEGRATION_FIXTURES = frozenset({"sample_index", "answerer", "reader_answerer", "index_copy", "standin", "make_bot",
+                                  "slack_settings"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -31,6 +31,7 @@ def run(*args: str, index: Path | None = None, stdin: str | None = None, env: di
 FAST_INGEST = {"QABOT_INGEST_BACKEND": "onnx"}
 
 
+@pytest.mark.slow
 def test_ingest_reports_added_then_skipped(tmp_path):
     index = tmp_path / "index"
     first = run("ingest", str(SAMPLE), index=index, env=FAST_INGEST)
@@ -42,6 +43,7 @@ def test_ingest_reports_added_then_skipped(tmp_path):
     assert data["added"] == [] and data["skipped"] == [str(SAMPLE)] and data["documents"] == 1
 
 
+@pytest.mark.slow
 def test_ingest_without_paths_takes_paths_sample(tmp_path):
     sample = tmp_path / "articles"
     sample.mkdir()

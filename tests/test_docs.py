@@ -94,6 +94,7 @@ def cli_index(tmp_path):
     return index
 
 
+@pytest.mark.slow
 def test_docs_list_show_and_remove_from_the_cli(cli_index, tmp_path):
     listed = run("docs", "list", "--json", index=cli_index)
     assert listed.returncode == 0, listed.stderr
@@ -123,6 +124,7 @@ def test_docs_list_show_and_remove_from_the_cli(cli_index, tmp_path):
         docs[t]["title"] for t in docs if t != "Harbour Memo"}
 
 
+@pytest.mark.slow
 def test_after_docs_remove_ask_no_longer_cites_the_document(cli_index, tmp_path):
     from .test_sources import ASK_ENV
 

@@ -23,6 +23,9 @@ METRICS = {"questions", "hit@1", "hit@5", "hit@10", "answer_accuracy", "answer_a
            "top_sentence_accuracy", "answer_words_mean", "highlight_rate", "span_em", "span_f1",
            "span_em_all", "span_f1_all", "abstention_rate", "latency_ms_p50", "latency_ms_p95"}
 
+# The reader is opt-in (the rules are the default): these runs switch it on to check its figures.
+READER_ON = {"QABOT_READER": "onnx"}
+
 needs_shared = pytest.mark.skipif(not CONTEXTS.is_file() or not QUESTIONS.is_file(),
                                   reason="../shared/eval is not present")
 
@@ -56,7 +59,7 @@ def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
     work = eval_slice / "work"
     result = run("eval", "--contexts", str(eval_slice / "contexts.jsonl"),
                  "--questions", str(eval_slice / "questions.jsonl"), "--limit", "40",
-                 "--abstain-check", "--json", "--work-dir", str(work))
+                 "--abstain-check", "--json", "--work-dir", str(work), env=READER_ON)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     metrics = report["metrics"]
@@ -83,13 +86,14 @@ def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
     assert "split A" in result.stderr  # progress bars on stderr
 
 
+@pytest.mark.slow
 @needs_shared
 def test_eval_table_reuses_the_work_dir_and_takes_a_mode(eval_slice):
     work = eval_slice / "work"
     result = run("eval", "--contexts", str(eval_slice / "contexts.jsonl"),
                  "--questions", str(eval_slice / "questions.jsonl"), "--limit", "10",
                  "--unanswerable", str(eval_slice / "unanswerable.jsonl"),
-                 "--mode", "keyword", "--work-dir", str(work))
+                 "--mode", "keyword", "--work-dir", str(work), env=READER_ON)
     assert result.returncode == 0, result.stderr
     for label in ("retrieval hit@1", "retrieval hit@5", "retrieval hit@10", "answer accuracy",
                   "top-sentence accuracy", "answer length, mean words", "highlight exact match",

@@ -115,6 +115,7 @@ def test_a_bad_file_changes_nothing(index_copy, settings, tmp_path):
     assert snapshot(index_copy) == before
 
 
+@pytest.mark.slow
 def test_folders_refuse_bad_members_but_ingest_the_rest(tmp_path, settings):
     folder = tmp_path / "docs"
     folder.mkdir()

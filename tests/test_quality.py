@@ -59,7 +59,7 @@ def test_a_new_subject_is_not_a_follow_up_and_unknown_names_still_abstain(answer
 # --- abstention -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("question", [
-    "What did President Biden say about the Geneva talks?",  # a name the article never mentions
+    "What did President Biden say about the Geneva talks?",  # a name it never mentions
     "What did Ryabkov say about NATO expansion?",  # the right person, a topic it never mentions
     "How do I bake sourdough bread?",
     "What is the weather tomorrow?",
@@ -71,6 +71,19 @@ def test_questions_outside_the_article_abstain_with_reasons(answerer, question):
     answer = answerer.ask(question, trace=trace)
     assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.highlight is None
     assert trace.reasons
+
+
+@pytest.mark.parametrize("question", [
+    "What did Ryabkov say about NATO expansion?",
+    "How do I bake sourdough bread?",
+    "What is the weather tomorrow?",
+    "How many troops are on the border?",
+    "Who won the World Cup?",
+])
+def test_the_reader_declines_below_its_threshold_and_shows_its_scores(reader_answerer, question):
+    trace = AnswerTrace()
+    answer = reader_answerer.ask(question, trace=trace)
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.highlight is None
     # The reader's scores are in the trace: its best score fell short of the calibrated threshold.
     assert set(trace.signals) >= {"passage", "sentence", "reader", "threshold"}
     assert trace.reader_score is not None and trace.reader_score < trace.signals["threshold"]

@@ -26,7 +26,8 @@ from bot.reader.runtime import Reading
 from embeddings.index import ChunkRecord, Hit
 from embeddings.keyword import KeywordIndex, fold_accents, question_terms
 
-CONFIG = ReaderConfig(directory=None, threshold=0.4, read_candidates=3, span_threshold=0.6)  # type: ignore[arg-type]
+CONFIG = ReaderConfig(directory=None, threshold=0.4, read_candidates=3, span_threshold=0.6,  # type: ignore[arg-type]
+                      rule_weight=0.0)
 TEXT = "The talks open on Jan. 10. Russia wants results within a few weeks."
 SENTENCES = [(0, 26), (27, len(TEXT))]
 

@@ -333,6 +333,7 @@ def test_a_huge_file_is_refused_before_it_is_read(index_copy, tmp_path):
     assert snapshot(index_copy) == before
 
 
+@pytest.mark.slow
 def test_a_one_megabyte_line_without_sentence_breaks_is_ingested(tmp_path, settings, fake_encoder):
     """No sentence break in 1 MB: the segmenter is fed bounded blocks (not quadratic), every
     "sentence" is cut at words to MAX_SENTENCE_CHARS, no word is lost, and the result is a

@@ -314,6 +314,7 @@ def test_an_unreadable_list_is_refused_in_one_line(options, tmp_path):
 
 # --- the CLI, end to end with the real model ------------------------------------------------
 
+@pytest.mark.slow
 def test_ingest_a_url_then_ask_cites_it_with_its_url(site, tmp_path):
     index = tmp_path / "index"
     listing = tmp_path / "urls.txt"
@@ -333,6 +334,7 @@ def test_ingest_a_url_then_ask_cites_it_with_its_url(site, tmp_path):
     assert top["url"] == site.url("/report.pdf") and top["page"] == 3
 
 
+@pytest.mark.slow
 def test_progress_bars_show_on_a_terminal_and_never_in_json(site, tmp_path):
     """On a terminal (a real pty) stderr shows the loading and embedding bars; with --json, or
     piped, stdout is the JSON alone and stderr has no bar."""

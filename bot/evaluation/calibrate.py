@@ -84,7 +84,7 @@ def held_out_points(read: Sequence[tuple[dict, list, list]], config: ReaderConfi
         rule = text[focus[0]:focus[1]] if focus else ""
         rows.append({"span_score": reading.span_score, "span": span,
                      "em": exact_match(span, record["answers"]), "f1": f1_score(span, record["answers"]),
-                     "rule_em": exact_match(rule, record["answers"]) if rule else 0.0})
+                     "rule_em": exact_match(rule, record["answers"]) if rule else 0.0, "rule_found": bool(rule)})
     return rows
 
 
@@ -120,6 +120,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Below the threshold: is the reader's unsure span still better than the rules' span?
         "below_reader_em": round(sum(r["em"] for r in rows if r not in shown) / max(len(rows) - len(shown), 1), 4),
         "below_rules_em": round(sum(r["rule_em"] for r in rows if r not in shown) / max(len(rows) - len(shown), 1), 4),
+        # ... where the rules do find a span of the question's type:
+        "below_typed": sum(1 for r in rows if r not in shown and r["rule_found"]),
+        "below_typed_reader_em": round(sum(r["em"] for r in rows if r not in shown and r["rule_found"])
+                                       / max(sum(1 for r in rows if r not in shown and r["rule_found"]), 1), 4),
+        "below_typed_rules_em": round(sum(r["rule_em"] for r in rows if r not in shown and r["rule_found"])
+                                      / max(sum(1 for r in rows if r not in shown and r["rule_found"]), 1), 4),
     }, indent=2))
 
 

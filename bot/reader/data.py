@@ -109,7 +109,8 @@ def build(output: Path, settings: Settings, limit: int | None = None,
     vectors = SentenceVectors(lambda texts: query_encoder.encode(texts))
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_suffix(".partial")
-    with tempfile.TemporaryDirectory(prefix="qabot-reader-") as tmp, partial.open("w", encoding="utf-8") as out:
+    with (tempfile.TemporaryDirectory(prefix="qabot-reader-") as tmp,
+          partial.open("w", encoding="utf-8") as out):
 
         def answerer_for(titles: Sequence[str], name: str) -> Answerer:
             log.info("indexing %d articles (%s)", len(titles), name)

@@ -53,8 +53,9 @@ def export_onnx(checkpoint: Path, path: Path) -> dict:
     axes.update({"score": {0: "batch"}, "start_logits": {0: "batch", 1: "tokens"},
                  "end_logits": {0: "batch", 1: "tokens"}})
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model, (dummy, dummy, torch.zeros_like(dummy)), str(path), input_names=list(INPUT_NAMES),
-                      output_names=["score", "start_logits", "end_logits"], dynamic_axes=axes,
+    torch.onnx.export(model, (dummy, dummy, torch.zeros_like(dummy)), str(path),
+                      input_names=list(INPUT_NAMES), output_names=["score", "start_logits", "end_logits"],
+                      dynamic_axes=axes,
                       opset_version=OPSET, dynamo=False)
     return {"context": saved["context"], "layers": saved.get("layers"), "train_metrics": saved["metrics"]}
 

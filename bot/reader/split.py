@@ -13,7 +13,8 @@ import random
 from pathlib import Path
 
 # The shared training pool (28 SQuAD articles, see ../shared/train/README.md), next to the checkout.
-TRAIN_DIR = Path(os.environ.get("QABOT_TRAIN_DIR") or Path(__file__).resolve().parents[3] / "shared" / "train")
+TRAIN_DIR = Path(os.environ.get("QABOT_TRAIN_DIR")
+                 or Path(__file__).resolve().parents[3] / "shared" / "train")
 CONTEXTS = TRAIN_DIR / "squad-pool.contexts.jsonl"
 QUESTIONS = TRAIN_DIR / "squad-pool.questions.jsonl"
 

@@ -245,7 +245,8 @@ def train(records: Sequence[dict], *, epochs: float, context: bool, output: Path
                 running = 0.0
             if (eval_every and step % eval_every == 0) or step == total or i == len(groups):
                 model.eval()
-                metrics = evaluate.summarize(evaluate.run(torch_reader(model, tokenizer, context), dev_records))
+                read = torch_reader(model, tokenizer, context)
+                metrics = evaluate.summarize(evaluate.run(read, dev_records))
                 metrics.update(epoch=epoch, steps=step, train_seconds=round(time.perf_counter() - started))
                 log.info("held-out after %d steps: %s", step, json.dumps(metrics))
                 key = (metrics["top_sentence_accuracy"] + metrics["auc_answerable_vs_unanswerable"]
@@ -253,8 +254,8 @@ def train(records: Sequence[dict], *, epochs: float, context: bool, output: Path
                 if key > best_key:
                     best_key, best = key, metrics
                     output.parent.mkdir(parents=True, exist_ok=True)
-                    torch.save({"state": model.state_dict(), "context": context, "layers": layers, "listwise": listwise,
-                                "metrics": metrics}, output)
+                    torch.save({"state": model.state_dict(), "context": context, "layers": layers,
+                                "listwise": listwise, "metrics": metrics}, output)
                 model.train()
     return best
 
@@ -266,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--epochs", type=float, default=EPOCHS)
     parser.add_argument("--no-context", action="store_true", help="sentence-only input (design B)")
     parser.add_argument("--max-questions", type=int, default=None, help="train on a seeded subset")
-    parser.add_argument("--dev-questions", type=int, default=DEV_QUESTIONS, help="evaluate on a seeded subset")
+    parser.add_argument("--dev-questions", type=int, default=DEV_QUESTIONS,
+                        help="evaluate on a seeded subset")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--pairwise", action="store_true", help="per-pair BCE instead of listwise")
     parser.add_argument("--threads", type=int, default=THREADS)
