@@ -1,0 +1,118 @@
+"""The report: a verdict per target and the markdown table."""
+
+from __future__ import annotations
+
+TARGETS = {  # key: (description, comparison, threshold)
+    "ingest_ratio": ("ingest >= 0.9 x raw encoding", ">=", 0.9),
+    "query_ratio_p50": ("warm query p50 <= 1.5 x raw", "<=", 1.5),
+    "article_answer_p50_ms": ("whole answer p50 <= 40 ms (bundled article, reader on)", "<=", 40.0),
+    "cold_ask_s": ("cold `qabot ask` < 2 s", "<", 2.0),
+    "slack_p50_ms": ("Slack event -> chat.postMessage p50 < 50 ms", "<", 50.0),
+    "scale_1m_memory_gb": ("1M chunks: index memory < 1 GB", "<", 1.0),
+    "scale_1m_search_p50_ms": ("1M chunks: search p50 < 5 ms", "<", 5.0),
+    "scale_1m_recall10": ("1M chunks: recall@10 >= 0.95", ">=", 0.95),
+}
+
+
+def verdicts(results: dict) -> dict:
+    got = {}
+    ingest, query, cold = results.get("ingest"), results.get("query"), results.get("cold")
+    slack, scale = results.get("slack"), results.get("scale")
+    if isinstance(ingest, dict) and "ratio" in ingest:
+        got["ingest_ratio"] = ingest["ratio"]
+    if isinstance(query, dict) and "warm_pass" in query:
+        got["query_ratio_p50"] = query["warm_pass"]["ratio_p50"]
+        got["article_answer_p50_ms"] = query["article"]["p50_ms"]
+    if isinstance(cold, dict) and "qabot_ask" in cold:
+        got["cold_ask_s"] = cold["qabot_ask"]["wall_s_p50"]
+    if isinstance(slack, dict) and "p50_ms" in slack:
+        got["slack_p50_ms"] = slack["p50_ms"]
+    if isinstance(scale, dict) and "1000000" in scale.get("sizes", {}):
+        big = scale["sizes"]["1000000"]
+        got["scale_1m_memory_gb"] = round(big["loaded_rss_mb"] / 1000, 3)
+        got["scale_1m_search_p50_ms"] = big["search"]["p50_ms"]
+        got["scale_1m_recall10"] = big["recall_at_10"]
+    out = {}
+    for key, (text, op, limit) in TARGETS.items():
+        if key not in got:
+            continue
+        value = got[key]
+        met = {">=": value >= limit, "<=": value <= limit, "<": value < limit}[op]
+        out[key] = {"target": text, "value": value, "met": bool(met)}
+    return out
+
+
+def table(results: dict) -> str:
+    """The results as a markdown table (also printed)."""
+    m = results["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB, Python {m['python']}, "
+             f"load average {m['load_average_start']} at start, {m.get('load_average_end')} at end; "
+             f"{'QUICK' if results['quick'] else 'full'} run, {results['total_s']:.0f} s.",
+             "",
+             "| measure | qabot | raw limit / reference | ratio | target | met |",
+             "|---|---|---|---|---|---|"]
+    v = results["verdicts"]
+
+    def mark(key):
+        return ("yes" if v[key]["met"] else "**no**") if key in v else "–"
+
+    def row(*cells):
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+
+    i = results.get("ingest")
+    if isinstance(i, dict) and "ratio" in i:
+        row(f"ingest, {i['chunks']} SQuAD chunks ({i['backend']})", f"{i['pipeline_chunks_per_s']} chunks/s",
+            f"{i['raw_chunks_per_s']} chunks/s encoder alone", f"{i['ratio']} (CPU time: {i['ratio_cpu']}; "
+            f"encoder share of the pipeline: {i['encode_share_in_pipeline']})", "≥ 0.9", mark("ingest_ratio"))
+    q = results.get("query")
+    if isinstance(q, dict) and "warm_pass" in q:
+        for label, key in (("first pass", "first_pass"), ("warm pass", "warm_pass")):
+            p = q[key]
+            row(f"query p50 / p95, {q['questions']} SQuAD questions, {label}",
+                f"{p['p50_ms']} / {p['p95_ms']} ms", f"{q['raw']['p50_ms']} / {q['raw']['p95_ms']} ms "
+                "encode + dense + BM25", f"{p['ratio_p50']} / {p['ratio_p95']}",
+                "≤ 1.5 (p50)" if key == "warm_pass" else "", mark("query_ratio_p50") if key == "warm_pass" else "")
+        if "serve_warm_up" in q:
+            w = q["serve_warm_up"]
+            row("`Answerer.warm()` (what `serve` runs in the background)",
+                f"{w['seconds']} s for {w['sentences']} sentences", "", "", "", "")
+        a = q["article"]
+        row("whole answer p50 / p95, bundled article", f"{a['p50_ms']} / {a['p95_ms']} ms",
+            f"{a['raw']['p50_ms']} / {a['raw']['p95_ms']} ms", a["ratio_p50"], "≤ 40 ms", mark("article_answer_p50_ms"))
+    rd = results.get("reader")
+    if isinstance(rd, dict) and "article" in rd:
+        for label, key in (("bundled article", "article"), ("SQuAD", "squad")):
+            p = rd[key]
+            row(f"reader, {p['questions']} {label} questions × {p['pairs_per_question']} candidates "
+                f"(int8 ONNX)", f"{p['reader']['p50_ms']} / {p['reader']['p95_ms']} ms per question, "
+                f"{p['pairs_per_s']} pairs/s", f"query encoder alone {p['encoder']['p50_ms']} ms",
+                p["ratio_p50"], "", "")
+        w = rd["article_answer"]
+        row("whole answer p50, bundled article: reader on / off", f"{w['reader_on']['p50_ms']} ms",
+            f"{w['reader_off']['p50_ms']} ms (rules)", w["ratio_p50"], "", "")
+    c = results.get("cold")
+    if isinstance(c, dict) and "qabot_ask" in c:
+        ref = f"python {c['python']['wall_s_p50']} s; ML imports {c['ml_imports']['wall_s_p50']} s"
+        if "torch_import" in c:
+            ref += f"; torch import {c['torch_import']['wall_s_p50']} s"
+        row("cold `qabot ask` (new process)", f"{c['qabot_ask']['wall_s_p50']} s, peak RSS "
+            f"{c['qabot_ask']['peak_rss_mib']} MiB", ref, f"{c['ratio_vs_python']}× python, {c['ratio_vs_ml_imports']}× ML imports",
+            "< 2 s", mark("cold_ask_s"))
+    s = results.get("slack")
+    if isinstance(s, dict) and "p50_ms" in s:
+        row(f"Slack event → chat.postMessage, {s['events']} events", f"{s['p50_ms']} / {s['p95_ms']} ms",
+            f"HTTP ack {s['ack']['p50_ms']} ms", "", "< 50 ms p50", mark("slack_p50_ms"))
+    sc = results.get("scale")
+    if isinstance(sc, dict) and "sizes" in sc:
+        for n, r in sc["sizes"].items():
+            big = n == "1000000"
+            row(f"{int(n):,} chunks: {r['index_type']} {r['params'] or ''}",
+                f"search p50 {r['search']['p50_ms']} ms, recall@10 {r['recall_at_10']}, "
+                f"{r['loaded_rss_mb']} MB loaded, build {r['build_s']} s",
+                f"exact flat: {r['exact_flat']['p50_ms']} ms, {r['exact_flat']['memory_mb']} MB", "",
+                "< 5 ms, ≥ 0.95, < 1 GB" if big else "",
+                " / ".join(mark(k) for k in ("scale_1m_search_p50_ms", "scale_1m_recall10", "scale_1m_memory_gb"))
+                if big else "")
+    for name, error in results.get("errors", {}).items():
+        row(f"{name}: FAILED", error.splitlines()[-1][:120], "", "", "", "")
+    return "\n".join(lines)
