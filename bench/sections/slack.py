@@ -18,7 +18,9 @@ def bench_slack(ctx: dict, sizes: Sizes) -> dict:
         article = Answerer.from_settings(ctx["settings"], index_dir=ensure_article_index(ctx))
         for q in ARTICLE_QUESTIONS:
             article.ask(q)
-    settings = ctx["settings"].replace("paths", feedback_log=ctx["work"] / "feedback.jsonl")
+    # The bench's own feedback log and answered-message store, never the checkout's data folder.
+    settings = ctx["settings"].replace("paths", feedback_log=ctx["work"] / "feedback.jsonl",
+                                       state_db=ctx["work"] / "state.sqlite3")
     latencies, acks = [], []
     api = WebApi()
     bot = HttpBot(api, settings, article)
