@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 # Secrets shorter than this are not redacted: replacing every short string would garble the logs,
 # and no Slack token or signing secret is this short.
@@ -23,6 +23,18 @@ class DropClientTokenWarning(logging.Filter):
 DROP_CLIENT_TOKEN_WARNING = DropClientTokenWarning()
 
 
+def rewrite_message(record: logging.LogRecord, redact: Callable[[str], str]) -> None:
+    """Replace the record's formatted message with `redact(message)` when that changes it (a
+    broken format string is left to the handler, which reports it)."""
+    try:
+        message = record.getMessage()
+    except Exception:
+        return
+    redacted = redact(message)
+    if redacted != message:
+        record.msg, record.args = redacted, None
+
+
 class SecretRedactor(logging.Filter):
     """A logging filter that replaces known secrets in messages and tracebacks (defence in depth:
     nothing in qabot logs a secret, but a library might)."""
@@ -37,13 +49,7 @@ class SecretRedactor(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it to the handler
-            return True
-        redacted = self.redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        rewrite_message(record, self.redact)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:
@@ -93,15 +99,8 @@ class RequestBodyRedactor(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._is_library(record.name):
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it to the handler
-            return True
-        redacted = self.redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        if self._is_library(record.name):
+            rewrite_message(record, self.redact)
         return True
 
 
