@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -57,6 +58,7 @@ def _fast_env():
 KILL_CHILD = """
 import hashlib, json, sys
 from pathlib import Path
+from typing import Callable
 import numpy as np
 from embeddings.ingest import IngestOptions, ingest
 
@@ -99,6 +101,50 @@ def _wait_for_write(index_dir: Path, process: subprocess.Popen) -> float:
     return time.monotonic()
 
 
+def _measure_write(base: Path, reference: Path, start: Callable[[Path], subprocess.Popen]) -> tuple[float, tuple]:
+    """Run the operation once, uninterrupted, on a copy of `base`: how long its write phase takes
+    (from staging to exit) and the index it leaves."""
+    shutil.copytree(base, reference)
+    process = start(reference)
+    seen = _wait_for_write(reference, process)
+    assert process.stdout.readline().strip() == "done", process.stderr.read()
+    write_s = max(time.monotonic() - seen, 0.005)
+    assert process.wait() == 0
+    assert _leftovers(reference) == []
+    return write_s, _state(reference)
+
+
+def _kill_trials(tmp_path: Path, base: Path, start: Callable[[Path], subprocess.Popen], before: tuple,
+                 after: tuple, write_s: float, *, seed: int, what: str, rerun_when_done: bool,
+                 trials: int = 8) -> None:
+    """SIGKILL the operation at random moments of its write phase on copies of `base`: the index
+    must always load as exactly the old or the new one, and every fourth trial a later run must
+    complete and clean up (also after a kill that landed once it was done, when `rerun_when_done`:
+    a re-ingest then skips, a second remove would have nothing to remove). At least a quarter of
+    the kills must land mid-write, so the old-or-new check is really exercised."""
+    rng = random.Random(seed)
+    mid_write = 0
+    for trial in range(trials):
+        target = tmp_path / f"trial{trial}"
+        shutil.copytree(base, target)
+        process = start(target)
+        _wait_for_write(target, process)
+        time.sleep(rng.uniform(0, 1.1 * write_s))
+        process.kill()
+        process.wait()
+        state = _state(target)  # must load: no half-written index is ever live
+        assert state in (before, after), f"trial {trial}: index is neither the old nor the new one"
+        mid_write += bool(_leftovers(target))
+        if trial % 4 == 0 and (rerun_when_done or state == before):
+            # A later run completes and cleans up whatever the killed one left behind.
+            assert start(target).wait() == 0
+            assert _state(target) == after
+            assert not any(n.startswith(".staging-") for n in os.listdir(target))
+        shutil.rmtree(target)
+    print(f"{what} kill trials: {trials}, killed during the write: {mid_write} (write phase {write_s * 1000:.0f} ms)")
+    assert mid_write >= trials // 4
+
+
 @pytest.mark.slow
 def test_sigkill_during_the_index_write_leaves_the_old_or_the_new_index(tmp_path, settings):
     options = json.dumps({**asdict(IngestOptions.from_settings(settings)), "lock_timeout": 5})
@@ -107,39 +153,13 @@ def test_sigkill_during_the_index_write_leaves_the_old_or_the_new_index(tmp_path
     assert _start_ingest(SAMPLE, base, options).wait() == 0
     before = _state(base)
 
-    # A reference run: how long the write phase takes (from staging to exit).
-    reference = tmp_path / "reference"
-    shutil.copytree(base, reference)
-    process = _start_ingest(extra, reference, options)
-    seen = _wait_for_write(reference, process)
-    assert process.stdout.readline().strip() == "done", process.stderr.read()
-    write_s = max(time.monotonic() - seen, 0.005)
-    assert process.wait() == 0
-    after = _state(reference)
-    assert after != before and _leftovers(reference) == []
+    def start(target: Path) -> subprocess.Popen:
+        return _start_ingest(extra, target, options)
 
-    rng = random.Random(1234)
-    trials, mid_write = 8, 0
-    for trial in range(trials):
-        target = tmp_path / f"trial{trial}"
-        shutil.copytree(base, target)
-        process = _start_ingest(extra, target, options)
-        _wait_for_write(target, process)
-        time.sleep(rng.uniform(0, 1.1 * write_s))
-        process.kill()
-        process.wait()
-        state = _state(target)  # must load: no half-written index is ever live
-        assert state in (before, after), f"trial {trial}: index is neither the old nor the new one"
-        mid_write += bool(_leftovers(target))
-        if trial % 4 == 0:
-            # A later ingest completes and cleans up whatever the killed one left behind.
-            assert _start_ingest(extra, target, options).wait() == 0
-            assert _state(target) == after
-            assert not any(n.startswith(".staging-") for n in os.listdir(target))
-        shutil.rmtree(target)
-    print(f"kill trials: {trials}, killed during the write: {mid_write} (write phase {write_s * 1000:.0f} ms)")
-    # The kills did land inside the write, so the old-or-new check above was really exercised.
-    assert mid_write >= trials // 4
+    write_s, after = _measure_write(base, tmp_path / "reference", start)
+    assert after != before
+    _kill_trials(tmp_path, base, start, before, after, write_s, seed=1234, what="ingest",
+                 rerun_when_done=True)
 
 
 # A child process that removes one document through `embeddings.ingest.remove_documents` (what
@@ -147,6 +167,7 @@ def test_sigkill_during_the_index_write_leaves_the_old_or_the_new_index(tmp_path
 REMOVE_CHILD = """
 import sys
 from pathlib import Path
+from typing import Callable
 from embeddings.ingest import remove_documents
 
 print("ready", flush=True)
@@ -172,37 +193,13 @@ def test_sigkill_during_a_remove_leaves_the_old_or_the_new_index(tmp_path, setti
     doc_id = str(extra.resolve())
     before = _state(base)
 
-    reference = tmp_path / "reference"
-    shutil.copytree(base, reference)
-    process = _start_remove(reference, doc_id)
-    seen = _wait_for_write(reference, process)
-    assert process.stdout.readline().strip() == "done", process.stderr.read()
-    write_s = max(time.monotonic() - seen, 0.005)
-    assert process.wait() == 0
-    after = _state(reference)
-    assert doc_id in before[0] and after[0] == [str(SAMPLE.resolve())] and _leftovers(reference) == []
+    def start(target: Path) -> subprocess.Popen:
+        return _start_remove(target, doc_id)
 
-    rng = random.Random(4321)
-    trials, mid_write = 8, 0
-    for trial in range(trials):
-        target = tmp_path / f"trial{trial}"
-        shutil.copytree(base, target)
-        process = _start_remove(target, doc_id)
-        _wait_for_write(target, process)
-        time.sleep(rng.uniform(0, 1.1 * write_s))
-        process.kill()
-        process.wait()
-        state = _state(target)  # must load: no half-written index is ever live
-        assert state in (before, after), f"trial {trial}: index is neither the old nor the new one"
-        mid_write += bool(_leftovers(target))
-        if trial % 4 == 0 and state == before:
-            # A later remove completes and cleans up whatever the killed one left behind.
-            assert _start_remove(target, doc_id).wait() == 0
-            assert _state(target) == after
-            assert not any(n.startswith(".staging-") for n in os.listdir(target))
-        shutil.rmtree(target)
-    print(f"remove kill trials: {trials}, killed during the write: {mid_write} (write phase {write_s * 1000:.0f} ms)")
-    assert mid_write >= trials // 4
+    write_s, after = _measure_write(base, tmp_path / "reference", start)
+    assert doc_id in before[0] and after[0] == [str(SAMPLE.resolve())]
+    _kill_trials(tmp_path, base, start, before, after, write_s, seed=4321, what="remove",
+                 rerun_when_done=False)
 
 
 def test_a_second_ingest_waits_for_the_lock_then_gives_up_clearly(index_copy, tmp_path):
