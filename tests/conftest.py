@@ -24,6 +24,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The Slack Web API stand-in's fixtures (`standin`, `slack_settings`, `make_bot`), for every test
+# module: pytest finds fixtures imported into conftest, so no module has to import them itself.
+from .slack_standin import make_bot, slack_settings, standin  # noqa: E402,F401
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "articles"
 SAMPLE = SAMPLE_DIR / "ryabkov-2022-01-06.txt"

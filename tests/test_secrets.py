@@ -36,7 +36,6 @@ from .slack_standin import (
     http_post,
     mention_event,
     signature_headers,
-    slack_settings,  # noqa: F401 (fixture)
     wait_until,
 )
 from .test_slack_serve import Serving

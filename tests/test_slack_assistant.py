@@ -7,11 +7,8 @@ from .slack_standin import (
     BOT_USER_ID,
     USER,
     SpyAnswerer,
-    make_bot,  # noqa: F401 (fixture)
     message_event,
     new_ts,
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
 )
 
 DEADLINE_Q = "What deadline did Ryabkov give?"

@@ -11,10 +11,7 @@ import pytest
 from .conftest import build_index
 from .slack_standin import (
     BOT_USER_ID,
-    make_bot,  # noqa: F401 (fixture)
     mention_event,
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
 )
 
 DOCUMENT = """Ops notice <!here> & <https://evil.example|click me>

@@ -16,11 +16,8 @@ from bot.slack.home import KnownDocument, known_documents, render_home, tally_fe
 from .slack_standin import (
     USER,
     feedback_click,
-    make_bot,  # noqa: F401 (fixture)
     mention_event,
     new_ts,
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
 )
 
 ADMIN = "U0ADMIN"

@@ -20,12 +20,9 @@ from .slack_standin import (
     FailingAnswerer,
     SpyAnswerer,
     feedback_click,
-    make_bot,  # noqa: F401 (fixture)
     mention_event,
     message_event,
     new_ts,
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
     twin_of,
     wait_until,
 )

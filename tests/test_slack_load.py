@@ -23,10 +23,7 @@ from bot.slack.client import make_web_client
 
 from .slack_standin import (
     SpyAnswerer,
-    make_bot,  # noqa: F401 (fixture)
     mention_event,
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
     twin_of,
 )
 

@@ -35,9 +35,6 @@ from .slack_standin import (
     SlackStandIn,
     SocketModeServer,
     SpyAnswerer,
-    make_bot,  # noqa: F401 (fixture)
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
     start_http_bot,
 )
 

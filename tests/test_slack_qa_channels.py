@@ -14,12 +14,9 @@ from bot.slack.intent import Kind, classify
 from .conftest import SHARED_EVAL
 from .slack_standin import (
     SpyAnswerer,
-    make_bot,  # noqa: F401 (fixture)
     mention_event,
     message_event,
     new_ts,
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
     wait_until,
 )
 

@@ -20,7 +20,6 @@ from .slack_standin import (
     http_post,
     mention_event,
     signature_headers,
-    standin,  # noqa: F401 (fixture)
     twin_of,
     wait_until,
 )

@@ -15,11 +15,8 @@ from bot.slack.store import SqliteAnsweredStore, StoreUnavailable, event_key, me
 
 from .slack_standin import (
     SpyAnswerer,
-    make_bot,  # noqa: F401 (fixture)
     mention_event,
     message_event,
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"

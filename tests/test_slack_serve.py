@@ -30,11 +30,8 @@ from .slack_standin import (
     event_body,
     feedback_click,
     http_post,
-    make_bot,  # noqa: F401 (fixture)
     mention_event,
     signature_headers,
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
     wait_until,
 )
 

@@ -21,12 +21,9 @@ from .slack_standin import (
     TEAM_ID,
     USER,
     SpyAnswerer,
-    make_bot,  # noqa: F401 (fixture)
     mention_event,
     message_event,
     new_ts,
-    slack_settings,  # noqa: F401 (fixture)
-    standin,  # noqa: F401 (fixture)
     wait_until,
 )
 from .test_slack_assistant import thread_started
