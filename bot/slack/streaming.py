@@ -14,8 +14,11 @@ apology). Two sinks:
   stops trying for the rest of the process.
 
 Only an answerer that produces its text piece by piece feeds a stream: one that has
-``ask_streaming`` (`StreamsAnswers`, e.g. an LLM-backed answerer). Today's extractive `Answerer`
-returns the whole answer at once, so its answers are always posted whole.
+``ask_streaming`` (`StreamsAnswers`). The `Answerer` has it: with ``[llm] enabled`` a composed
+answer's text streams as the LLM writes it; an extractive answer arrives whole and is posted
+whole. When the final answer is not the text streamed (the LLM failed midway, or its reply failed
+the grounding check, and the extractive answer stands in), ``finish`` stops the stream and
+replaces it with the whole answer (``chat.update``): never half a message.
 """
 
 from __future__ import annotations
@@ -66,9 +69,11 @@ class ReplySink(Protocol):
         """A new piece of the answer's plain text (any thread may call this)."""
         ...
 
-    def finish(self, message: Message, details: Sequence[dict[str, Any]]) -> None:
+    def finish(self, message: Message, details: Sequence[dict[str, Any]], text: str | None = None) -> None:
         """The final answer: `message` in full, or `details` (its blocks after the text) below a
-        stream that already shows the text."""
+        stream that already shows the text. `text` is the answer's plain text: when it is not what
+        was streamed (the LLM failed midway and the extractive answer stands in), `message`
+        replaces the stream."""
         ...
 
     def fail(self, message: Message) -> None:
@@ -87,7 +92,7 @@ class PostedReply:
     def append(self, text: str) -> None:
         pass
 
-    def finish(self, message: Message, details: Sequence[dict[str, Any]]) -> None:
+    def finish(self, message: Message, details: Sequence[dict[str, Any]], text: str | None = None) -> None:
         self._post(message)
 
     def fail(self, message: Message) -> None:
@@ -149,6 +154,7 @@ class StreamedReply:
         self._started = clock()
         self._lock = threading.Lock()
         self._pending = ""  # text not yet sent to Slack
+        self._raw = ""  # all the plain text appended, as the answerer produced it
         self._used = 0  # characters of text accepted so far (sent or pending)
         self._ts: str | None = None  # the streamed message, once started
         self._state = "waiting"  # waiting -> streaming | posting; streaming -> broken; any -> done | failed
@@ -162,18 +168,24 @@ class StreamedReply:
         with self._lock:
             if self._state in ("done", "failed", "posting", "broken") or not text:
                 return
+            self._raw += text
             self._take(text)
             if self._state == "waiting" and self._clock() - self._started >= self._streamer.after_s:
                 self._start()
             elif self._state == "streaming" and len(self._pending) >= APPEND_CHARS:
                 self._send_pending()
 
-    def finish(self, message: Message, details: Sequence[dict[str, Any]]) -> None:
+    def finish(self, message: Message, details: Sequence[dict[str, Any]], text: str | None = None) -> None:
         with self._lock:
             state, self._state = self._state, "done"
             try:
                 if state in ("waiting", "posting"):
                     self._post(message)
+                elif state == "streaming" and text is not None and text.strip() != self._raw.strip():
+                    # Not the streamed text (an LLM outage midway): end the stream, then put the
+                    # whole answer in its place, never leaving half a message.
+                    self._stop([])
+                    self._replace(message)
                 elif state == "streaming" and self._stop(list(details)):
                     return
                 elif state != "done":
