@@ -197,10 +197,11 @@ class LlmSettings:
                                 what="the name of an environment variable (letters, digits, _)",
                                 echo=False)
     connect_timeout_s: float = _setting(5.0, **POSITIVE)
-    # Per request, and the longest wait for the next streamed piece.
-    request_timeout_s: float = _setting(30.0, **POSITIVE)
+    # Per request, and the longest wait for the next streamed piece. With max_retries, chosen so a
+    # hung server gives way to the extractive answer within [slack] answer_timeout_s (30 s).
+    request_timeout_s: float = _setting(12.0, **POSITIVE)
     # Retries of a timeout, a 5xx or a 429 (with the server's Retry-After), by the openai client.
-    max_retries: int = _setting(2, minimum=0, maximum=10)
+    max_retries: int = _setting(1, minimum=0, maximum=10)
     max_tokens: int = _setting(400, minimum=16, maximum=8192)
     temperature: float = _setting(0.0, minimum=0, maximum=2)
 

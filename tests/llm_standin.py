@@ -142,7 +142,8 @@ class LlmStandIn:
         if request.authorization != f"Bearer {self.api_key}":
             return self._json(handler, 401, {"error": {"message": "invalid api key", "type": "invalid_request_error"}})
         if failing:
-            headers = {"retry-after-ms": "10"} if script.status == 429 else {}
+            # A quick Retry-After (the openai client honours it on 429 and 5xx): fast tests.
+            headers = {"retry-after-ms": "10"} if script.status == 429 or script.status >= 500 else {}
             return self._json(handler, script.status,
                               {"error": {"message": f"scripted {script.status}", "type": "server_error"}}, headers)
         if script.mode == "slow":
