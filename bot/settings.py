@@ -62,11 +62,9 @@ class Rule:
     maximum: float | None = None
     exclusive_minimum: bool = False
     prefixes: tuple[str, ...] = ()  # a string must start with one of these ("http://", ...)
-    pattern: str | None = None  # a string must match this regular expression in full
-    what: str = ""  # what `pattern` means, for the error ("an environment variable's name")
-    # Whether an error may quote the value. Off for a key that names a secret: someone who put
-    # the secret itself there must not find it in an error message or a log.
-    echo: bool = True
+    pattern: str | None = None  # ... or match this regular expression in full, which means `what`
+    what: str = ""
+    echo: bool = True  # off where a secret may be put by mistake: errors then never quote the value
 
     def violation(self, value: Any) -> str | None:
         """Why `value` breaks the rule ("must be ..."), or None when it is fine."""
@@ -185,10 +183,8 @@ class SlackSettings:
 
 @dataclass(frozen=True)
 class LlmSettings:
-    """Composed answers from an OpenAI-compatible server (issue 13; README, "Composed answers").
-
-    Off by default: the offline extractive answer needs no server. The key is read from the
-    environment variable named by `api_key_env`, so it never sits in a config file."""
+    """Composed answers from an OpenAI-compatible server (README, "Composed answers"). Off by
+    default; the key is read from the variable `api_key_env` names, never from a file."""
 
     enabled: bool = False
     base_url: str = _setting("https://api.openai.com/v1", prefixes=("http://", "https://"))

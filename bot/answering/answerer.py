@@ -111,6 +111,8 @@ class Answerer:
         self._sentence_vectors.tokens([t for c in self.index.chunks for t in c.sentence_texts()])
         if isinstance(self.scorer, ReaderScorer):
             self.scorer.reader.get()  # load the ONNX session now rather than on the first question
+        if self.composer is not None:
+            self.composer.client.warm()  # the openai client's imports (~0.6 s), likewise
         return len(set(texts))
 
     def _span_threshold(self) -> float:

@@ -51,6 +51,10 @@ class LlmClient:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Import the client library and build the client now rather than on the first question."""
+        self._openai()
+
     def _openai(self) -> Any:
         with self._lock:
             if self._client is None:
