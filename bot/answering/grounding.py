@@ -135,9 +135,11 @@ def claims_of(sentence: str) -> list[tuple[str, list[int]]]:
     return out
 
 
-def check_reply(reply: str, sources: Sequence[Source]) -> CheckedReply:
+def check_reply(reply: str, sources: Sequence[Source], topic: str = "") -> CheckedReply:
     """Whether `reply` may be shown as a grounded answer: it cites, every sentence cites, every
-    cited number is a source, and every quote occurs in a source its claim cites."""
+    cited number is a source, every claim shares a word with a source it cites, every quote
+    occurs in one, and (given a `topic`: the question and the best sentences) the reply shares a
+    word with the topic — an obeyed injection ("PWNED [2]") shares none."""
     text = reply.strip()
     if DECLINE_TOKEN in text.upper().replace(" ", "_"):
         return CheckedReply(text, declined=True)
@@ -152,6 +154,8 @@ def check_reply(reply: str, sources: Sequence[Source]) -> CheckedReply:
         if unknown:
             return CheckedReply(text, problem=f"cites source [{unknown[0]}], which does not exist")
         for claim, own in claims_of(sentence):
+            if claim and not content_words(claim) & set().union(*(content_words(by_number[n]) for n in own)):
+                return CheckedReply(text, problem=f"a claim shares no word with its source [{own[0]}]")
             for quote in _QUOTE.findall(claim):
                 parts = [p.strip(" ,.;:") for p in re.split(r"\.\.\.|…", normalise(quote))]
                 if not all(any(p in by_number[n] for n in own) for p in parts if p):
@@ -162,6 +166,8 @@ def check_reply(reply: str, sources: Sequence[Source]) -> CheckedReply:
                 claims.setdefault(n, []).append(claim)
     if not cited:
         return CheckedReply(text, problem="no citation")
+    if topic and not content_words(_CITATION.sub(" ", text)) & content_words(topic):
+        return CheckedReply(text, problem="shares no word with the question or the best sentences")
     return CheckedReply(text, cited=tuple(cited), claims=claims)
 
 

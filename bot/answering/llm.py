@@ -58,7 +58,7 @@ class LlmComposer:
         except LlmUnavailable as exc:
             log.warning("LLM %s unavailable (%s): showing the extractive answer", self.cfg.model, exc)
             return self._fallback(extractive, "unavailable", str(exc), UNAVAILABLE_NOTICE, None, started)
-        checked = check_reply(reply.text, sources)
+        checked = check_reply(reply.text, sources, topic=" ".join([question.text, *(t for _, t in best)]))
         if checked.declined:
             log.info("LLM %s: the sources do not answer; declining", reply.model)
             return self._declined(extractive, reply, started)

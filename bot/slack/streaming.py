@@ -126,9 +126,9 @@ class Streamer:
 
     def reply(self, client: WebClient, post: Post, *, channel: str, thread_ts: str | None,
               recipient_user: str | None = None, recipient_team: str | None = None) -> ReplySink:
-        """A `StreamedReply` into `thread_ts` when streaming can work there, else a `PostedReply`.
-
-        Slack streams only replies in a thread; top-level DMs and ``/ask`` answers are posted."""
+        """A `StreamedReply` into `thread_ts`; an `UpdatedReply` there once Slack said it cannot
+        stream; a `PostedReply` outside threads (Slack streams only thread replies: top-level
+        DMs and ``/ask`` answers are posted whole)."""
         if thread_ts is None:
             return PostedReply(post)
         missing = [m for m in STREAM_METHODS if not callable(getattr(client, m, None))]
