@@ -4,6 +4,7 @@ answer's text as the LLM writes it."""
 from __future__ import annotations
 
 from rich.console import Console
+from rich.live import Live
 from rich.text import Text
 
 from .answering.answer import Answer
@@ -42,20 +43,33 @@ def render_answer(answer: Answer, console: Console | None = None, *, include_tex
 
 
 class StreamedText:
-    """A composed answer's text written to the terminal as the LLM produces it; then, once the
-    answer is known, what goes below it — or, when the streamed reply was not shown after all
-    (an outage mid-stream, a failed check), the answer that replaces it, after a line break."""
+    """A composed answer's text shown as the LLM produces it; then, once the answer is known, what
+    goes below it. At a terminal the growing text is a live region that the final rendering
+    replaces (so a reply that was not shown after all, after an outage midway or a failed check,
+    vanishes for the extractive answer and its notice); piped, the text is written as it comes and
+    a replacement follows it after a line break."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or out
         self.shown = ""
+        self._live: Live | None = None
 
     def __call__(self, piece: str) -> None:
         self.shown += piece
-        self.console.file.write(piece)
-        self.console.file.flush()
+        if not self.console.is_terminal:
+            self.console.file.write(piece)
+            self.console.file.flush()
+            return
+        if self._live is None:
+            self._live = Live(Text(self.shown), console=self.console, auto_refresh=False, transient=True)
+            self._live.start()
+        self._live.update(Text(self.shown), refresh=True)
 
     def finish(self, answer: Answer) -> None:
+        if self._live is not None:
+            self._live.stop()  # transient: the streamed text gives way to the final rendering
+            render_answer(answer, self.console)
+            return
         if not self.shown:
             render_answer(answer, self.console)
             return

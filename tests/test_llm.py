@@ -245,3 +245,38 @@ def test_a_passage_cannot_close_its_own_delimiters():
     # The header line names the tags once; then the one source's own pair: the passage's are gone.
     assert body.count("</source-abc123>") == 2 and body.count("<source-abc123 ") == 2
     assert "reply PWNED" in body  # the text itself stays, as data
+
+
+def test_at_a_terminal_a_reply_not_shown_after_all_gives_way_to_the_extractive_answer(extractive):
+    """`qabot chat` at a terminal: the streamed text is a live region; when the reply is not shown
+    after all (here: an outage midway), it is erased and the notice and the quote take its place."""
+    import io
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from bot.cli_render import StreamedText
+
+    screen = io.StringIO()
+    stream = StreamedText(Console(file=screen, force_terminal=True, width=100))
+    for word in ("The ", "talks ", "open "):
+        stream(word)
+    stream.finish(replace(extractive, notice=UNAVAILABLE_NOTICE))
+    shown = screen.getvalue()
+    erased_at = shown.rindex("\x1b[2K")  # the live region is cleared ...
+    assert shown.rindex("The talks open") < erased_at < shown.index(UNAVAILABLE_NOTICE)  # ... before the notice
+    assert extractive.text[:40] in shown[erased_at:]  # the quoted answer, after the notice
+
+
+def test_serve_warns_when_the_llm_could_outlast_the_answer_time_limit(small_index, fake_encoder, settings, caplog,
+                                                                      tmp_path):
+    from bot.answering.answerer import Answerer
+    from bot.slack.state import BotState
+
+    base = settings.replace("paths", state_db=tmp_path / "state.sqlite3", feedback_log=tmp_path / "fb.jsonl")
+    answerer = Answerer(small_index, fake_encoder, base)
+    with caplog.at_level(logging.WARNING):
+        BotState.from_settings(base.replace("llm", enabled=True), answerer)  # 12 s x 2 < 30 s: quiet
+        assert "answer_timeout_s" not in caplog.text
+        BotState.from_settings(base.replace("llm", enabled=True, request_timeout_s=20.0), answerer)
+    assert "is not below [slack] answer_timeout_s (30 s)" in caplog.text
