@@ -25,11 +25,11 @@ from embeddings.errors import QabotError  # noqa: E402
 
 from .answering.answer import Answer  # noqa: E402
 from .cli_docs import docs_app, ingest_progress  # noqa: E402
+from .cli_render import StreamedText, out, render_answer  # noqa: E402
 from .settings import RETRIEVAL_MODES, Settings, SettingsError, load_settings  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="qabot: answers questions about your articles, with quoted sources.")
-out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 log = logging.getLogger("qabot")
 
@@ -165,28 +165,6 @@ def _answerer(settings: Settings):
     return Answerer.from_settings(settings)
 
 
-def render_answer(answer: Answer, console: Console = out) -> None:
-    """The short answer when the reader is confident about it, then the quote (its answer span
-    highlighted), then the passages it quotes: the answer first, then the evidence."""
-    if answer.lead:
-        console.print(Text(answer.lead, style="bold cyan"))
-    text = Text(answer.text, style="italic" if answer.abstained else "")
-    if answer.highlight:
-        text.stylize("bold cyan", *answer.highlight)
-    console.print(text)
-    for citation in answer.citations[: 1 if answer.abstained else 3]:
-        if answer.abstained:
-            label = "Nearest passage"
-        elif citation.quote:
-            label = "Source"
-        else:
-            continue
-        page = f", p. {citation.page}" if citation.page else ""
-        console.print(Text(f"  {label}: {citation.document}{page}", style="bold dim"))
-        passage = citation.quote or citation.text
-        console.print(Text("  > " + (passage if len(passage) < 600 else passage[:600] + "…"), style="dim"))
-
-
 @app.command()
 def ask(
     question: List[str] = typer.Argument(..., help="The question, or - to read one question per line from stdin."),
@@ -209,13 +187,12 @@ def _ask(question: list[str], index: Optional[Path], as_json: bool) -> None:
         questions = [joined]
     answerer = _answerer(_settings(index))
     for q in questions:
-        answer = answerer.ask(q)
         if as_json:
-            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+            print(json.dumps(answerer.ask(q).to_json(), ensure_ascii=False), flush=True)
         else:
             if len(questions) > 1:
                 out.print(Text(f"Q: {q}", style="bold"))
-            render_answer(answer)
+            _ask_and_show(answerer, q)
             if len(questions) > 1:
                 out.print()
 
@@ -245,10 +222,21 @@ def _chat(index: Optional[Path]) -> None:
             continue
         if question.lower() in {"exit", "quit", ":q"}:
             break
-        answer = answerer.ask(question, history)
-        render_answer(answer)
+        _ask_and_show(answerer, question, history)
         out.print()
         history.append(question)
+
+
+def _ask_and_show(answerer, question: str, history: list[str] | None = None) -> Answer:
+    """Ask and print the answer; a composed answer's text appears as the LLM writes it."""
+    if answerer.composer is None:
+        answer = answerer.ask(question, history or ())
+        render_answer(answer)
+        return answer
+    stream = StreamedText()
+    answer = answerer.ask(question, history or (), on_text=stream)
+    stream.finish(answer)
+    return answer
 
 
 def _line_reader(settings: Settings):
@@ -327,12 +315,15 @@ def eval_command(
     mode: Optional[str] = typer.Option(None, "--mode", help="Retrieval: hybrid (default), dense or keyword."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir",
                                             help="Keep the built indexes here and reuse them next time (default: a temporary directory)."),
+    llm: bool = typer.Option(False, "--llm", help="Compose the answers with the [llm] server (enabled for this run) "
+                                                  "and report citation validity and composed-answer accuracy."),
 ) -> None:
     """Measure retrieval, answers, highlights and abstention on a question set (e.g. ../shared/eval)."""
-    _run(_eval, contexts, questions, as_json, abstain_check, limit, mode, work_dir, unanswerable)
+    _run(_eval, contexts, questions, as_json, abstain_check, limit, mode, work_dir, unanswerable, llm)
 
 
-def _eval(contexts, questions, as_json, abstain_check, limit, mode, work_dir, unanswerable=None) -> None:
+def _eval(contexts, questions, as_json, abstain_check, limit, mode, work_dir, unanswerable=None,
+          llm=False) -> None:
     from .evaluation.data import EvalDataError
     from .evaluation.report import format_report
     from .evaluation.runner import run_eval
@@ -342,6 +333,8 @@ def _eval(contexts, questions, as_json, abstain_check, limit, mode, work_dir, un
         if mode not in RETRIEVAL_MODES:
             raise Failure(f"--mode must be one of {', '.join(RETRIEVAL_MODES)}; got {mode!r}", 2)
         settings = settings.replace("retrieval", mode=mode)
+    if llm:
+        settings = settings.replace("llm", enabled=True)
     for path in (contexts, questions, *([unanswerable] if unanswerable else [])):
         if not path.is_file():
             raise Failure(f"{path}: no such file", 2)

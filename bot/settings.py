@@ -6,7 +6,8 @@ Load order, each step overriding the one before:
 2. one TOML file: ``--config`` / ``QABOT_CONFIG`` if given, else the checkout's
    ``config/default.toml`` when qabot runs from a source checkout (never when installed);
 3. environment variables ``QABOT_<KEY>``. Key names are unique across sections, so the variable
-   does not name the section (``QABOT_INDEX``, ``QABOT_TOP_K``).
+   does not name the section (``QABOT_INDEX``, ``QABOT_TOP_K``), except for the sections in
+   `SECTION_ENV_PREFIXES`, whose generic key names read better with it (``QABOT_LLM_ENABLED``).
 
 Relative paths in a TOML file resolve from that file's folder, so a config file means the same
 thing from any working directory. Relative paths from the code defaults, the environment or
@@ -23,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -39,6 +41,10 @@ ENCODER_BACKENDS = ("torch", "onnx")
 # The read + judge steps: "onnx" = the trained reader (bot/reader/model), "off" = the rules.
 READERS = ("onnx", "off")
 MAX_PORT = 65535
+# Sections whose environment variables name the section: QABOT_LLM_ENABLED, not QABOT_ENABLED.
+SECTION_ENV_PREFIXES = {"llm": "LLM_"}
+# An environment variable's name (what [llm] api_key_env holds; never the key itself).
+ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 # all-MiniLM-L6-v2 has 512 position embeddings: longer inputs cannot be encoded.
 MODEL_MAX_POSITIONS = 512
 
@@ -55,11 +61,19 @@ class Rule:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
+    prefixes: tuple[str, ...] = ()  # a string must start with one of these ("http://", ...)
+    pattern: str | None = None  # ... or match this regular expression in full, which means `what`
+    what: str = ""
+    echo: bool = True  # off where a secret may be put by mistake: errors then never quote the value
 
     def violation(self, value: Any) -> str | None:
         """Why `value` breaks the rule ("must be ..."), or None when it is fine."""
         if self.choices and value not in self.choices:
             return f"must be one of {', '.join(self.choices)}"
+        if self.prefixes and not str(value).startswith(self.prefixes):
+            return f"must start with {' or '.join(self.prefixes)}"
+        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
+            return f"must be {self.what or 'of the form ' + self.pattern}"
         if self.minimum is not None and self.maximum is not None:
             if not self.minimum <= value <= self.maximum:
                 return f"must be between {_num(self.minimum)} and {_num(self.maximum)}"
@@ -168,6 +182,27 @@ class SlackSettings:
 
 
 @dataclass(frozen=True)
+class LlmSettings:
+    """Composed answers from an OpenAI-compatible server (README, "Composed answers"). Off by
+    default; the key is read from the variable `api_key_env` names, never from a file."""
+
+    enabled: bool = False
+    base_url: str = _setting("https://api.openai.com/v1", prefixes=("http://", "https://"))
+    model: str = "gpt-4o-mini"
+    api_key_env: str = _setting("OPENAI_API_KEY", pattern=ENV_NAME_PATTERN,
+                                what="the name of an environment variable (letters, digits, _)",
+                                echo=False)
+    connect_timeout_s: float = _setting(5.0, **POSITIVE)
+    # Per request, and the longest wait for the next streamed piece. With max_retries, chosen so a
+    # hung server gives way to the extractive answer within [slack] answer_timeout_s (30 s).
+    request_timeout_s: float = _setting(12.0, **POSITIVE)
+    # Retries of a timeout, a 5xx or a 429 (with the server's Retry-After), by the openai client.
+    max_retries: int = _setting(1, minimum=0, maximum=10)
+    max_tokens: int = _setting(400, minimum=16, maximum=8192)
+    temperature: float = _setting(0.0, minimum=0, maximum=2)
+
+
+@dataclass(frozen=True)
 class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -176,6 +211,7 @@ class Settings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
 
     def replace(self, section: str, **changes: Any) -> "Settings":
         """A copy with some keys of one section changed (settings objects are immutable)."""
@@ -193,7 +229,7 @@ class Key:
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
+        return ENV_PREFIX + SECTION_ENV_PREFIXES.get(self.section, "") + self.name.upper()
 
 
 def section_types() -> dict[str, type]:
@@ -268,8 +304,8 @@ def _checked(key: Key, value: Any, source: str, base: Path | None = None) -> Any
     try:
         value = _coerce(value, key.kind, base)
     except (TypeError, ValueError):
-        raise SettingsError(f"setting {key.name} ({source}) must be {_type_name(key.kind)}; "
-                            f"got {value!r}") from None
+        got = f"; got {value!r}" if key.rule.echo else ""
+        raise SettingsError(f"setting {key.name} ({source}) must be {_type_name(key.kind)}{got}") from None
     _validate(key, value, source)
     return value
 
@@ -280,7 +316,8 @@ def _validate(key: Key, value: Any, source: str) -> None:
         raise SettingsError(f"setting {key.name} ({source}) must not be empty")
     problem = key.rule.violation(value)
     if problem:
-        raise SettingsError(f"setting {key.name} ({source}) {problem}; got {value!r}")
+        got = f"; got {value!r}" if key.rule.echo else " (the value is not shown: it may be a secret)"
+        raise SettingsError(f"setting {key.name} ({source}) {problem}{got}")
 
 
 def _suggest(name: str, known: list[str]) -> str:

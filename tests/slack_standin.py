@@ -323,7 +323,15 @@ class SlackStandIn:
             return {"ok": True, "url": self.socket_url}
         if method == "users.info":
             return {"ok": True, "user": {"id": params.get("user"), "name": "asker", "is_bot": False}}
-        if method in ("reactions.add", "reactions.remove", "chat.update", "assistant.threads.setStatus",
+        if method == "chat.update":  # the stored message takes the new text and blocks, as in Slack
+            blocks = params.get("blocks") or []
+            with self._cond:
+                for message in self._messages.get(params.get("channel"), []):
+                    if message["ts"] == params.get("ts"):
+                        message["text"] = params.get("text", "")
+                        message["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
+            return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
+        if method in ("reactions.add", "reactions.remove", "assistant.threads.setStatus",
                       "assistant.threads.setSuggestedPrompts", "assistant.threads.setTitle"):
             return {"ok": True}
         return {"ok": False, "error": "unknown_method"}

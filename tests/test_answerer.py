@@ -90,12 +90,15 @@ def test_long_questions_are_truncated_before_embedding(answerer):
 
 def test_json_shape_is_stable(answerer, reader_answerer):
     data = answerer.ask("When are the Geneva talks?").to_json()
-    # "reader" came with the trained reader (issue 10): keys are only ever added.
-    assert set(data) == {"question", "answer", "abstained", "highlight", "citations", "timings_ms", "reader"}
+    # "reader" came with the trained reader (issue 10), "composed", "notice", "llm" and a citation's
+    # "number" with composed answers (issue 13): keys are only ever added.
+    assert set(data) == {"question", "answer", "abstained", "highlight", "citations", "timings_ms", "reader",
+                         "composed", "notice", "llm"}
     assert data["reader"] is None  # the rules answered
+    assert data["composed"] is False and data["llm"] is None and data["notice"] is None  # [llm] is off
     read = reader_answerer.ask("When are the Geneva talks?").to_json()
     assert set(read) == set(data) and set(read["reader"]) == {"score", "span_score", "lead"}
-    assert set(data["citations"][0]) == {"document", "chunk_id", "text", "score", "source", "url", "page"}
+    assert set(data["citations"][0]) == {"document", "chunk_id", "text", "score", "source", "url", "page", "number"}
 
 
 # --- the reader: paraphrases in words the article lacks, answer first ------------------------------

@@ -234,3 +234,43 @@ def test_qabot_serve_with_a_bad_token_gives_one_line_without_the_token(sample_in
         assert "DEBUG" in done.stderr  # -v: the debug log is in the output searched
     found = leaks(done.stdout + done.stderr)
     assert not found, f"secrets in qabot serve's output: {found}"
+
+
+def test_the_llm_api_key_never_reaches_logs_errors_or_slack(capture, make_bot, standin, answerer, slack_settings,
+                                                            llm_standin, sample_index):
+    """Composed answers (issue 13): the LLM key, sent only as its Authorization header, is in no log
+    line at DEBUG (the openai client's and httpx's included), no error, nothing sent to Slack and no
+    `qabot ask -v --json` output — through a composed answer, a key the server refuses (401), a 500,
+    a stream that breaks and a timeout."""
+    from .llm_standin import API_KEY, GOOD, KEY_ENV, MODEL
+    from .test_llm_article import QABOT, composing
+
+    key_fragments = fragments(API_KEY)
+    settings = slack_settings.replace("slack", stream_after_s=0.0)
+    bot = make_bot(composing(answerer, settings, llm_standin, max_retries=0, request_timeout_s=1.0), settings)
+    for number, (mode, options) in enumerate((("reply", {"delay": 0.01}), ("status", {"status": 401}),
+                                              ("status", {"status": 500}), ("drop", {}), ("slow", {"delay": 3.0}))):
+        llm_standin.script(mode, GOOD, **options)
+        bot.send_event(mention_event(DEADLINE_Q))
+        wait_until(lambda: len(llm_standin.calls) > number, message="the LLM call")
+        bot.wait_idle()
+    assert any(c.authorization == f"Bearer {API_KEY}" for c in llm_standin.calls)  # it was sent, as a header
+    assert standin.calls("chat.stopStream")  # the composed answer streamed
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
+    env.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index), QABOT_LLM_ENABLED="1", QABOT_LLM_MODEL=MODEL,
+               QABOT_LLM_BASE_URL=llm_standin.url, QABOT_LLM_API_KEY_ENV=KEY_ENV, QABOT_LLM_MAX_RETRIES="0")
+    env[KEY_ENV] = API_KEY
+    llm_standin.script("status", GOOD, status=401)
+    done = subprocess.run([QABOT, "-v", "ask", "--json", DEADLINE_Q], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and "DEBUG" in done.stderr and json.loads(done.stdout)["llm"]["outcome"] == "unavailable"
+
+    to_slack = "\n".join(f"{c.path} {c.raw_body} {json.dumps(c.params)} {json.dumps(c.headers)}"
+                         for c in standin.all_calls())
+    outputs = {"logs": capture.text, "requests to Slack": to_slack, "qabot ask": done.stdout + done.stderr,
+               "feedback log": slack_settings.paths.feedback_log.read_text(encoding="utf-8")
+               if slack_settings.paths.feedback_log.exists() else ""}
+    assert "openai" in capture.text and "HTTP 500" in capture.text  # the libraries' debug lines were captured
+    found = {where: sorted(f for f in key_fragments if f in text) for where, text in outputs.items()}
+    assert not any(found.values()), f"the LLM key leaked: {found}"

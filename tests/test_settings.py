@@ -98,6 +98,13 @@ def test_environment_overrides_by_key_name():
     ({"QABOT_LEXICAL_ANSWERS": "maybe"}, "setting lexical_answers (QABOT_LEXICAL_ANSWERS) must be true or false; got 'maybe'"),
     ({"QABOT_HOST": " "}, "setting host (QABOT_HOST) must not be empty"),
     ({"QABOT_TOPK": "3"}, "unknown setting QABOT_TOPK (did you mean QABOT_TOP_K?)"),
+    ({"QABOT_LLM_BASE_URL": "localhost:11434"},
+     "setting base_url (QABOT_LLM_BASE_URL) must start with http:// or https://; got 'localhost:11434'"),
+    ({"QABOT_LLM_ENABLED": "sometimes"}, "setting enabled (QABOT_LLM_ENABLED) must be true or false"),
+    ({"QABOT_LLM_TEMPERATURE": "3"}, "setting temperature (QABOT_LLM_TEMPERATURE) must be between 0 and 2"),
+    ({"QABOT_LLM_MAX_TOKENS": "4"}, "setting max_tokens (QABOT_LLM_MAX_TOKENS) must be between 16 and 8192"),
+    ({"QABOT_LLM_REQUEST_TIMEOUT_S": "0"}, "setting request_timeout_s (QABOT_LLM_REQUEST_TIMEOUT_S) must be greater than 0"),
+    ({"QABOT_ENABLED": "1"}, "unknown setting QABOT_ENABLED (did you mean QABOT_LLM_ENABLED?)"),
 ])
 def test_bad_environment_values_fail_in_one_line(env, message):
     with pytest.raises(SettingsError) as caught:
@@ -142,3 +149,29 @@ def test_allowed_values_are_what_the_code_implements():
 
     assert set(FUSIONS) == set(fusion.FUSIONS)
     assert set(RETRIEVAL_MODES) == set(fusion.MODES)
+
+
+def test_the_llm_section_is_switched_on_from_the_environment():
+    settings = load_settings(environ={"QABOT_LLM_ENABLED": "1", "QABOT_LLM_BASE_URL": "http://127.0.0.1:11434/v1",
+                                      "QABOT_LLM_MODEL": "llama3.2:3b", "QABOT_LLM_API_KEY_ENV": "OLLAMA_KEY",
+                                      "QABOT_LLM_MAX_RETRIES": "0"})
+    llm = settings.llm
+    assert (llm.enabled, llm.base_url, llm.model, llm.api_key_env, llm.max_retries) == (
+        True, "http://127.0.0.1:11434/v1", "llama3.2:3b", "OLLAMA_KEY", 0)
+    assert Settings().llm.enabled is False  # the offline extractive answer stays the default
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_an_api_key_put_where_its_variable_name_belongs_is_refused_without_echoing_it(tmp_path, where):
+    key = "sk-proj-QBsecLLMkeyA1b2C3d4E5f6G7h8"
+    if where == "env":
+        loading = lambda: load_settings(environ={"QABOT_LLM_API_KEY_ENV": key})  # noqa: E731
+    else:
+        config = tmp_path / "c.toml"
+        config.write_text(f'[llm]\napi_key_env = "{key}"\n')
+        loading = lambda: load_settings(config, environ={})  # noqa: E731
+    with pytest.raises(SettingsError) as caught:
+        loading()
+    text = str(caught.value)
+    assert "api_key_env" in text and "name of an environment variable" in text
+    assert key not in text and "QBsecLLM" not in text and "\n" not in text

@@ -3,7 +3,8 @@ panel's status, over real HTTP against the Web API stand-in — and the ``chat.p
 when the workspace answers ``unknown_method`` or the SDK lacks the methods.
 
 The answerer here is the real `Answerer` whose answer text is handed over word by word with a
-pause, the way an LLM-backed answerer (`streaming.StreamsAnswers`) produces it.
+pause, the way an LLM-backed answerer (`streaming.StreamsAnswers`) produces it. Where Slack cannot
+stream, the answer so far is posted and edited about once a second (`streaming.UpdatedReply`).
 """
 
 from __future__ import annotations
@@ -106,15 +107,27 @@ def test_an_answerer_that_does_not_stream_is_posted_whole(make_bot, standin, ans
     assert not any(standin.calls(m) for m in STREAM_METHODS)
 
 
+def final_message(standin, bot, post) -> dict:
+    """The posted message as it stands once the bot is done (its last chat.update applied)."""
+    bot.wait_idle()
+    updates = standin.calls("chat.update", where=lambda c: c.params.get("channel") == post.params["channel"])
+    assert updates, "the posted answer was never edited"
+    message = standin.message(post.params["channel"], updates[-1].params["ts"])
+    assert message is not None and message.get("thread_ts") == post.params["thread_ts"]
+    return message
+
+
 def test_without_streaming_in_the_workspace_the_answer_is_posted(make_bot, standin, answerer, stream_settings):
     standin.unsupported.update(STREAM_METHODS)
-    bot = make_bot(WordByWordAnswerer(answerer), stream_settings)
+    spy = WordByWordAnswerer(answerer)
+    bot = make_bot(spy, stream_settings)
     first = mention_event(DEADLINE_Q)
     bot.send_event(first)
     post = standin.wait_for("chat.postMessage")[0]
     assert post.params["thread_ts"] == first["ts"]
-    assert "within a few weeks" in post.text_and_blocks()
-    assert post.blocks()[-1]["type"] == "actions"
+    message = final_message(standin, bot, post)  # posted as it grew, then edited into the whole answer
+    assert message["text"] == escape(spy.answers[0].text) and "within a few weeks" in str(message["blocks"])
+    assert message["blocks"][-1]["type"] == "actions"
     bot.send_event(mention_event("When are the Geneva talks?"))
     standin.wait_for("chat.postMessage", 2)
     bot.wait_idle()
@@ -128,9 +141,32 @@ def test_without_streaming_in_the_sdk_the_answer_is_posted(make_bot, standin, an
         monkeypatch.delattr(WebClient, name)
     bot = make_bot(WordByWordAnswerer(answerer), stream_settings)
     bot.send_event(mention_event(DEADLINE_Q))
-    assert "within a few weeks" in standin.wait_for("chat.postMessage")[0].text_and_blocks()
-    bot.wait_idle()
+    post = standin.wait_for("chat.postMessage")[0]
+    message = final_message(standin, bot, post)
+    assert "within a few weeks" in message["text"] and message["blocks"][-1]["type"] == "actions"
     assert not any(c.method in STREAM_METHODS for c in standin.all_calls())
+
+
+def test_without_streaming_a_growing_answer_is_edited_about_once_a_second(make_bot, standin, answerer,
+                                                                         stream_settings):
+    from bot.slack.streaming import UPDATE_EVERY_S
+
+    standin.unsupported.update(STREAM_METHODS)
+    spy = WordByWordAnswerer(answerer, pause=0.1)  # about 3.5 s of words
+    bot = make_bot(spy, stream_settings)
+    bot.send_event(mention_event(DEADLINE_Q))
+    post = standin.wait_for("chat.postMessage")[0]
+    message = final_message(standin, bot, post)
+    (answer,) = spy.answers
+    assert len(post.params["text"]) < len(escape(answer.text))  # the beginning, posted early
+    updates = standin.calls("chat.update")
+    growing, last = updates[:-1], updates[-1]
+    assert len(growing) >= 2 and len(standin.posts()) == 1  # one message, edited as it grew
+    texts = [c.params["text"] for c in growing]
+    assert all(len(a) < len(b) for a, b in zip(texts, texts[1:]))
+    gaps = [b.at - a.at for a, b in zip([post, *growing], growing)]
+    assert min(gaps) >= UPDATE_EVERY_S * 0.9 and max(gaps) < UPDATE_EVERY_S + 0.5
+    assert last.blocks()[-1]["type"] == "actions" and message["text"] == escape(answer.text)
 
 
 def test_a_broken_stream_is_replaced_by_the_whole_answer(make_bot, standin, answerer, stream_settings):

@@ -1,7 +1,8 @@
 """The plain data an `Answerer` hands to every front end (CLI, Slack, evaluation).
 
 `Answer.to_json()` is the public ``qabot ask --json`` format; keep its keys stable (new keys may
-be added: ``reader`` came with the trained reader).
+be added: ``reader`` came with the trained reader; ``composed``, ``notice``, ``llm`` and a
+citation's ``number`` with composed answers).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Citation:
     score: float  # retrieval relevance, higher is better
     quote: str = ""  # the sentences of this passage used in the answer ("" if none)
     page: int | None = None  # the page the quote (or passage) is on, for sources with pages (PDF)
+    number: int | None = None  # the source's number, [n], in a composed answer's text
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,19 @@ class ReaderFigures:
 
 
 @dataclass(frozen=True)
+class LlmFigures:
+    """What the LLM was asked and what became of its reply (absent when it was not asked)."""
+
+    model: str
+    # "composed" (shown), "declined" (the sources don't answer), "ungrounded" (a citation or quote
+    # failed the check) or "unavailable" (timeout, server error, rate limit, malformed reply).
+    outcome: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reason: str = ""  # why it was not shown, for logs and `--json` (never holds a secret)
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     text: str  # the answer: quoted sentences, or ABSTAIN_TEXT
@@ -47,6 +62,11 @@ class Answer:
     highlight: tuple[int, int] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     reader: ReaderFigures | None = None
+    # True when `text` is an LLM's composed, verified answer citing `citations` by number.
+    composed: bool = False
+    llm: LlmFigures | None = None
+    # One line shown with the answer, e.g. "LLM unavailable; showing the passage".
+    notice: str | None = None
 
     @property
     def highlighted(self) -> str | None:
@@ -80,6 +100,7 @@ class Answer:
                     "source": c.source,
                     "url": c.url,
                     "page": c.page,
+                    "number": c.number,
                 }
                 for c in self.citations
             ],
@@ -88,5 +109,14 @@ class Answer:
                 "score": round(self.reader.score, 4),
                 "span_score": round(self.reader.span_score, 4),
                 "lead": self.lead,
+            },
+            "composed": self.composed,
+            "notice": self.notice,
+            "llm": None if self.llm is None else {
+                "model": self.llm.model,
+                "outcome": self.llm.outcome,
+                "prompt_tokens": self.llm.prompt_tokens,
+                "completion_tokens": self.llm.completion_tokens,
+                "reason": self.llm.reason or None,
             },
         }

@@ -2,7 +2,8 @@
 
 It only runs the steps, each in its own module:
 question (resolve a follow-up) -> retrieve (passages) -> read (score their sentences) ->
-judge (answer or decline) -> compose (quote, cite, highlight).
+judge (answer or decline) -> compose (quote, cite, highlight; then, with ``[llm] enabled``, an
+LLM's answer composed from the same passages and checked against them, llm.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from embeddings.encoders import Encoder, get_encoder
 from embeddings.index import Index
@@ -22,6 +23,7 @@ from .answer import EMPTY_QUESTION_TEXT, Answer
 from .compose import choose_sentences, compose_abstention, compose_answer
 from .fusion import FusionStrategy, fusion_strategy
 from .judge import AnswerJudge, RuleJudge, Verdict
+from .llm import LlmComposer
 from .question import has_words, prepare_question
 from .reading import ReaderScorer, reader_steps, reading_of
 from .retrieval import Passage, retrieve
@@ -70,7 +72,8 @@ class Answerer:
 
     def __init__(self, index: Index, encoder: Encoder, settings: Settings,
                  sentence_vectors: SentenceVectors | None = None, *,
-                 scorer: SentenceScorer | None = None, judge: AnswerJudge | None = None) -> None:
+                 scorer: SentenceScorer | None = None, judge: AnswerJudge | None = None,
+                 composer: LlmComposer | None = None) -> None:
         self.index = index
         self.encoder = encoder
         self.settings = settings
@@ -84,6 +87,8 @@ class Answerer:
             scorer, judge = scorer or read, judge or decide
         self.scorer: SentenceScorer = scorer or rules
         self.judge: AnswerJudge = judge or RuleJudge(index, self._sentence_vectors, settings.answer)
+        # Composed answers ([llm] enabled): the LLM writes the answer from what the steps found.
+        self.composer = composer or (LlmComposer(index, settings.llm) if settings.llm.enabled else None)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, index_dir: Path | None = None) -> "Answerer":
@@ -106,16 +111,21 @@ class Answerer:
         self._sentence_vectors.tokens([t for c in self.index.chunks for t in c.sentence_texts()])
         if isinstance(self.scorer, ReaderScorer):
             self.scorer.reader.get()  # load the ONNX session now rather than on the first question
+        if self.composer is not None:
+            self.composer.client.warm()  # the openai client's imports (~0.6 s), likewise
         return len(set(texts))
 
     def _span_threshold(self) -> float:
         """The span probability from which the highlight is shown first (the reader's)."""
         return self.scorer.reader.config.span_threshold if isinstance(self.scorer, ReaderScorer) else 1.0
 
-    def ask(self, question: str, history: Sequence[str] = (), *, trace: AnswerTrace | None = None) -> Answer:
+    def ask(self, question: str, history: Sequence[str] = (), *, trace: AnswerTrace | None = None,
+            on_text: Callable[[str], None] | None = None) -> Answer:
         """Answer `question` (a follow-up leans on `history`, oldest first), or decline.
 
         `trace`, if given, is filled with what the answer was made from; the answer is the same.
+        `on_text` receives a composed answer's text piece by piece as the LLM streams it (an
+        extractive answer arrives whole, in the returned `Answer`, and never calls it).
         """
         started = time.perf_counter()
         cfg, r = self.settings.answer, self.settings.retrieval
@@ -159,5 +169,12 @@ class Answerer:
             chosen = choose_sentences(best, ranked, cfg.max_sentences)
             answer = compose_answer(self.index, q, best, chosen, passages, r.top_k,
                                     reading=reading_of(best), span_threshold=self._span_threshold())
+            if self.composer is not None:
+                answer = self.composer.compose(q, answer, passages, chosen, on_text)
+        timings.update(answer.timings_ms)
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         return replace(answer, timings_ms=timings)
+
+    def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None]) -> Answer:
+        """`ask`, streaming a composed answer's text to `on_text` (`slack.streaming.StreamsAnswers`)."""
+        return self.ask(question, history, on_text=on_text)

@@ -29,6 +29,11 @@ class QuestionResult:
     latency_ms: float
     reader_score: float | None = None  # the reader's best score (None when the rules answered)
     lead: str | None = None  # the span shown first, when the reader was confident about it
+    # `qabot eval --llm`: what became of the LLM's reply ("composed", "declined", "ungrounded",
+    # "unavailable"; None when it was not asked), and whether a passage it cited holds a gold answer.
+    llm_outcome: str | None = None
+    cited_has_answer: bool = False
+    tokens: int = 0  # prompt + completion tokens the LLM reported
 
 
 _PUNCT = set(string.punctuation)
@@ -153,4 +158,24 @@ def abstain_protocol(results: Sequence[QuestionResult], indexed: set[str]) -> di
         "in_index_correct": round(_mean([r.correct for r in inside]), 4),
         "out_of_index_questions": len(outside),
         "out_of_index_declined": round(_mean([r.abstained for r in outside]), 4),
+    }
+
+
+def llm_figures(results: Sequence[QuestionResult]) -> dict:
+    """A composed run (`qabot eval --llm`): how the LLM's replies fared, and how good the composed
+    answers and their citations are. `citation_validity` is the share of the LLM's answers (not
+    its declines) whose every citation and quote checked out against the sources, so they were
+    shown; `cited_passage_has_answer` the share of shown composed answers citing a passage that
+    holds a gold answer."""
+    asked = [r for r in results if r.llm_outcome is not None]
+    counts = Counter(r.llm_outcome for r in asked)
+    composed = [r for r in asked if r.llm_outcome == "composed"]
+    replies = counts["composed"] + counts["ungrounded"]
+    return {
+        "asked": len(asked),
+        **{outcome: counts[outcome] for outcome in ("composed", "declined", "ungrounded", "unavailable")},
+        "citation_validity": round(counts["composed"] / replies, 4) if replies else 0.0,
+        "composed_accuracy": round(_mean([float(r.correct) for r in composed]), 4),
+        "cited_passage_has_answer": round(_mean([float(r.cited_has_answer) for r in composed]), 4),
+        "tokens_mean": round(_mean([float(r.tokens) for r in asked]), 1),
     }

@@ -40,6 +40,15 @@ def format_report(report: dict) -> str:
                   f"  answers shown span-first     {reader['lead_rate']:.3f}  "
                   f"(exact match {reader['lead_em']:.3f}, F1 {reader['lead_f1']:.3f})",
                   f"  best score p50 (answerable)  {reader['score_p50_answerable']:.3f}"]
+    llm = report.get("llm")
+    if llm:
+        lines += ["", f"composed answers (LLM {llm['model']}, {llm['asked']} asked):",
+                  f"  composed {llm['composed']}, declined {llm['declined']}, ungrounded {llm['ungrounded']}, "
+                  f"unavailable {llm['unavailable']}",
+                  f"  citation validity (replies that passed the check)  {llm['citation_validity']:.3f}",
+                  f"  composed answer accuracy                           {llm['composed_accuracy']:.3f}",
+                  f"  composed answers citing a passage with the answer  {llm['cited_passage_has_answer']:.3f}",
+                  f"  tokens per question, mean                          {llm['tokens_mean']:.1f}"]
     una = report.get("unanswerable")
     if una:
         lines += ["", f"unanswerable questions (SQuAD 2.0, same index, n={una['questions']}):",

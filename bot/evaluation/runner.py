@@ -26,7 +26,7 @@ from ..answering.sentences import SentenceVectors
 from ..settings import Settings
 from .data import EvalQuestion, load_contexts, load_questions
 from .metrics import (HIT_KS, QuestionResult, abstain_protocol, contains_answer, exact_match, f1_score,
-                      reader_figures, summarize, unanswerable_protocol)
+                      llm_figures, reader_figures, summarize, unanswerable_protocol)
 
 
 class MemoEncoder:
@@ -89,7 +89,10 @@ def ask_all(answerer: Answerer, questions: Sequence[EvalQuestion], *, desc: str 
             highlight=span,
             em=exact_match(span, q.answers) if span else 0.0,
             f1=f1_score(span, q.answers) if span else 0.0,
-            latency_ms=latency, reader_score=trace.reader_score, lead=answer.lead))
+            latency_ms=latency, reader_score=trace.reader_score, lead=answer.lead,
+            llm_outcome=answer.llm.outcome if answer.llm else None,
+            cited_has_answer=answer.composed and any(contains_answer(c.text, q.answers) for c in answer.citations),
+            tokens=((answer.llm.prompt_tokens or 0) + (answer.llm.completion_tokens or 0)) if answer.llm else 0))
     return results
 
 
@@ -156,6 +159,8 @@ def run_eval(contexts: Path, questions_file: Path, settings: Settings, *, limit:
         }
         if isinstance(everything.scorer, ReaderScorer):
             report["reader"] = reader_figures(results)
+        if settings.llm.enabled:
+            report["llm"] = {"model": settings.llm.model, "base_url": settings.llm.base_url, **llm_figures(results)}
         if impossible:
             declined = ask_all(everything, impossible, desc="unanswerable", progress=progress)
             report["unanswerable"] = {"file": str(unanswerable),

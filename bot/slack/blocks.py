@@ -285,6 +285,8 @@ def render_answer(answer: Answer, *, feedback_id: str | None = None, asked_by: s
         who = f"<@{asked_by}> asked" if asked_by and re.fullmatch(r"[A-Z0-9]+", asked_by) else "Question"
         blocks.append(_context(f"{who}: {escape_truncate(answer.question, CONTEXT_TEXT_LIMIT - 40)}"))
 
+    if answer.notice:  # "LLM unavailable; showing the passage"
+        blocks.append(_context(f"⚠️ {escape_truncate(answer.notice, CONTEXT_TEXT_LIMIT - 4)}"))
     if answer.abstained:
         if include_text:
             blocks.append(_section(escape_truncate(answer.text, SECTION_TEXT_LIMIT)))
@@ -302,7 +304,8 @@ def render_answer(answer: Answer, *, feedback_id: str | None = None, asked_by: s
             blocks.append(_section(_bold_mrkdwn(answer.text, spans, SECTION_TEXT_LIMIT)))
         cited = [c for c in answer.citations if c.quote][:MAX_PASSAGES] or list(answer.citations[:1])
         for citation in cited:
-            blocks.append(_context(f"📄 From {source_label(citation)}"))
+            number = f"[{citation.number}] " if citation.number is not None else ""
+            blocks.append(_context(f"📄 {number}From {source_label(citation)}"))
             blocks.append(passage_block(citation, citation.quote or answer.text))
     if feedback_id:
         blocks.append(feedback_actions(feedback_id))

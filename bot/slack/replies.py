@@ -60,7 +60,7 @@ def answer_and_post(state: BotState, question: SlackQuestion, *, sink: ReplySink
     message = render_answer(answer, **options)
     details = render_answer(answer, include_text=False, **options).blocks if sink.streams else []
     try:
-        sink.finish(message, details)
+        sink.finish(message, details, answer.text)
     except Exception as exc:
         log.error("posting the answer in %s failed: %s", where, api_error(exc), exc_info=True)
         _fail(sink, render_apology(), where)

@@ -51,6 +51,13 @@ class BotState:
     def from_settings(cls, settings: Settings, answerer: AnswersQuestions,
                       prompts: Sequence[dict[str, str]] | None = None) -> "BotState":
         cfg = settings.slack
+        llm = settings.llm
+        if llm.enabled and (llm.max_retries + 1) * llm.request_timeout_s >= cfg.answer_timeout_s:
+            # A hung LLM would then meet the answer's time limit (an apology) before its own
+            # fallback (the extractive answer) could take over.
+            log.warning("[llm] request_timeout_s x (max_retries + 1) = %g s is not below [slack] "
+                        "answer_timeout_s (%g s): a slow LLM ends in an apology, not the quoted passage",
+                        (llm.max_retries + 1) * llm.request_timeout_s, cfg.answer_timeout_s)
         answered = SqliteAnsweredStore(settings.paths.state_db, ttl_s=cfg.dedupe_ttl_s, max_rows=cfg.dedupe_max_entries)
         return cls(
             settings=settings,

@@ -10,12 +10,18 @@ apology). Two sinks:
   (``[slack] stream_after_s``): an answer ready sooner is posted whole, as before. The final
   ``chat.stopStream`` adds the citations and the 👍/👎 buttons below the streamed text. If Slack
   or the installed slack_sdk lacks the streaming methods (``unknown_method``, a missing scope, an
-  older SDK) it posts the whole answer with ``chat.postMessage`` instead, and the `Streamer`
-  stops trying for the rest of the process.
+  older SDK), the `Streamer` stops trying for the rest of the process and the answer goes to an
+  `UpdatedReply` instead.
+- `UpdatedReply`, where Slack cannot stream: the text so far is posted once it has been arriving
+  for a moment, the message is edited (``chat.update``) about once a second as it grows, and the
+  last edit puts in the whole answer with its citations and buttons.
 
 Only an answerer that produces its text piece by piece feeds a stream: one that has
-``ask_streaming`` (`StreamsAnswers`, e.g. an LLM-backed answerer). Today's extractive `Answerer`
-returns the whole answer at once, so its answers are always posted whole.
+``ask_streaming`` (`StreamsAnswers`). The `Answerer` has it: with ``[llm] enabled`` a composed
+answer's text streams as the LLM writes it; an extractive answer arrives whole and is posted
+whole. When the final answer is not the text streamed (the LLM failed midway, or its reply failed
+the grounding check, and the extractive answer stands in), ``finish`` stops the stream and
+replaces it with the whole answer (``chat.update``): never half a message.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ APPEND_CHARS = 256
 # reference); a streamed answer is cut there, which no answer this bot gives comes near.
 STREAM_TEXT_LIMIT = 12_000
 ELLIPSIS = "…"
+# Where Slack cannot stream, a growing answer's message is edited at most this often (seconds):
+# chat.update is a Tier 3 method (about 50 calls a minute per workspace).
+UPDATE_EVERY_S = 1.0
 # Errors that mean this workspace, app or token cannot stream at all (not a one-off failure).
 STREAMING_UNAVAILABLE = frozenset({"unknown_method", "not_allowed_token_type", "missing_scope",
                                    "feature_not_enabled", "method_deprecated", "not_implemented"})
@@ -66,9 +75,11 @@ class ReplySink(Protocol):
         """A new piece of the answer's plain text (any thread may call this)."""
         ...
 
-    def finish(self, message: Message, details: Sequence[dict[str, Any]]) -> None:
+    def finish(self, message: Message, details: Sequence[dict[str, Any]], text: str | None = None) -> None:
         """The final answer: `message` in full, or `details` (its blocks after the text) below a
-        stream that already shows the text."""
+        stream that already shows the text. `text` is the answer's plain text: when it is not what
+        was streamed (the LLM failed midway and the extractive answer stands in), `message`
+        replaces the stream."""
         ...
 
     def fail(self, message: Message) -> None:
@@ -87,7 +98,7 @@ class PostedReply:
     def append(self, text: str) -> None:
         pass
 
-    def finish(self, message: Message, details: Sequence[dict[str, Any]]) -> None:
+    def finish(self, message: Message, details: Sequence[dict[str, Any]], text: str | None = None) -> None:
         self._post(message)
 
     def fail(self, message: Message) -> None:
@@ -115,15 +126,16 @@ class Streamer:
 
     def reply(self, client: WebClient, post: Post, *, channel: str, thread_ts: str | None,
               recipient_user: str | None = None, recipient_team: str | None = None) -> ReplySink:
-        """A `StreamedReply` into `thread_ts` when streaming can work there, else a `PostedReply`.
-
-        Slack streams only replies in a thread; top-level DMs and ``/ask`` answers are posted."""
-        if thread_ts is None or not self.available:
+        """A `StreamedReply` into `thread_ts`; an `UpdatedReply` there once Slack said it cannot
+        stream; a `PostedReply` outside threads (Slack streams only thread replies: top-level
+        DMs and ``/ask`` answers are posted whole)."""
+        if thread_ts is None:
             return PostedReply(post)
         missing = [m for m in STREAM_METHODS if not callable(getattr(client, m, None))]
         if missing:
             self.mark_unavailable(f"slack_sdk lacks {', '.join(missing)}")
-            return PostedReply(post)
+        if not self.available:
+            return UpdatedReply(client, post, channel=channel, thread_ts=thread_ts, after_s=self.after_s)
         return StreamedReply(self, client, post, channel=channel, thread_ts=thread_ts,
                              recipient_user=recipient_user, recipient_team=recipient_team)
 
@@ -149,8 +161,10 @@ class StreamedReply:
         self._started = clock()
         self._lock = threading.Lock()
         self._pending = ""  # text not yet sent to Slack
+        self._raw = ""  # all the plain text appended, as the answerer produced it
         self._used = 0  # characters of text accepted so far (sent or pending)
         self._ts: str | None = None  # the streamed message, once started
+        self._updater: UpdatedReply | None = None  # takes over when the stream could not start
         self._state = "waiting"  # waiting -> streaming | posting; streaming -> broken; any -> done | failed
 
     @property
@@ -160,20 +174,31 @@ class StreamedReply:
 
     def append(self, text: str) -> None:
         with self._lock:
+            if self._state == "posting" and self._updater is not None:
+                self._updater.append(text)
+                return
             if self._state in ("done", "failed", "posting", "broken") or not text:
                 return
+            self._raw += text
             self._take(text)
             if self._state == "waiting" and self._clock() - self._started >= self._streamer.after_s:
                 self._start()
             elif self._state == "streaming" and len(self._pending) >= APPEND_CHARS:
                 self._send_pending()
 
-    def finish(self, message: Message, details: Sequence[dict[str, Any]]) -> None:
+    def finish(self, message: Message, details: Sequence[dict[str, Any]], text: str | None = None) -> None:
         with self._lock:
             state, self._state = self._state, "done"
             try:
-                if state in ("waiting", "posting"):
+                if state == "posting" and self._updater is not None:
+                    self._updater.finish(message, details, text)
+                elif state in ("waiting", "posting"):
                     self._post(message)
+                elif state == "streaming" and text is not None and text.strip() != self._raw.strip():
+                    # Not the streamed text (an LLM outage midway): end the stream, then put the
+                    # whole answer in its place, never leaving half a message.
+                    self._stop([])
+                    self._replace(message)
                 elif state == "streaming" and self._stop(list(details)):
                     return
                 elif state != "done":
@@ -186,6 +211,9 @@ class StreamedReply:
         with self._lock:
             state, self._state = self._state, "done"
             if state == "done" or (state in ("streaming", "broken") and self._stop(message.blocks)):
+                return
+            if state == "posting" and self._updater is not None:
+                self._updater.fail(message)
                 return
             self._post(message)
 
@@ -212,18 +240,25 @@ class StreamedReply:
             if error in STREAMING_UNAVAILABLE:
                 self._streamer.mark_unavailable(error)
             else:
-                log.warning("could not start streaming in %s: %s; posting the answer whole", self._channel,
+                log.warning("could not start streaming in %s: %s; posting the answer instead", self._channel,
                             api_error(exc))
-            self._state = "posting"
+            self._post_instead()
             return
         except Exception as exc:
-            log.warning("could not start streaming in %s: %s; posting the answer whole", self._channel,
+            log.warning("could not start streaming in %s: %s; posting the answer instead", self._channel,
                         api_error(exc))
-            self._state = "posting"
+            self._post_instead()
             return
         self._ts = response.get("ts")
         self._pending = ""
         self._state = "streaming" if self._ts else "posting"
+
+    def _post_instead(self) -> None:
+        """The stream could not start: the text so far is posted now and edited as it grows."""
+        self._state = "posting"
+        self._updater = UpdatedReply(self._client, self._post, channel=self._channel, thread_ts=self._thread_ts,
+                                     after_s=0.0)
+        self._updater.append(self._raw)
 
     def _send_pending(self) -> None:
         try:
@@ -247,3 +282,96 @@ class StreamedReply:
     def _replace(self, message: Message) -> None:
         """Put the complete answer in place of a broken stream; raises when even that fails."""
         self._client.chat_update(channel=self._channel, ts=self._ts, **message.as_kwargs())
+
+
+class UpdatedReply:
+    """One answer shown as it grows in a thread where Slack cannot stream: the text so far is
+    posted (``chat.postMessage``) once it has been arriving for `after_s`, edited (``chat.update``)
+    at most every UPDATE_EVERY_S while it grows, and the last edit is the whole answer with its
+    citations and buttons. An answer ready sooner is posted whole, once. Thread-safe, like
+    `StreamedReply`."""
+
+    streams = True
+
+    def __init__(self, client: WebClient, post: Post, *, channel: str, thread_ts: str, after_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._post = post
+        self._channel = channel
+        self._thread_ts = thread_ts
+        self._after_s = after_s
+        self._clock = clock
+        self._started = clock()
+        self._lock = threading.Lock()
+        self._raw = ""
+        self._ts: str | None = None  # the posted message, once the text so far was posted
+        self._edited = 0.0  # when it was last posted or edited
+        self._state = "waiting"  # waiting -> shown | broken; any -> done | failed
+
+    @property
+    def ts(self) -> str | None:
+        return self._ts
+
+    def append(self, text: str) -> None:
+        with self._lock:
+            if self._state not in ("waiting", "shown") or not text:
+                return
+            self._raw += text
+            now = self._clock()
+            if self._state == "waiting" and now - self._started >= self._after_s:
+                self._show(now)
+            elif self._state == "shown" and now - self._edited >= UPDATE_EVERY_S:
+                self._edit(now)
+
+    def finish(self, message: Message, details: Sequence[dict[str, Any]], text: str | None = None) -> None:
+        with self._lock:
+            state, self._state = self._state, "done"
+            try:
+                if state == "done":
+                    return
+                if self._ts is None:
+                    self._post(message)
+                else:
+                    self._client.chat_update(channel=self._channel, ts=self._ts, **message.as_kwargs())
+            except Exception:
+                self._state = "failed"  # `fail` may still show an apology
+                raise
+
+    def fail(self, message: Message) -> None:
+        with self._lock:
+            state, self._state = self._state, "done"
+            if state == "done":
+                return
+            if self._ts is not None:
+                try:
+                    self._client.chat_update(channel=self._channel, ts=self._ts, **message.as_kwargs())
+                    return
+                except Exception as exc:
+                    log.warning("could not edit %s/%s: %s", self._channel, self._ts, api_error(exc))
+            self._post(message)
+
+    # -- with the lock held ----------------------------------------------------------------------
+
+    def _text(self) -> str:
+        piece = escape(self._raw)
+        return piece if len(piece) <= STREAM_TEXT_LIMIT else piece[:STREAM_TEXT_LIMIT - 1] + ELLIPSIS
+
+    def _show(self, now: float) -> None:
+        try:
+            response = self._client.chat_postMessage(channel=self._channel, thread_ts=self._thread_ts,
+                                                     text=self._text(), unfurl_links=False, unfurl_media=False)
+        except Exception as exc:
+            log.warning("could not post the answer so far in %s: %s; posting it whole", self._channel,
+                        api_error(exc))
+            self._state = "broken"
+            return
+        self._ts = response.get("ts")
+        self._edited = now
+        self._state = "shown" if self._ts else "broken"
+
+    def _edit(self, now: float) -> None:
+        self._edited = now
+        try:
+            self._client.chat_update(channel=self._channel, ts=self._ts, text=self._text())
+        except Exception as exc:  # the next edit, or the last one, tries again
+            log.warning("could not edit %s/%s: %s", self._channel, self._ts, api_error(exc))
