@@ -27,6 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # The Slack Web API stand-in's fixtures (`standin`, `slack_settings`, `make_bot`), for every test
 # module: pytest finds fixtures imported into conftest, so no module has to import them itself.
 from .slack_standin import make_bot, slack_settings, standin  # noqa: E402,F401
+# A real redis-server on a free port, for the shared-state tests (`redis_server`, `redis_url`).
+from .redis_server import redis_server, redis_url  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "articles"
