@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -31,9 +32,12 @@ CLAIMER = """
 import random, sys
 from bot.slack.redis_state import RedisAnsweredStore, connect
 from bot.slack.store import message_key
-store = RedisAnsweredStore(connect(sys.argv[1]), ttl_s=3600, max_rows=100000)
+client = connect(sys.argv[1])
+store = RedisAnsweredStore(client, ttl_s=3600, max_rows=100000)
 keys = list(range(int(sys.argv[2])))
 random.Random(int(sys.argv[3])).shuffle(keys)
+client.rpush("test:ready", 1)
+client.blpop(["test:go"], timeout=60)  # all start claiming at once
 print(sum(store.claim(message_key("C1", f"1700000000.{k:06d}"), 1700000000 + k / 1e6) for k in keys))
 """
 
@@ -50,13 +54,20 @@ def test_processes_sharing_one_redis_claim_each_key_exactly_once(redis_url):
     processes = [subprocess.Popen([sys.executable, "-c", CLAIMER, redis_url, str(KEYS_CLAIMED), str(seed)], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for seed in range(PROCESSES_CLAIMING)]
+    import redis
+
+    starter = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 60
+    while starter.llen("test:ready") < PROCESSES_CLAIMING and time.monotonic() < deadline:
+        time.sleep(0.02)
+    starter.rpush("test:go", *[1] * PROCESSES_CLAIMING)
     wins = []
     for process in processes:
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
         wins.append(int(out.strip()))
     assert sum(wins) == KEYS_CLAIMED, wins
-    assert all(w > 0 for w in wins), wins  # every process won some: they really raced
+    assert sum(w > 0 for w in wins) >= 2, wins  # they really raced
 
 
 def test_a_claim_is_refused_after_the_ttl_behind_the_horizon(redis_url):
