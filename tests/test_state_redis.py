@@ -168,3 +168,27 @@ def test_an_unreachable_redis_is_a_one_line_error_without_its_password():
         connect(url)
     assert "s3cretPassw0rd" not in str(caught.value) and "\n" not in str(caught.value)
     assert redact_url(url) == f"redis://127.0.0.1:{url.rsplit(':', 1)[1]}"
+
+
+def test_a_hold_whose_lease_ran_out_is_taken_over_once_and_only_its_owner_claim_released(redis_url):
+    from bot.slack.handover import HandOver, Reaper
+
+    clock = Clock()
+    dead = RedisAnsweredStore(connect(redis_url), ttl_s=100, max_rows=100, replica="dead", clock=clock)
+    alive = RedisAnsweredStore(connect(redis_url), ttl_s=100, max_rows=100, replica="alive", clock=clock)
+    held = HandOver(dead.redis, "dead", lease_s=40, clock=clock)
+    body = {"event_id": "Ev1", "event": {"type": "app_mention", "channel": "C1", "ts": "1700000000.000100"}}
+    finished = {"event_id": "Ev2", "event": {"type": "app_mention", "channel": "C1", "ts": "1700000000.000200"}}
+    assert dead.claim(message_key("C1", "1700000000.000100"), 1700000000.0001)  # claimed, then the replica dies
+    held.hold(body)
+    held.drop(held.hold(finished))  # a delivery whose listener finished leaves nothing held
+    takers = [HandOver(alive.redis, "alive", lease_s=40, clock=clock) for _ in range(2)]
+    assert takers[0].take_expired() == []  # the lease still runs
+    clock.now += 41
+    dispatched: list[dict] = []
+    reapers = [Reaper(t, alive.release, dispatched.append) for t in takers]
+    assert reapers[0].reap() == 1 and reapers[1].reap() == 0  # taken over once
+    assert dispatched[0]["event"] == body["event"] and dispatched[0]["qabot_handovers"] == 1
+    assert alive.claim(message_key("C1", "1700000000.000100"), 1700000000.0001)  # the dead replica's claim is gone
+    assert not alive.release(message_key("C1", "1700000000.000100"), "dead")  # a live replica's claim stays
+    assert takers[0].held() == 0
