@@ -66,6 +66,7 @@ def test_milvus_returns_the_rows_and_scores_of_faiss_and_bm25s(both):
     assert np.allclose(milvus_index.vectors(rows), faiss_index.vectors(rows), atol=1e-6)
 
 
+@pytest.mark.slow  # milvus-lite servers to start: keeps make test-fast under a minute
 def test_milvus_hybrid_search_fuses_dense_and_bm25_with_its_rankers(both):
     _, index = both
     question = "Which port reopened?"
@@ -77,6 +78,7 @@ def test_milvus_hybrid_search_fuses_dense_and_bm25_with_its_rankers(both):
         assert rows[0] in port_rows and list(scores) == sorted(scores, reverse=True), ranker
 
 
+@pytest.mark.slow  # milvus-lite servers to start: keeps make test-fast under a minute
 def test_reingest_by_hash_and_docs_remove_keep_milvus_in_step(corpus, tmp_path, settings):
     index_dir, options = tmp_path / "index", _options(settings, "milvus")
     first = ingest(corpus, index_dir, options, encoder_factory=HashEncoder)
@@ -95,6 +97,7 @@ def test_reingest_by_hash_and_docs_remove_keep_milvus_in_step(corpus, tmp_path, 
     assert all(h.chunk.doc_id != port for h in index.search_keyword("Odesa port berth", 5))
 
 
+@pytest.mark.slow  # milvus-lite servers to start: keeps make test-fast under a minute
 def test_a_faiss_index_is_not_silently_extended_on_milvus(corpus, tmp_path, settings):
     ingest(corpus[:1], tmp_path / "index", _options(settings, "faiss"), encoder_factory=HashEncoder)
     with pytest.raises(IndexMismatchError, match="store_backend"):
