@@ -189,7 +189,8 @@ class MilvusStore:
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         params = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, k)} if self.config.index_type == "HNSW" else {}}
         found = self.client.search(self.config.collection, data=[np.asarray(vector, dtype=np.float32).tolist()],
-                                   anns_field="vec", limit=self._limit(k), search_params=params)[0]
+                                   anns_field="vec", limit=self._limit(k), search_params=params,
+                                   output_fields=["pk"])[0]  # (by default milvus-lite returns every field)
         return self._rows(found, k, lambda d: d)
 
     def keyword_search(self, terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +199,8 @@ class MilvusStore:
         if not terms or not self._keys or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         found = self.client.search(self.config.collection, data=[" ".join(terms)], anns_field="sparse",
-                                   limit=self._limit(k), search_params={"metric_type": "BM25"})[0]
+                                   limit=self._limit(k), search_params={"metric_type": "BM25"},
+                                   output_fields=["pk"])[0]
         scores, rows = self._rows(found, k, lambda d: abs(d) / (BM25_K1 + 1))
         keep = rows >= 0
         return rows[keep], scores[keep]
@@ -215,7 +217,7 @@ class MilvusStore:
             requests.append(AnnSearchRequest([" ".join(terms)], "sparse", {"metric_type": "BM25"}, limit=limit))
         fuse = RRFRanker(rrf_k) if ranker == "rrf" else WeightedRanker(dense_weight, 1 - dense_weight) \
             if terms else WeightedRanker(1.0)
-        found = self.client.hybrid_search(self.config.collection, requests, fuse, limit=limit)[0]
+        found = self.client.hybrid_search(self.config.collection, requests, fuse, limit=limit, output_fields=["pk"])[0]
         return self._rows(found, k, lambda d: d)
 
     def _rows(self, found, k: int, score) -> tuple[np.ndarray, np.ndarray]:
