@@ -13,6 +13,7 @@ Sections (see bench/README.md for what each measures and why):
   cold    `qabot ask` as a new process vs `python -c "import sys"` and the ML imports alone
   slack   signed Events API request -> chat.postMessage, against the Slack Web API stand-in
   scale   100k / 1M synthetic chunk vectors: index build, memory, search p50, recall@10
+  milvus  milvus-lite beside FAISS on 100k synthetic chunks: ingest rate, search p50/p95, recall@10
 
 Prints a table, writes bench/results/bench-<time>.json, latest.json and latest.md. Exits 1 if a
 section fails to run (not when a target is missed: absolute times on a shared machine wander).
@@ -39,11 +40,12 @@ from bench.sections.cold import bench_cold  # noqa: E402
 from bench.sections.ingest import bench_ingest  # noqa: E402
 from bench.sections.query import bench_query  # noqa: E402
 from bench.sections.reader import bench_reader  # noqa: E402
+from bench.sections.milvus import bench_milvus  # noqa: E402
 from bench.sections.scale import bench_scale  # noqa: E402
 from bench.sections.slack import bench_slack  # noqa: E402
 
 SECTIONS = {"ingest": bench_ingest, "query": bench_query, "reader": bench_reader, "cold": bench_cold,
-            "slack": bench_slack, "scale": bench_scale}
+            "slack": bench_slack, "scale": bench_scale, "milvus": bench_milvus}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,6 +113,16 @@ def table(results: dict) -> str:
                 "< 5 ms, ≥ 0.95, < 1 GB" if big else "",
                 " / ".join(mark(k) for k in ("scale_1m_search_p50_ms", "scale_1m_recall10", "scale_1m_memory_gb"))
                 if big else "")
+    mv = results.get("milvus")
+    if isinstance(mv, dict) and "sides" in mv:
+        faiss_name = next(name for name in mv["sides"] if name.startswith("faiss"))
+        for name, r in mv["sides"].items():
+            ref = mv["sides"][faiss_name]
+            row(f"{mv['chunks']:,} chunks: {name}", f"ingest {r['ingest_chunks_per_s']:,} chunks/s, search "
+                f"{r['search']['p50_ms']} / {r['search']['p95_ms']} ms, recall@10 {r['recall_at_10']}",
+                "" if name == faiss_name else f"FAISS: {ref['ingest_chunks_per_s']:,} chunks/s, "
+                f"{ref['search']['p50_ms']} ms", "" if name == faiss_name else
+                f"{round(r['search']['p50_ms'] / max(ref['search']['p50_ms'], 1e-3), 1)}× search", "", "")
     for name, error in results.get("errors", {}).items():
         row(f"{name}: FAILED", error.splitlines()[-1][:120], "", "", "", "")
     return "\n".join(lines)

@@ -40,6 +40,11 @@ FUSIONS = ("score", "rrf")
 ENCODER_BACKENDS = ("torch", "onnx")
 # The read + judge steps: "onnx" = the trained reader (bot/reader/model), "off" = the rules.
 READERS = ("onnx", "off")
+# Where the Slack app's shared state lives (bot/slack/store.py, bot/slack/redis_state.py) and the
+# index's vectors and keywords (embeddings/vectors.py, embeddings/milvus.py): README, "Scale-out".
+STATE_BACKENDS = ("sqlite", "redis")
+STORE_BACKENDS = ("faiss", "milvus")
+MILVUS_INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8")
 MAX_PORT = 65535
 # Sections whose environment variables name the section: QABOT_LLM_ENABLED, not QABOT_ENABLED.
 SECTION_ENV_PREFIXES = {"llm": "LLM_"}
@@ -203,6 +208,27 @@ class LlmSettings:
 
 
 @dataclass(frozen=True)
+class StateSettings:
+    # "sqlite": state_db and feedback_log, shared by the processes of one host (the default);
+    # "redis": one Redis shared by replicas on several hosts (answered messages, thread memory, votes).
+    state_backend: str = _setting("sqlite", choices=STATE_BACKENDS)
+    # redis://[:password@]host:port/db (rediss:// for TLS). Never logged with its password.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    # "faiss": vectors, chunk texts and BM25 in the index folder, in RAM (the default);
+    # "milvus": vectors and BM25 full-text search in a Milvus collection.
+    store_backend: str = _setting("faiss", choices=STORE_BACKENDS)
+    # Milvus only: "http://host:19530" for a server, or a milvus-lite file (relative: inside the index folder).
+    store_uri: str = "milvus.db"
+    collection: str = "qabot_chunks"
+    # Milvus dense index: FLAT is exact (as FAISS below 50k chunks); HNSW for large collections.
+    milvus_index: str = _setting("FLAT", choices=MILVUS_INDEX_TYPES)
+
+
+@dataclass(frozen=True)
 class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -212,6 +238,8 @@ class Settings:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     def replace(self, section: str, **changes: Any) -> "Settings":
         """A copy with some keys of one section changed (settings objects are immutable)."""

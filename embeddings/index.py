@@ -179,7 +179,12 @@ class Index:
             report.chunks_added += len(records)
         if replaced:
             self.store.remove([i for i, c in enumerate(self.chunks) if c.doc_id in replaced])
-            self.store.add(np.vstack(new_vectors))
+            add_chunks = getattr(self.store, "add_chunks", None)  # a store that keeps texts too (Milvus)
+            if add_chunks is not None:
+                add_chunks(np.vstack(new_vectors), [c.chunk_id for c in new_chunks],
+                           [self.embedding_text(self.documents[c.doc_id].title, c.text) for c in new_chunks])
+            else:
+                self.store.add(np.vstack(new_vectors))
             self.chunks = [c for c in self.chunks if c.doc_id not in replaced] + new_chunks
             self._keyword = None
         return report
@@ -235,7 +240,11 @@ class Index:
         return [Hit(int(r), self.chunks[int(r)], float(s)) for r, s in zip(rows, scores) if r >= 0]
 
     def search_keyword(self, query: str, k: int) -> list[Hit]:
-        rows, scores = self.keyword.search(query, k)
+        full_text = getattr(self.store, "keyword_search", None)  # Milvus's own BM25 (embeddings/milvus.py)
+        if full_text is not None:
+            rows, scores = full_text(self.keyword.query_tokens(query), k)
+        else:
+            rows, scores = self.keyword.search(query, k)
         return [Hit(int(r), self.chunks[int(r)], float(s)) for r, s in zip(rows, scores)]
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
@@ -270,7 +279,11 @@ class Index:
 
     def save(self, directory: Path) -> Path:
         """Write a complete new version beside the old one, then switch to it atomically."""
-        return storage.write_version(directory, self._write, self.manifest())
+        version = storage.write_version(directory, self._write, self.manifest())
+        committed = getattr(self.store, "committed", None)  # a store outside the folder drops what is gone
+        if committed is not None:
+            committed()
+        return version
 
     @staticmethod
     def exists(directory: Path) -> bool:
@@ -292,10 +305,16 @@ class Index:
             raise IndexCorruptError(f"{path}: cannot read ({type(exc).__name__}); {REBUILD_HINT}") from None
 
     @classmethod
-    def load(cls, directory: Path, model_name: str | None = None, verify: bool = True) -> "Index":
-        """Load the live version; refuse a missing, corrupt or incompatible index with one line."""
-        version, manifest = storage.open_version(directory, model_name, verify,
-                                                 required=(VECTORS_FILE, CHUNKS_FILE, DOCUMENTS_FILE))
+    def load(cls, directory: Path, model_name: str | None = None, verify: bool = True,
+             store_uri: str | None = None) -> "Index":
+        """Load the live version; refuse a missing, corrupt or incompatible index with one line.
+        `store_uri` reaches a Milvus-backed index's collection at another address than the one
+        recorded (the same server seen from another host)."""
+        version, manifest = storage.open_version(directory, model_name, verify, required=(CHUNKS_FILE, DOCUMENTS_FILE))
+        milvus = manifest.get("store_backend") == "milvus"
+        store_file = "milvus_keys.npy" if milvus else VECTORS_FILE
+        if verify and store_file not in (manifest.get("files") or {}):
+            raise IndexCorruptError(f"{version / store_file}: not listed in the manifest; {REBUILD_HINT}")
         try:
             chunking = manifest["chunking"]
             index = cls(manifest["model"], int(manifest["dimension"]), int(chunking["chunk_words"]),
@@ -312,7 +331,12 @@ class Index:
             index.documents = _read_documents(version)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise IndexCorruptError(f"{version}: cannot read the index ({type(exc).__name__}); {REBUILD_HINT}") from None
-        index.store = FaissStore.load(version, manifest, len(index.chunks))
+        if milvus:
+            from .milvus import MilvusStore
+
+            index.store = MilvusStore.load(version, manifest, len(index.chunks), uri=store_uri)
+        else:
+            index.store = FaissStore.load(version, manifest, len(index.chunks))
         index._keyword = KeywordIndex.load(version / BM25_DIR, len(index.chunks))
         return index
 

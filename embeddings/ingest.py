@@ -18,6 +18,7 @@ from .documents import Document
 from .encoders import Encoder, get_encoder
 from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, QabotError
 from .index import DocumentInfo, Index, IngestReport
+from .milvus import MilvusConfig
 from .sources.collect import Progress, collect
 from .sources.web import FetchLimits
 from .storage import REBUILD_HINT
@@ -43,15 +44,33 @@ class IngestOptions:
     sentence_overlap: int
     max_bytes: int  # larger files are refused before they are read
     lock_timeout: float  # seconds to wait for another ingest writing the same index
+    milvus: MilvusConfig | None = None  # None: vectors in FAISS files (the default store)
 
     @classmethod
     def from_settings(cls, settings) -> "IngestOptions":
         """From qabot's settings (duck-typed: its model, chunking and ingest sections), so that
         embeddings/ needs nothing from bot/."""
         m, c, i = settings.model, settings.chunking, settings.ingest
+        st = getattr(settings, "store", None)
+        milvus = MilvusConfig(st.store_uri, st.collection, st.milvus_index) \
+            if st is not None and st.store_backend == "milvus" else None
         return cls(model_name=m.model_name, backend=m.ingest_backend, max_seq_length=m.max_seq_length,
                    batch_size=m.batch_size, chunk_words=c.chunk_words, sentence_overlap=c.sentence_overlap,
-                   max_bytes=int(i.max_document_mb * 2**20), lock_timeout=i.lock_timeout_s)
+                   max_bytes=int(i.max_document_mb * 2**20), lock_timeout=i.lock_timeout_s, milvus=milvus)
+
+    def new_index(self, index_dir: Path, dimension: int) -> Index:
+        """An empty index on the configured store (a Milvus one inherits the entities of the
+        version it replaces as garbage, deleted once the new version is live)."""
+        store = None
+        if self.milvus is not None:
+            from .milvus import MilvusStore
+
+            store = MilvusStore(self.milvus, index_dir, dimension)
+            store.forget_previous(index_dir)
+        return Index(self.model_name, dimension, self.chunk_words, self.sentence_overlap, store=store)
+
+    def store_backend(self) -> str:
+        return "milvus" if self.milvus is not None else "faiss"
 
     def encoder(self) -> Encoder:
         """The shared encoder these options name (loaded on first use)."""
@@ -164,7 +183,7 @@ def ingest_documents(
         encoder = (encoder_factory or options.encoder)()
         fresh = index is None
         if index is None:
-            index = Index(options.model_name, encoder.dimension, options.chunk_words, options.sentence_overlap)
+            index = options.new_index(index_dir, encoder.dimension)
         done = 0
 
         def step(embedded: int, chunks: int) -> None:
@@ -185,13 +204,20 @@ def ingest_documents(
 def _existing(index_dir: Path, options: IngestOptions, exact: bool) -> Index | None:
     """The index already at `index_dir` to add to, or None to start a new one."""
     try:
-        index = Index.load(index_dir, model_name=options.model_name)
+        index = Index.load(index_dir, model_name=options.model_name,
+                           store_uri=options.milvus.uri if options.milvus is not None else None)
     except IndexNotFoundError:
         return None
     except QabotError:
         if exact:
             return None
         raise
+    backend = "milvus" if type(index.store).__name__ == "MilvusStore" else "faiss"
+    if backend != options.store_backend():
+        if exact:
+            return None
+        raise IndexMismatchError(f"{index_dir}: index keeps its vectors in {backend}, but the settings say "
+                                 f"store_backend = {options.store_backend()!r}; {REBUILD_HINT}")
     if (index.chunk_words, index.sentence_overlap) != (options.chunk_words, options.sentence_overlap):
         if exact:
             return None

@@ -114,13 +114,17 @@ class KeywordIndex:
         """(rows, scores) of the best `k` chunks; rows with score 0 are left out."""
         if self._retriever is None or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        tokens = [[form for term in question_terms(query) for form in self.forms(term)]]
+        tokens = [self.query_tokens(query)]
         if not tokens[0]:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         rows, scores = self._retriever.retrieve(tokens, k=min(k, self.size), show_progress=False,
                                                 n_threads=1)
         keep = scores[0] > 0
         return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+
+    def query_tokens(self, query: str) -> list[str]:
+        """The stored terms a question searches for: its keywords and their accented forms."""
+        return [form for term in question_terms(query) for form in self.forms(term)]
 
     def _folded_forms(self) -> dict[str, tuple[str, ...]]:
         """Folded stem -> the accented stored terms it stands for ("herv" -> ("hervé",)), built

@@ -29,6 +29,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from .slack_standin import make_bot, slack_settings, standin  # noqa: E402,F401
 # The LLM stand-in (an OpenAI-compatible server on 127.0.0.1; milliseconds, so not integration).
 from .llm_standin import llm_standin  # noqa: E402,F401
+# A real redis-server on a free port, for the shared-state tests (`redis_server`, `redis_url`).
+from .redis_server import redis_server, redis_url  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "articles"

@@ -14,6 +14,14 @@ from bench.common import CONTEXTS, QUESTIONS, Sizes, load_jsonl, log, ms
 
 
 def embed_scale_base(ctx: dict, sizes: Sizes) -> tuple[np.ndarray, np.ndarray]:
+    """The real sentence and question vectors synthetic chunks are made of (embedded once a run:
+    the scale and milvus sections share them)."""
+    if "scale_base" not in ctx:
+        ctx["scale_base"] = _embed_scale_base(ctx, sizes)
+    return ctx["scale_base"]
+
+
+def _embed_scale_base(ctx: dict, sizes: Sizes) -> tuple[np.ndarray, np.ndarray]:
     from bench.synthetic import split_sentences
     from embeddings.encoders import get_encoder
 

@@ -93,7 +93,9 @@ class Answerer:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, index_dir: Path | None = None) -> "Answerer":
         settings = settings or load_settings()
-        index = Index.load(index_dir or settings.paths.index, model_name=settings.model.model_name)
+        milvus = settings.store.store_backend == "milvus"
+        index = Index.load(index_dir or settings.paths.index, model_name=settings.model.model_name,
+                           store_uri=settings.store.store_uri if milvus else None)
         encoder = get_encoder(settings.model.query_backend, settings.model.max_seq_length)
         return cls(index, encoder, settings)
 

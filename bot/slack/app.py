@@ -6,6 +6,7 @@ in the state's listener pool; answers run in its answer pool under ``settings.sl
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from urllib.error import URLError
 
 from slack_bolt import App, Assistant
 from slack_bolt.error import BoltError
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
@@ -22,6 +24,7 @@ from . import home, listeners, middleware
 from .blocks import FEEDBACK_ACTION_DOWN, FEEDBACK_ACTION_UP
 from .client import api_error, make_web_client
 from .errors import SlackConfigError
+from .handover import Reaper, signed_headers
 from .logfilters import DROP_CLIENT_TOKEN_WARNING, RequestBodyRedactor, install_body_redactor
 from .question import AnswersQuestions
 from .state import SHUTDOWN_GRACE_S, BotState
@@ -82,6 +85,8 @@ def create_bot(settings: Settings, answerer: AnswersQuestions, *, bot_token: str
         raise SlackConfigError(f"cannot reach the Slack API at {client.base_url} ({api_error(exc)})") from None
     install_body_redactor(BODY_REDACTOR)  # again: App() created more loggers
     register(app, state)
+    if state.handover is not None:
+        state.reaper = start_reaper(app, state, signing_secret)
     return SlackBot(app, state, verifies_requests=signing_secret is not None)
 
 
@@ -91,6 +96,7 @@ def register(app: App, state: BotState) -> None:
     app.middleware(middleware.ignore_duplicates)
     app.middleware(middleware.ignore_bots_and_other_channels)
     app.middleware(middleware.mark_external_users)
+    app.middleware(middleware.hold_until_answered)
 
     assistant = Assistant()
     assistant.thread_started(listeners.on_assistant_thread_started)
@@ -104,6 +110,16 @@ def register(app: App, state: BotState) -> None:
     app.command("/ask")(listeners.on_ask)
     app.action(FEEDBACK_ACTION_IDS)(listeners.on_feedback)
     app.error(listeners.on_error)
+
+
+def start_reaper(app: App, state: BotState, signing_secret: str | None) -> Reaper:
+    """The thread that answers what a dead replica acknowledged (handover.py), through this app."""
+
+    def dispatch(body: dict) -> None:
+        raw = json.dumps(body)
+        app.dispatch(BoltRequest(body=raw, headers=signed_headers(raw, signing_secret)))
+
+    return Reaper(state.handover, state.answered.release, dispatch).start()
 
 
 def _bolt_error_reason(exc: BoltError) -> str:

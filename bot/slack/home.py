@@ -94,10 +94,11 @@ def known_documents(answerer: Any) -> list[KnownDocument]:
     return sorted(known, key=lambda d: (d.title.casefold(), d.source))
 
 
-def tally_feedback(path: Path, recent: int = RECENT_VOTES, answers_shown: int = ANSWERS_SHOWN) -> FeedbackTally:
+def tally_feedback(path: Path | Any, recent: int = RECENT_VOTES, answers_shown: int = ANSWERS_SHOWN) -> FeedbackTally:
     """The tally of the last `recent` votes in the feedback log (`feedback.FeedbackLog`). A user who
     voted twice on one answer (changed their mind) counts once, with their latest vote."""
-    votes = _tail_entries(path, FEEDBACK_TAIL_BYTES)[-recent:]
+    shared = getattr(path, "recent_votes", None)  # a log kept elsewhere (Redis) gives its votes itself
+    votes = shared(recent) if shared else _tail_entries(path, FEEDBACK_TAIL_BYTES)[-recent:]
     latest: OrderedDict[tuple[str, str], dict] = OrderedDict()
     for entry in votes:
         answer_key = str(entry.get("answer_id") or entry.get("message_ts") or "")
@@ -264,7 +265,7 @@ def on_app_home_opened(event: Mapping, context: BoltContext, client: WebClient, 
     tally = None
     if qabot.is_admin(user):
         try:
-            tally = tally_feedback(qabot.feedback.path)
+            tally = tally_feedback(qabot.feedback if hasattr(qabot.feedback, "recent_votes") else qabot.feedback.path)
         except OSError as exc:
             log.warning("could not read the feedback log %s for the Home tab: %s", qabot.feedback.path, exc)
     view = render_home(known_documents(qabot.answerer), qabot.settings, bot_user_id=context.bot_user_id,

@@ -10,7 +10,8 @@ gets the app's `BotState` as its ``qabot`` argument (see `middleware.provide_sta
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from slack_bolt import Ack, BoltContext, BoltResponse, Say
 from slack_bolt.context.set_status import SetStatus
@@ -31,7 +32,7 @@ from .blocks import (
 )
 from .client import api_error, post_to_response_url
 from .intent import Kind, classify
-from .middleware import EXTERNAL_REFUSAL, is_bot_event, kind_of, refuses_external
+from .middleware import EXTERNAL_REFUSAL, HOLD_KEY, is_bot_event, kind_of, refuses_external
 from .question import SlackQuestion
 from .replies import answer_and_post
 from .state import BotState
@@ -53,11 +54,28 @@ THREAD_REPLIES_LIMIT = 200
 # --- messages: mentions, DMs, thread follow-ups ---------------------------------------------------
 
 def on_app_mention(event: dict, context: BoltContext, client: WebClient, qabot: BotState) -> None:
-    answer_user_message(qabot, event, context, client, mentioned=True)
+    with finished(qabot, context):
+        answer_user_message(qabot, event, context, client, mentioned=True)
 
 
 def on_message(event: dict, context: BoltContext, client: WebClient, qabot: BotState) -> None:
-    answer_user_message(qabot, event, context, client, mentioned=False)
+    with finished(qabot, context):
+        answer_user_message(qabot, event, context, client, mentioned=False)
+
+
+@contextmanager
+def finished(state: BotState, context: BoltContext) -> Iterator[None]:
+    """Ends the delivery's hand-over hold (middleware.hold_until_answered) once its listener is
+    done, answered or not; an exception ends it too (a retry would fail the same way)."""
+    try:
+        yield
+    finally:
+        hold_id = context.get(HOLD_KEY)
+        if state.handover is not None and hold_id:
+            try:
+                state.handover.drop(hold_id)
+            except Exception as exc:
+                log.warning("could not end the hand-over hold %s (%s)", hold_id, type(exc).__name__)
 
 
 def answer_user_message(state: BotState, event: dict, context: BoltContext, client: WebClient, *,
@@ -148,8 +166,14 @@ def on_assistant_thread_started(event: dict, say: Say, set_suggested_prompts: Se
         log.warning("could not set the assistant's suggested prompts: %s", api_error(exc))
 
 
-def on_assistant_message(payload: dict, context: BoltContext, client: WebClient, say: Say, set_status: SetStatus,
-                         set_title: SetTitle, qabot: BotState) -> None:
+def on_assistant_message(payload: dict, context: BoltContext, client: WebClient, say: Say,
+                         set_status: SetStatus, set_title: SetTitle, qabot: BotState) -> None:
+    with finished(qabot, context):
+        answer_assistant_message(payload, context, client, say, set_status, set_title, qabot)
+
+
+def answer_assistant_message(payload: dict, context: BoltContext, client: WebClient, say: Say, set_status: SetStatus,
+                             set_title: SetTitle, qabot: BotState) -> None:
     channel, ts = payload.get("channel"), payload.get("ts")
     thread_ts = payload.get("thread_ts") or ts
     if not channel or not ts or payload.get("subtype") not in ANSWERABLE_SUBTYPES:

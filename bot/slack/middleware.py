@@ -63,6 +63,23 @@ def ignore_duplicates(body: dict, qabot: BotState, next: Next) -> BoltResponse: 
     return next()
 
 
+# The context key under which a held delivery keeps its hold id (see `hold_until_answered`).
+HOLD_KEY = "qabot_hold"
+
+
+def hold_until_answered(body: dict, context: BoltContext, qabot: BotState, next: Next) -> BoltResponse:  # noqa: A002
+    """The last middleware: with Redis state, a message event that got this far is held in Redis
+    until its listener finishes, so another replica answers it if this one dies after the ack
+    (handover.py). Without a hand-over (SQLite) it does nothing."""
+    event = body.get("event") or {}
+    if qabot.handover is not None and event.get("type") in MESSAGE_EVENT_TYPES:
+        try:
+            context[HOLD_KEY] = qabot.handover.hold(body)
+        except Exception as exc:  # answering still goes on; only the hand-over is lost
+            log.warning("could not hold event %s for hand-over (%s)", body.get("event_id"), type(exc).__name__)
+    return next()
+
+
 def ignore_bots_and_other_channels(body: dict, context: BoltContext, qabot: BotState,
                                    next: Next) -> BoltResponse:  # noqa: A002
     """Never answer what no person wrote (bots, this one included, apps, Slackbot, edits and other

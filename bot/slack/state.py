@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..settings import Settings
 from .blocks import suggested_prompts
@@ -18,6 +18,9 @@ from .store import AnsweredStore, SqliteAnsweredStore
 from .streaming import Streamer
 from .threads import ConversationMemory
 from .workers import WorkerPool
+
+if TYPE_CHECKING:
+    from .handover import HandOver, Reaper
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,10 @@ class BotState:
     listeners: WorkerPool  # runs bolt listeners after the ack (bolt's listener_executor)
     prompts: list[dict[str, str]]  # the assistant panel's suggested prompts
     streamer: Streamer  # makes each reply's sink; remembers whether Slack can stream
+    # Redis state only: message events held until answered, and the thread that takes over a dead
+    # replica's (handover.py); None with SQLite, whose replicas share one host.
+    handover: "HandOver | None" = None
+    reaper: "Reaper | None" = None
 
     @classmethod
     def from_settings(cls, settings: Settings, answerer: AnswersQuestions,
@@ -58,18 +65,19 @@ class BotState:
             log.warning("[llm] request_timeout_s x (max_retries + 1) = %g s is not below [slack] "
                         "answer_timeout_s (%g s): a slow LLM ends in an apology, not the quoted passage",
                         (llm.max_retries + 1) * llm.request_timeout_s, cfg.answer_timeout_s)
-        answered = SqliteAnsweredStore(settings.paths.state_db, ttl_s=cfg.dedupe_ttl_s, max_rows=cfg.dedupe_max_entries)
+        answered, memory, feedback, handover = shared_state(settings)
         return cls(
             settings=settings,
             answerer=answerer,
             answered=answered,
             not_bot_threads=SeenKeys(NOT_BOT_THREAD_TTL_S, cfg.dedupe_max_entries),
-            memory=ConversationMemory(store=answered),
-            feedback=FeedbackLog(settings.paths.feedback_log),
+            memory=memory,
+            feedback=feedback,
             answers=WorkerPool(cfg.workers, "qabot-answer"),
             listeners=WorkerPool(LISTENERS_PER_WORKER * cfg.workers + EXTRA_LISTENERS, "qabot-listener"),
             prompts=list(prompts) if prompts else suggested_prompts(document_titles(answerer)),
             streamer=Streamer(cfg.stream_after_s),
+            handover=handover,
         )
 
     @property
@@ -103,11 +111,30 @@ class BotState:
 
     def close(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
         """Let answers in progress finish for up to `grace_s`, then stop the pools."""
+        if self.reaper is not None:
+            self.reaper.stop()
         if not self.wait_idle(grace_s):
             log.warning("shutting down with answers still in progress")
         self.listeners.shutdown(wait=True, cancel_futures=True, timeout=POOL_JOIN_S)
         self.answers.shutdown(wait=True, cancel_futures=True, timeout=POOL_JOIN_S)
         self.answered.close()
+
+
+def shared_state(settings: Settings) -> tuple[AnsweredStore, ConversationMemory, FeedbackLog, "HandOver | None"]:
+    """The answered-message store, thread memory, feedback log and hand-over of `[state]
+    state_backend`: SQLite and a file on this host (no hand-over), or one Redis for replicas on
+    several hosts (redis-py is imported only then)."""
+    cfg = settings.slack
+    if settings.state.state_backend == "redis":
+        from .handover import LEASE_GRACE_S, HandOver
+        from .redis_state import RedisAnsweredStore, RedisConversationMemory, RedisFeedbackLog, connect
+
+        client = connect(settings.state.redis_url)
+        store = RedisAnsweredStore(client, ttl_s=cfg.dedupe_ttl_s, max_rows=cfg.dedupe_max_entries)
+        handover = HandOver(client, store.replica, lease_s=cfg.answer_timeout_s + LEASE_GRACE_S)
+        return store, RedisConversationMemory(client, store), RedisFeedbackLog(client), handover
+    sqlite = SqliteAnsweredStore(settings.paths.state_db, ttl_s=cfg.dedupe_ttl_s, max_rows=cfg.dedupe_max_entries)
+    return sqlite, ConversationMemory(store=sqlite), FeedbackLog(settings.paths.feedback_log), None
 
 
 def document_titles(answerer: AnswersQuestions) -> list[str]:
