@@ -99,7 +99,7 @@ class PathSettings:
 class ModelSettings:
     model_name: str = "all-MiniLM-L6-v2"
     # ONNX for ingest too: 1.6x less CPU than torch for the same vectors (cosine > 0.999), and no
-    # torch import; measured side by side in `make bench` (bench/README.md, "langchain").
+    # torch import; measured side by side in `make bench` (bench/README.md, "Ingest encoder").
     ingest_backend: str = _setting("onnx", choices=ENCODER_BACKENDS)
     query_backend: str = _setting("onnx", choices=ENCODER_BACKENDS)
     batch_size: int = _setting(32, **AT_LEAST_ONE)

@@ -136,7 +136,7 @@ class OnnxEncoder:
 # A batch of the ONNX encoder holds at most this many tokens (rows x padded width). On one thread
 # the model's activations then stay in the core's caches: measured on 240 SQuAD chunks (~128
 # tokens each), batches of 4 chunks cost 23% less CPU than batches of 32 and batches of 2 no less
-# than batches of 4 (bench/README.md, "ingest vs LangChain"). Short texts (questions, sentences)
+# than batches of 4 (bench/README.md, "Ingest encoder"). Short texts (questions, sentences)
 # still go 32 at a time.
 MAX_BATCH_TOKENS = 512
 

