@@ -20,6 +20,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
+from .admin import add_command_url, add_url
 from .blocks import (
     FEEDBACK_ACTIONS,
     WORKING_STATUS,
@@ -178,7 +179,15 @@ def on_assistant_message(payload: dict, context: BoltContext, client: WebClient,
 # --- /ask -----------------------------------------------------------------------------------------
 
 def on_ask(ack: Ack, command: dict, context: BoltContext, qabot: BotState) -> None:
-    """``/ask``: acknowledge at once, then post the answer to the command's response_url."""
+    """``/ask``: acknowledge at once, then post the answer to the command's response_url.
+    ``/ask add <url>`` adds a document instead, for admins (admin.py)."""
+    url = add_command_url(command.get("text") or "")
+    if url is not None:
+        ack(response_type="ephemeral", text=f"Adding {escape_truncate(url, ACK_ECHO_CHARS)}…")
+        if command.get("response_url"):
+            add_url(qabot.settings, command.get("user_id"), url,
+                    lambda message: post_to_response_url(command["response_url"], message, response_type="ephemeral"))
+        return
     text = slack_to_plain(command.get("text") or "", context.bot_user_id)
     if not text:
         ack(response_type="ephemeral", text=SLASH_USAGE)
