@@ -20,7 +20,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
-from .admin import add_command_url, add_url
+from .admin import add_command_url, add_files, add_url
 from .blocks import (
     FEEDBACK_ACTIONS,
     WORKING_STATUS,
@@ -58,7 +58,24 @@ def on_app_mention(event: dict, context: BoltContext, client: WebClient, qabot: 
 
 
 def on_message(event: dict, context: BoltContext, client: WebClient, qabot: BotState) -> None:
+    if event.get("files") and event.get("channel_type") == "im":
+        add_shared_files(qabot, event, context, client)
+        return
     answer_user_message(qabot, event, context, client, mentioned=False)
+
+
+def add_shared_files(state: BotState, event: dict, context: BoltContext, client: WebClient) -> None:
+    """Files shared with the bot in a DM: ingested for admins (admin.py), once per message."""
+    channel, ts = event.get("channel"), event.get("ts")
+    if not channel or not ts or is_bot_event(event, context.bot_user_id, context.bot_id):
+        return
+    if not state.answered.claim(message_key(channel, ts), slack_ts(ts, 0.0)):
+        return
+
+    def post(message) -> None:
+        client.chat_postMessage(channel=channel, text=message.text)
+
+    add_files(state.settings, event.get("user"), list(event["files"]), client.token or "", post)
 
 
 def answer_user_message(state: BotState, event: dict, context: BoltContext, client: WebClient, *,
