@@ -6,6 +6,8 @@
 
 Sections (see bench/README.md for what each measures and why):
   ingest  SQuAD contexts through `ingest()` vs the same chunk texts through the encoder alone
+  langchain  `ingest()` of the ten SQuAD articles vs LangChain's usual pipeline (1000/200 splitter +
+          FAISS, same model), side by side: CPU-seconds and wall time (needs the bench extra)
   query   Answerer.ask over SQuAD questions vs question encoding + dense + BM25 search alone;
           and the whole answer on the bundled article
   reader  the trained reader (int8 ONNX) on each question's candidate sentences vs the query
@@ -38,14 +40,15 @@ from bench.common import CONTEXTS, EVAL, FULL, QUICK, RESULTS, log, machine_info
 from bench.report import table, verdicts  # noqa: E402
 from bench.sections.cold import bench_cold  # noqa: E402
 from bench.sections.ingest import bench_ingest  # noqa: E402
+from bench.sections.langchain import bench_langchain  # noqa: E402
 from bench.sections.query import bench_query  # noqa: E402
 from bench.sections.reader import bench_reader  # noqa: E402
 from bench.sections.milvus import bench_milvus  # noqa: E402
 from bench.sections.scale import bench_scale  # noqa: E402
 from bench.sections.slack import bench_slack  # noqa: E402
 
-SECTIONS = {"ingest": bench_ingest, "query": bench_query, "reader": bench_reader, "cold": bench_cold,
-            "slack": bench_slack, "scale": bench_scale, "milvus": bench_milvus}
+SECTIONS = {"ingest": bench_ingest, "langchain": bench_langchain, "query": bench_query, "reader": bench_reader,
+            "cold": bench_cold, "slack": bench_slack, "scale": bench_scale, "milvus": bench_milvus}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,10 +50,12 @@ class Sizes:
     scale_queries: int
     flat_queries: int  # queries timed on the exact index, for reference
     warm_up: bool  # time Answerer.warm() (every sentence embedded) on the SQuAD index
+    langchain_rounds: int = 2  # rounds of qabot ingest vs LangChain's pipeline, alternating first side
+    langchain_titles: int | None = None  # SQuAD articles in that comparison (None: all 10)
 
 
 FULL = Sizes(None, 500, 20, 5, True, 200, (100_000, 1_000_000), None, 200, 50, True)
-QUICK = Sizes(3, 100, 5, 2, False, 50, (60_000,), 500, 100, 20, False)
+QUICK = Sizes(3, 100, 5, 2, False, 50, (60_000,), 500, 100, 20, False, 1, 1)
 
 
 # --- timing -----------------------------------------------------------------------------------------

@@ -165,6 +165,14 @@ def _answerer(settings: Settings):
     return Answerer.from_settings(settings)
 
 
+def _live_answerer(settings: Settings, warm_max_chunks: int = 0):
+    """For `chat` and `serve`: follows the index, so documents ingested or removed while it runs
+    are used from the next question on (bot/answering/live.py)."""
+    from .answering.live import LiveAnswerer
+
+    return LiveAnswerer(settings, warm_max_chunks=warm_max_chunks).start()
+
+
 @app.command()
 def ask(
     question: List[str] = typer.Argument(..., help="The question, or - to read one question per line from stdin."),
@@ -205,7 +213,7 @@ def chat(index: Optional[Path] = IndexOption) -> None:
 
 def _chat(index: Optional[Path]) -> None:
     settings = _settings(index)
-    answerer = _answerer(settings)
+    answerer = _live_answerer(settings)
     docs = len(answerer.index.documents)
     out.print(f"qabot: {docs} document{'s' if docs != 1 else ''} indexed. Ask a question; "
               "'exit' or Ctrl-D quits.")
@@ -280,7 +288,7 @@ def _serve(index: Optional[Path], port: Optional[int], host: Optional[str]) -> N
     settings = _settings(index)
     if host is not None:
         settings = settings.replace("slack", host=host)
-    answerer = _answerer(settings)
+    answerer = _live_answerer(settings, WARM_MAX_CHUNKS)
     stop = threading.Event()
     warmer = threading.Thread(target=answerer.warm, kwargs={"stop": stop}, name="warm-sentences",
                               daemon=True)
@@ -295,6 +303,7 @@ def _serve(index: Optional[Path], port: Optional[int], host: Optional[str]) -> N
         serve_slack(settings, answerer, port=port, host=settings.slack.host, ready=connected)
     finally:
         stop.set()
+        answerer.stop()
         if warmer.is_alive():
             warmer.join(timeout=10)
 

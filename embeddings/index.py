@@ -29,9 +29,8 @@ from .vectors import VECTORS_FILE, FaissStore, VectorStore
 CHUNKS_FILE = "chunks.jsonl"
 DOCUMENTS_FILE = "documents.json"
 BM25_DIR = "bm25"
-# A document of more chunks than this is embedded in slices of this size so progress can be
-# reported (about 10 s of the int8 encoder on 2 cores). Smaller documents, the eval articles among
-# them, are embedded in one call exactly as before, so their vectors are unchanged.
+# New chunks are embedded in slices of this many so progress can be reported (about 10 s of the
+# encoder on 2 cores); a slice is long enough for batches of similar length with little padding.
 EMBED_SLICE = 512
 
 
@@ -145,8 +144,12 @@ class Index:
             progress: Callable[[int, int], None] | None = None) -> IngestReport:
         """Add or replace documents; unchanged ones (same content hash) are skipped untouched.
 
-        `progress`, if given, is called with (chunks embedded, chunks) of the current document,
-        every EMBED_SLICE chunks and when it is done, so a large PDF moves a progress bar too.
+        Every new chunk of every document is embedded in one pass (in slices of EMBED_SLICE), not
+        document by document: the encoder sorts the texts it is given by length and pads each batch
+        to its own longest text, so the more texts it sees at once the less padding it computes
+        (measured on the ten SQuAD articles: 9% padded tokens one document at a time, 2% together).
+        A text's vector does not depend on its batch. `progress`, if given, is called with (chunks
+        embedded, chunks to embed) after each slice, so a large PDF moves a progress bar too.
         """
         if encoder.model_name != self.model_name or encoder.dimension != self.dimension:
             raise IndexMismatchError(
@@ -154,7 +157,7 @@ class Index:
                 f"{encoder.model_name} ({encoder.dimension}-d); {REBUILD_HINT}")
         report = IngestReport()
         new_chunks: list[ChunkRecord] = []
-        new_vectors: list[np.ndarray] = []
+        texts: list[str] = []
         replaced: set[str] = set()
         for document in documents:
             previous = self.documents.get(document.doc_id)
@@ -165,10 +168,8 @@ class Index:
                 continue
             records = [ChunkRecord.from_chunk(c)
                        for c in chunk_document(document, self.chunk_words, self.sentence_overlap)]
-            vectors = self._embed([self.embedding_text(document.title, r.text) for r in records],
-                                  encoder, batch_size, progress)
+            texts.extend(self.embedding_text(document.title, r.text) for r in records)
             new_chunks.extend(records)
-            new_vectors.append(vectors)
             replaced.add(document.doc_id)
             self.documents[document.doc_id] = DocumentInfo(
                 document.doc_id, document.title, document.source, document.url, document.sha256,
@@ -178,20 +179,20 @@ class Index:
             (report.updated if previous is not None else report.added).append(document.source)
             report.chunks_added += len(records)
         if replaced:
+            vectors = self._embed(texts, encoder, batch_size, progress)
             self.store.remove([i for i, c in enumerate(self.chunks) if c.doc_id in replaced])
             add_chunks = getattr(self.store, "add_chunks", None)  # a store that keeps texts too (Milvus)
             if add_chunks is not None:
-                add_chunks(np.vstack(new_vectors), [c.chunk_id for c in new_chunks],
-                           [self.embedding_text(self.documents[c.doc_id].title, c.text) for c in new_chunks])
+                add_chunks(vectors, [c.chunk_id for c in new_chunks], texts)
             else:
-                self.store.add(np.vstack(new_vectors))
+                self.store.add(vectors)
             self.chunks = [c for c in self.chunks if c.doc_id not in replaced] + new_chunks
             self._keyword = None
         return report
 
     def _embed(self, texts: list[str], encoder: Encoder, batch_size: int,
                progress: Callable[[int, int], None] | None) -> np.ndarray:
-        """Embed one document's chunk texts, in slices of EMBED_SLICE for progress reports."""
+        """Embed chunk texts in slices of EMBED_SLICE, reporting progress after each."""
         parts = []
         for start in range(0, len(texts), EMBED_SLICE):
             parts.append(encoder.encode(texts[start:start + EMBED_SLICE], batch_size=batch_size))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .documents import Document
-from .encoders import Encoder, get_encoder
+from .encoders import Encoder, get_encoder, ingest_workers
 from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, QabotError
 from .index import DocumentInfo, Index, IngestReport
 from .milvus import MilvusConfig
@@ -74,7 +74,7 @@ class IngestOptions:
 
     def encoder(self) -> Encoder:
         """The shared encoder these options name (loaded on first use)."""
-        return get_encoder(self.backend, self.max_seq_length)
+        return get_encoder(self.backend, self.max_seq_length, workers=ingest_workers())
 
 
 @dataclass
@@ -184,15 +184,11 @@ def ingest_documents(
         fresh = index is None
         if index is None:
             index = options.new_index(index_dir, encoder.dimension)
-        done = 0
 
         def step(embedded: int, chunks: int) -> None:
-            # Whole documents done, plus the share of the one being embedded.
-            nonlocal done
-            if embedded >= chunks:
-                done += 1
+            # Chunks of all documents are embedded together: documents done, pro rata.
             if progress is not None:
-                progress(done if embedded >= chunks else done + embedded / chunks, len(documents))
+                progress(len(documents) * embedded / chunks if chunks else len(documents), len(documents))
 
         report = index.add(documents, encoder, batch_size=options.batch_size, progress=step)
         report.skipped.extend(unchanged)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from embeddings.encoders import _length_batches, get_encoder
 
@@ -18,6 +19,16 @@ def test_length_batches_cover_every_row_once_in_bounded_similar_batches():
     assert _length_batches(np.array([], dtype=int), 32) == []
 
 
+def test_length_batches_stay_within_the_token_budget_but_never_drop_a_row():
+    lengths = np.array([130, 120, 300, 125, 128, 20, 22, 21, 126])
+    batches = _length_batches(lengths, batch_size=32, max_tokens=512)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) * lengths[batch].max() <= 512 or len(batch) == 1
+    assert [len(b) for b in batches if lengths[b].max() > 200] == [1]  # longer than the budget: alone
+    assert sorted(len(b) for b in batches) == [1, 1, 3, 4]  # 4 x 128 fits 512 tokens, 5 x 130 not
+
+
 def test_batched_vectors_equal_one_by_one_and_keep_input_order():
     encoder = get_encoder("onnx", max_seq_length=256)
     texts = ["When are the talks?",
@@ -30,3 +41,23 @@ def test_batched_vectors_equal_one_by_one_and_keep_input_order():
     assert together.shape == (len(texts), 384) and together.dtype == np.float32
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     assert np.min(np.sum(together * alone, axis=1)) > 0.99999
+
+
+def test_batches_run_side_by_side_give_the_same_vectors_in_input_order():
+    texts = [" ".join(["word"] * n) + f" number {n}" for n in (3, 150, 40, 90, 7, 120, 60, 130, 20, 110)]
+    serial = get_encoder("onnx", max_seq_length=256).encode(texts)
+    parallel_encoder = get_encoder("onnx", max_seq_length=256, workers=2)
+    assert parallel_encoder is not get_encoder("onnx", max_seq_length=256)
+    parallel = parallel_encoder.encode(texts)  # several batches under the token budget
+    assert np.min(np.sum(serial * parallel, axis=1)) > 0.99999
+
+
+@pytest.mark.slow
+def test_the_torch_backend_gives_the_same_vectors_as_onnx():
+    """`ingest_backend = "torch"` stays a working choice: the same model, vectors within cosine 0.999."""
+    texts = ["When are the talks?", "Ryabkov said the U.S. has not specifically indicated what exactly "
+             "is unacceptable in the draft agreements Moscow delivered in December.", "Izvestia."]
+    torch_vectors = get_encoder("torch", max_seq_length=256).encode(texts)
+    onnx_vectors = get_encoder("onnx", max_seq_length=256).encode(texts)
+    assert torch_vectors.shape == onnx_vectors.shape == (3, 384)
+    assert np.min(np.sum(torch_vectors * onnx_vectors, axis=1)) > 0.999

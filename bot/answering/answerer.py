@@ -39,6 +39,13 @@ WARM_BATCH = 64
 WARM_BATCHES_PER_STEP = 8
 
 
+def load_index(settings: Settings, index_dir: Path | None = None) -> Index:
+    """The index `settings` name (or the one at `index_dir`), on FAISS or on Milvus ([store])."""
+    milvus = settings.store.store_backend == "milvus"
+    return Index.load(index_dir or settings.paths.index, model_name=settings.model.model_name,
+                      store_uri=settings.store.store_uri if milvus else None)
+
+
 @dataclass
 class AnswerTrace:
     """What an answer was made from, for evaluation and debugging (`Answerer.ask(trace=...)`).
@@ -93,11 +100,8 @@ class Answerer:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, index_dir: Path | None = None) -> "Answerer":
         settings = settings or load_settings()
-        milvus = settings.store.store_backend == "milvus"
-        index = Index.load(index_dir or settings.paths.index, model_name=settings.model.model_name,
-                           store_uri=settings.store.store_uri if milvus else None)
         encoder = get_encoder(settings.model.query_backend, settings.model.max_seq_length)
-        return cls(index, encoder, settings)
+        return cls(load_index(settings, index_dir), encoder, settings)
 
     def warm(self, batch_size: int = WARM_BATCH, stop: "threading.Event | None" = None) -> int:
         """Embed every sentence of the index now (sorted by length, in big batches) instead of on

@@ -21,6 +21,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
+from .admin import add_command_url, add_files, add_url
 from .blocks import (
     FEEDBACK_ACTIONS,
     WORKING_STATUS,
@@ -60,6 +61,9 @@ def on_app_mention(event: dict, context: BoltContext, client: WebClient, qabot: 
 
 def on_message(event: dict, context: BoltContext, client: WebClient, qabot: BotState) -> None:
     with finished(qabot, context):
+        if event.get("files") and event.get("channel_type") == "im":
+            add_shared_files(qabot, event, context, client)
+            return
         answer_user_message(qabot, event, context, client, mentioned=False)
 
 
@@ -76,6 +80,20 @@ def finished(state: BotState, context: BoltContext) -> Iterator[None]:
                 state.handover.drop(hold_id)
             except Exception as exc:
                 log.warning("could not end the hand-over hold %s (%s)", hold_id, type(exc).__name__)
+
+
+def add_shared_files(state: BotState, event: dict, context: BoltContext, client: WebClient) -> None:
+    """Files shared with the bot in a DM: ingested for admins (admin.py), once per message."""
+    channel, ts = event.get("channel"), event.get("ts")
+    if not channel or not ts or is_bot_event(event, context.bot_user_id, context.bot_id):
+        return
+    if not state.answered.claim(message_key(channel, ts), slack_ts(ts, 0.0)):
+        return
+
+    def post(message) -> None:
+        client.chat_postMessage(channel=channel, text=message.text)
+
+    add_files(state.settings, event.get("user"), list(event["files"]), client.token or "", post)
 
 
 def answer_user_message(state: BotState, event: dict, context: BoltContext, client: WebClient, *,
@@ -202,7 +220,15 @@ def answer_assistant_message(payload: dict, context: BoltContext, client: WebCli
 # --- /ask -----------------------------------------------------------------------------------------
 
 def on_ask(ack: Ack, command: dict, context: BoltContext, qabot: BotState) -> None:
-    """``/ask``: acknowledge at once, then post the answer to the command's response_url."""
+    """``/ask``: acknowledge at once, then post the answer to the command's response_url.
+    ``/ask add <url>`` adds a document instead, for admins (admin.py)."""
+    url = add_command_url(command.get("text") or "")
+    if url is not None:
+        ack(response_type="ephemeral", text=f"Adding {escape_truncate(url, ACK_ECHO_CHARS)}…")
+        if command.get("response_url"):
+            add_url(qabot.settings, command.get("user_id"), url,
+                    lambda message: post_to_response_url(command["response_url"], message, response_type="ephemeral"))
+        return
     text = slack_to_plain(command.get("text") or "", context.bot_user_id)
     if not text:
         ack(response_type="ephemeral", text=SLASH_USAGE)
