@@ -13,6 +13,7 @@ import pytest
 
 from bot.slack.store import SqliteAnsweredStore, StoreUnavailable, event_key, message_key
 
+from .clock import Clock
 from .slack_standin import (
     SpyAnswerer,
     mention_event,
@@ -66,13 +67,6 @@ def test_a_restarted_bot_knows_its_threads_even_when_slack_cannot_show_them(make
     assert reply.params["thread_ts"] == mention["ts"]
     assert spy.calls == [("and when are the talks?", ())]
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_store_claims_once_forgets_after_the_ttl_and_refuses_what_it_forgot(tmp_path):

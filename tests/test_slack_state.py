@@ -13,17 +13,11 @@ from bot.slack.question import AnswersQuestions
 from bot.slack.threads import ConversationMemory, from_replies
 from bot.slack.workers import WorkerPool
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from .clock import Clock
 
 
 def test_seen_keys_claims_once_until_the_ttl_passes():
-    clock = Clock()
+    clock = Clock(1000.0)
     seen = SeenKeys(ttl_s=10, max_entries=100, clock=clock)
     assert seen.claim(("event", "Ev1"))
     assert not seen.claim(("event", "Ev1"))
@@ -62,7 +56,7 @@ def test_seen_keys_one_winner_under_contention():
 
 
 def test_conversation_memory_threads_and_dm_context():
-    clock = Clock()
+    clock = Clock(1000.0)
     memory = ConversationMemory(ttl_s=100, max_conversations=2, dm_context_s=30, clock=clock)
     assert memory.get("C1", "1.0") is None
     memory.record("C1", "1.0", "first?")

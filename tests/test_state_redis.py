@@ -23,6 +23,7 @@ from bot.slack.redis_state import (
 from bot.slack.state import shared_state
 from bot.slack.store import StoreUnavailable, event_key, message_key
 
+from .clock import Clock
 from .conftest import ROOT
 
 PROCESSES_CLAIMING = 4
@@ -41,13 +42,6 @@ client.blpop(["test:go"], timeout=60)  # all start claiming at once
 print(sum(store.claim(message_key("C1", f"1700000000.{k:06d}"), 1700000000 + k / 1e6) for k in keys))
 """
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_processes_sharing_one_redis_claim_each_key_exactly_once(redis_url):
