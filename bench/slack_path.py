@@ -3,8 +3,8 @@
 The bench measures the product, so it needs only the smallest Slack it can talk to: a Web API on
 127.0.0.1 that answers the calls the bot makes while answering a mention (``auth.test``,
 ``reactions.add/remove``, ``conversations.replies``, ``chat.postMessage``) and notes when each
-post arrives. The test suite's stand-in (tests/slack_standin.py) also fails on demand, plays
-Socket Mode and records every call; the bench needs none of that and does not import the tests.
+post arrives. The test suite's stand-in (tests/slack_standin.py, with tests/slack_socket.py) also fails on
+demand, plays Socket Mode and records every call; the bench needs none of that and does not import the tests.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The Slack Web API stand-in's fixtures (`standin`, `slack_settings`, `make_bot`), for every test
 # module: pytest finds fixtures imported into conftest, so no module has to import them itself.
-from .slack_standin import make_bot, slack_settings, standin  # noqa: E402,F401
+from .slack_requests import make_bot, slack_settings  # noqa: E402,F401
+from .slack_standin import standin  # noqa: E402,F401
 # The LLM stand-in (an OpenAI-compatible server on 127.0.0.1; milliseconds, so not integration).
 from .llm_standin import llm_standin  # noqa: E402,F401
 # A real redis-server on a free port, for the shared-state tests (`redis_server`, `redis_url`).

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Mapping
 
 from .conftest import ROOT
-from .slack_standin import BOT_TOKEN, SIGNING_SECRET, http_post, signature_headers, wait_until
+from .slack_requests import http_post, signature_headers
+from .slack_standin import BOT_TOKEN, SIGNING_SECRET, wait_until
 
 
 class ServeProcess:

@@ -1,4 +1,4 @@
-"""A stand-in for Slack in tests: its Web API on 127.0.0.1, and its side of Socket Mode.
+"""A stand-in for Slack in tests: its Web API on 127.0.0.1.
 
 `SlackStandIn` is a real HTTP server answering the Web API methods the bot calls (``auth.test``,
 ``chat.postMessage``, ``chat.postEphemeral``, ``reactions.add/remove``, ``conversations.replies``,
@@ -9,20 +9,14 @@ Retry-After, delays), or to lack methods (``unsupported``: ``unknown_method``, a
 without them answers). Messages the bot posts or streams are stored, so ``conversations.replies``
 answers with a real thread; published Home views are kept per user (``views``).
 
-`SocketModeServer` is a real websocket server playing Slack's Socket Mode side: it says ``hello``,
-sends event envelopes and records the ``envelope_id`` acknowledgements.
-
-`BotHarness` runs the real bolt app on a real port in HTTP mode and sends it correctly signed
-requests, the way Slack does.
+Slack's side of Socket Mode is in slack_socket.py; the requests Slack sends (signed events,
+commands, actions) and the bot under test over HTTP are in slack_requests.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import json
-import queue
 import threading
 import time
 import urllib.error
@@ -31,7 +25,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import pytest
 
@@ -401,285 +395,6 @@ class SlackStandIn:
         request.wfile.write(data)
 
 
-# --- Socket Mode's Slack side -------------------------------------------------------------------------
-
-class SocketModeServer:
-    """Slack's end of Socket Mode on ws://127.0.0.1: hello, envelopes out, acks in."""
-
-    def __init__(self) -> None:
-        from websockets.sync.server import serve
-
-        self._outgoing: queue.Queue = queue.Queue()
-        self.acks: list[dict] = []
-        self.received: list[str] = []
-        self._cond = threading.Condition()
-        self.connections = 0
-        self._server = serve(self._handle, "127.0.0.1", 0, compression=None)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="socket-mode-standin", daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        port = self._server.socket.getsockname()[1]
-        return f"ws://127.0.0.1:{port}/link/?ticket=standin-ticket"
-
-    def close(self) -> None:
-        self._server.shutdown()
-
-    def _handle(self, websocket: Any) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        with self._cond:
-            self.connections += 1
-            self._cond.notify_all()
-        try:
-            websocket.send(json.dumps({"type": "hello", "num_connections": 1,
-                                       "debug_info": {"host": "standin", "approximate_connection_time": 3600},
-                                       "connection_info": {"app_id": APP_ID}}))
-            while True:
-                try:
-                    while True:
-                        websocket.send(json.dumps(self._outgoing.get_nowait()))
-                except queue.Empty:
-                    pass
-                try:
-                    raw = websocket.recv(timeout=0.02)
-                except TimeoutError:
-                    continue
-                with self._cond:
-                    self.received.append(raw if isinstance(raw, str) else raw.decode("utf-8"))
-                    try:
-                        message = json.loads(self.received[-1])
-                    except ValueError:
-                        message = None
-                    if isinstance(message, dict) and message.get("envelope_id"):
-                        self.acks.append(message)
-                    self._cond.notify_all()
-        except ConnectionClosed:
-            return
-
-    def wait_connected(self, timeout: float = 10.0) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self.connections > 0, timeout):
-                raise AssertionError("the bot never opened the Socket Mode websocket")
-
-    def send(self, envelope_type: str, payload: dict, *, envelope_id: str | None = None,
-             retry_attempt: int = 0, retry_reason: str = "", accepts_response_payload: bool | None = None) -> str:
-        envelope_id = envelope_id or str(uuid.uuid4())
-        envelope = {"envelope_id": envelope_id, "type": envelope_type, "payload": payload,
-                    "accepts_response_payload": (envelope_type != "events_api")
-                    if accepts_response_payload is None else accepts_response_payload}
-        if envelope_type == "events_api":
-            envelope["retry_attempt"] = retry_attempt
-            envelope["retry_reason"] = retry_reason
-        self._outgoing.put(envelope)
-        return envelope_id
-
-    def wait_ack(self, envelope_id: str, timeout: float = 10.0) -> dict:
-        with self._cond:
-            found = self._cond.wait_for(
-                lambda: next((a for a in self.acks if a["envelope_id"] == envelope_id), None), timeout)
-        if not found:
-            raise AssertionError(f"no ack for envelope {envelope_id}")
-        return found
-
-
-# --- Slack's requests ---------------------------------------------------------------------------------
-
-def signature_headers(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
-    """X-Slack-Request-Timestamp and X-Slack-Signature, as Slack computes them (v0 HMAC-SHA256)."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    base = f"v0:{timestamp}:{body}".encode("utf-8")
-    digest = hmac.new(secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
-
-
-def http_post(url: str, body: str, headers: dict[str, str], timeout: float = 15.0) -> tuple[int, str, float]:
-    """POST; returns (status, body, seconds taken)."""
-    request = urllib.request.Request(url, data=body.encode("utf-8"), headers=headers, method="POST")
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode("utf-8"), time.monotonic() - started
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8"), time.monotonic() - started
-
-
-def event_body(event: dict, event_id: str | None = None) -> dict:
-    return {
-        "token": "legacy-verification-token",
-        "team_id": TEAM_ID,
-        "api_app_id": APP_ID,
-        "event": event,
-        "type": "event_callback",
-        "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
-        "event_time": int(time.time()),
-        "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True,
-                            "is_enterprise_install": False}],
-        "is_ext_shared_channel": False,
-    }
-
-
-def mention_event(question: str, *, channel: str = "C0GENERAL", ts: str | None = None,
-                  thread_ts: str | None = None, user: str = USER) -> dict:
-    event = {"type": "app_mention", "user": user, "text": f"<@{BOT_USER_ID}> {question}",
-             "ts": ts or new_ts(), "channel": channel, "event_ts": None}
-    event["event_ts"] = event["ts"]
-    if thread_ts:
-        event["thread_ts"] = thread_ts
-    return event
-
-
-def message_event(text: str, *, channel: str = "C0GENERAL", ts: str | None = None, thread_ts: str | None = None,
-                  user: str | None = USER, channel_type: str = "channel", **extra: Any) -> dict:
-    event = {"type": "message", "text": text, "ts": ts or new_ts(), "channel": channel,
-             "channel_type": channel_type}
-    event["event_ts"] = event["ts"]
-    if user:
-        event["user"] = user
-    if thread_ts:
-        event["thread_ts"] = thread_ts
-    event.update(extra)
-    return event
-
-
-def twin_of(mention: dict) -> dict:
-    """The `message` event Slack also sends for a channel @mention (same ts, other event)."""
-    return message_event(mention["text"], channel=mention["channel"], ts=mention["ts"],
-                         thread_ts=mention.get("thread_ts"), user=mention["user"])
-
-
-def command_body(text: str, response_url: str, *, channel: str = "C0GENERAL", user: str = USER) -> dict[str, str]:
-    return {"token": "legacy-verification-token", "team_id": TEAM_ID, "team_domain": "qabot-test",
-            "channel_id": channel, "channel_name": "general", "user_id": user, "user_name": "asker",
-            "command": "/ask", "text": text, "api_app_id": APP_ID, "response_url": response_url,
-            "trigger_id": "1.2.3"}
-
-
-def feedback_click(post: Call, vote: str, response_url: str, *, user: str = USER) -> dict:
-    """The block_actions payload Slack sends when `user` clicks 👍/👎 on the posted answer."""
-    buttons = next(b for b in post.blocks() if b.get("type") == "actions")
-    button = next(e for e in buttons["elements"] if e["action_id"].endswith(vote))
-    ts = post.params.get("ts") or new_ts()
-    return {
-        "type": "block_actions",
-        "user": {"id": user, "username": "asker", "team_id": TEAM_ID},
-        "api_app_id": APP_ID,
-        "token": "legacy-verification-token",
-        "container": {"type": "message", "message_ts": ts, "channel_id": post.params["channel"],
-                      "is_ephemeral": False},
-        "trigger_id": "1.2.3",
-        "team": {"id": TEAM_ID, "domain": "qabot-test"},
-        "channel": {"id": post.params["channel"], "name": "general"},
-        "message": {"type": "message", "ts": ts, "text": post.params.get("text"), "bot_id": BOT_ID,
-                    "thread_ts": post.params.get("thread_ts")},
-        "response_url": response_url,
-        "actions": [{"type": "button", "action_id": button["action_id"], "block_id": buttons.get("block_id"),
-                     "value": button["value"], "action_ts": str(time.time())}],
-    }
-
-
-class BotHarness:
-    """The real app (create_bot) served over real HTTP on 127.0.0.1, and a signed-request client."""
-
-    def __init__(self, bot: Any, server: Any) -> None:
-        self.app = bot.app
-        self.bot = bot
-        self.server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="qabot-test-http",
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}/slack/events"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.bot.close(grace_s=5.0)
-
-    def post_signed(self, body: str, content_type: str, *, secret: str = SIGNING_SECRET,
-                    timestamp: int | None = None, headers: dict[str, str] | None = None) -> tuple[int, str, float]:
-        all_headers = {"Content-Type": content_type, **signature_headers(body, secret, timestamp), **(headers or {})}
-        return http_post(self.url, body, all_headers)
-
-    def send_event(self, event: dict, *, event_id: str | None = None, headers: dict[str, str] | None = None,
-                   **kwargs: Any) -> tuple[int, str, dict]:
-        """POST an Events API payload; returns (status, response body, the payload sent)."""
-        payload = event_body(event, event_id)
-        status, text, _ = self.post_signed(json.dumps(payload), "application/json", headers=headers, **kwargs)
-        return status, text, payload
-
-    def send_command(self, text: str, response_url: str, **kwargs: Any) -> tuple[int, str, float]:
-        return self.post_signed(urllib.parse.urlencode(command_body(text, response_url, **kwargs)),
-                                "application/x-www-form-urlencoded")
-
-    def send_action(self, payload: dict) -> tuple[int, str, float]:
-        return self.post_signed(urllib.parse.urlencode({"payload": json.dumps(payload)}),
-                                "application/x-www-form-urlencoded")
-
-    def wait_idle(self, timeout: float = 15.0) -> None:
-        assert self.bot.wait_idle(timeout), "the bot was still busy"
-
-
-def start_http_bot(standin: SlackStandIn, settings: Any, answerer: Any, **kwargs: Any) -> BotHarness:
-    from bot.slack.app import create_bot
-    from bot.slack.server import make_http_server
-
-    bot = create_bot(settings, answerer, bot_token=standin.bot_token, signing_secret=SIGNING_SECRET,
-                     api_url=standin.api_url, **kwargs)
-    return BotHarness(bot, make_http_server(bot, "127.0.0.1", 0))
-
-
-# --- Answerer wrappers (the real Answerer inside) -----------------------------------------------------
-
-class SpyAnswerer:
-    """Delegates to the real Answerer and records each (question, history)."""
-
-    def __init__(self, real: Any) -> None:
-        self.real = real
-        self.index = getattr(real, "index", None)
-        self.calls: list[tuple[str, tuple[str, ...]]] = []
-        self._lock = threading.Lock()
-
-    def ask(self, question: str, history: Iterable[str] = ()) -> Any:
-        with self._lock:
-            self.calls.append((question, tuple(history)))
-        return self.real.ask(question, history)
-
-
-class BlockingAnswerer(SpyAnswerer):
-    """Blocks every ask until `release` is set, then answers with the real Answerer."""
-
-    def __init__(self, real: Any) -> None:
-        super().__init__(real)
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.finished = threading.Event()
-
-    def ask(self, question: str, history: Iterable[str] = ()) -> Any:
-        self.started.set()
-        self.release.wait(30)
-        try:
-            return super().ask(question, history)
-        finally:
-            self.finished.set()
-
-
-class FailingAnswerer(SpyAnswerer):
-    """Raises `error` on every ask."""
-
-    def __init__(self, real: Any, error: BaseException) -> None:
-        super().__init__(real)
-        self.error = error
-
-    def ask(self, question: str, history: Iterable[str] = ()) -> Any:
-        with self._lock:
-            self.calls.append((question, tuple(history)))
-        raise self.error
-
-
 # --- fixtures (import them into a test module to use them) ------------------------------------------
 
 @pytest.fixture
@@ -687,24 +402,3 @@ def standin():
     """A fresh Web API stand-in per test."""
     with SlackStandIn() as server:
         yield server
-
-
-@pytest.fixture
-def slack_settings(settings, tmp_path):
-    """The default settings with a private feedback log and state database."""
-    return settings.replace("paths", feedback_log=tmp_path / "feedback.jsonl", state_db=tmp_path / "state.sqlite3")
-
-
-@pytest.fixture
-def make_bot(standin, slack_settings):
-    """make_bot(answerer, settings=None) -> a running `BotHarness` (closed after the test)."""
-    harnesses: list[BotHarness] = []
-
-    def make(answerer: Any, settings: Any = None, **kwargs: Any) -> BotHarness:
-        harness = start_http_bot(standin, settings or slack_settings, answerer, **kwargs)
-        harnesses.append(harness)
-        return harness
-
-    yield make
-    for harness in harnesses:
-        harness.close()

@@ -26,9 +26,7 @@ from bot.slack.secrets import load_slack_secrets
 from bot.slack.server import serve
 
 from .conftest import ROOT, SAMPLE, build_index
-from .slack_standin import (
-    SocketModeServer,
-    SlackStandIn,
+from .slack_requests import (
     SpyAnswerer,
     command_body,
     event_body,
@@ -36,8 +34,9 @@ from .slack_standin import (
     http_post,
     mention_event,
     signature_headers,
-    wait_until,
 )
+from .slack_socket import SocketModeServer
+from .slack_standin import SlackStandIn, wait_until
 from .test_slack_serve import Serving
 
 BOT = "xoxb-7301-8842-QBsecBOTvR4nD0mK9zq"

@@ -92,7 +92,7 @@ def test_a_url_of_an_unsupported_type_is_refused_in_one_line(make_bot, standin, 
 # --- a file shared with the bot in a DM ----------------------------------------------------------
 
 def _file_event(site, name: str, path: str, size: int):
-    from .slack_standin import message_event
+    from .slack_requests import message_event
 
     shared = {"id": f"F{abs(hash(name)) % 10**8}", "name": name, "size": size,
               "url_private_download": site.url(path)}

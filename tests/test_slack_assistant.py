@@ -3,13 +3,8 @@ working, answers in the assistant thread with the thread's earlier questions as 
 
 from __future__ import annotations
 
-from .slack_standin import (
-    BOT_USER_ID,
-    USER,
-    SpyAnswerer,
-    message_event,
-    new_ts,
-)
+from .slack_requests import SpyAnswerer, message_event
+from .slack_standin import BOT_USER_ID, USER, new_ts
 
 DEADLINE_Q = "What deadline did Ryabkov give?"
 

@@ -9,10 +9,8 @@ import re
 import pytest
 
 from .conftest import build_index
-from .slack_standin import (
-    BOT_USER_ID,
-    mention_event,
-)
+from .slack_requests import mention_event
+from .slack_standin import BOT_USER_ID
 
 DOCUMENT = """Ops notice <!here> & <https://evil.example|click me>
 

@@ -13,12 +13,8 @@ import pytest
 from bot.slack.feedback import FeedbackLog
 from bot.slack.home import KnownDocument, known_documents, render_home, tally_feedback
 
-from .slack_standin import (
-    USER,
-    feedback_click,
-    mention_event,
-    new_ts,
-)
+from .slack_requests import feedback_click, mention_event
+from .slack_standin import USER, new_ts
 
 ADMIN = "U0ADMIN"
 

@@ -12,20 +12,16 @@ import pytest
 
 from bot.slack.feedback import read_log
 
-from .slack_standin import (
-    BOT_ID,
-    BOT_USER_ID,
-    USER,
+from .slack_requests import (
     BlockingAnswerer,
     FailingAnswerer,
     SpyAnswerer,
     feedback_click,
     mention_event,
     message_event,
-    new_ts,
     twin_of,
-    wait_until,
 )
+from .slack_standin import BOT_ID, BOT_USER_ID, USER, new_ts, wait_until
 
 DEADLINE_Q = "What deadline did Ryabkov give?"
 
@@ -259,7 +255,7 @@ def test_bad_signature_or_stale_timestamp_gets_401_and_nothing_is_posted(make_bo
     elif tamper == "stale-timestamp":  # correctly signed, but 6 minutes old (a replay)
         status, _, _ = bot.send_event(mention_event(DEADLINE_Q), timestamp=int(time.time()) - 360)
     else:
-        from .slack_standin import event_body, http_post
+        from .slack_requests import event_body, http_post
 
         status, _, _ = http_post(bot.url, json.dumps(event_body(mention_event(DEADLINE_Q))),
                                  {"Content-Type": "application/json"})

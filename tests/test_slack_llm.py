@@ -9,7 +9,7 @@ from bot.answering.llm import UNAVAILABLE_NOTICE
 from bot.slack.blocks import escape
 
 from .llm_standin import GOOD
-from .slack_standin import SpyAnswerer, mention_event
+from .slack_requests import SpyAnswerer, mention_event
 from .test_llm_article import composing
 
 DEADLINE_Q = "What deadline did Ryabkov give?"

@@ -21,11 +21,7 @@ import pytest
 
 from bot.slack.client import make_web_client
 
-from .slack_standin import (
-    SpyAnswerer,
-    mention_event,
-    twin_of,
-)
+from .slack_requests import SpyAnswerer, mention_event, twin_of
 
 # Load and fault trials take seconds each (200 events, retries with real back-off, a stalled call).
 pytestmark = pytest.mark.slow

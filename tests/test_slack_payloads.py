@@ -25,18 +25,9 @@ from bot.slack.middleware import EXTERNAL_REFUSAL
 from bot.slack.server import serve
 
 from .conftest import ROOT
-from .slack_standin import (
-    APP_TOKEN,
-    BOT_ID,
-    BOT_TOKEN,
-    BOT_USER_ID,
-    SIGNING_SECRET,
-    BotHarness,
-    SlackStandIn,
-    SocketModeServer,
-    SpyAnswerer,
-    start_http_bot,
-)
+from .slack_requests import BotHarness, SpyAnswerer, start_http_bot
+from .slack_socket import SocketModeServer
+from .slack_standin import APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, SlackStandIn
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 MANIFEST = ROOT / "config" / "slack-manifest.yaml"

@@ -12,13 +12,8 @@ from bot.settings import load_settings
 from bot.slack.intent import Kind, classify
 
 from .conftest import SHARED_EVAL
-from .slack_standin import (
-    SpyAnswerer,
-    mention_event,
-    message_event,
-    new_ts,
-    wait_until,
-)
+from .slack_requests import SpyAnswerer, mention_event, message_event
+from .slack_standin import new_ts, wait_until
 
 QA = "C0ASKDOCS"
 OTHER = "C0GENERAL"

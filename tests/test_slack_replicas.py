@@ -10,7 +10,7 @@ import threading
 
 from .conftest import ROOT
 from .replicas import ServeProcess
-from .slack_standin import event_body, mention_event, twin_of
+from .slack_requests import event_body, mention_event, twin_of
 
 QUESTIONS = ("What deadline did Ryabkov give?", "When are the talks in Geneva?")
 MENTIONS = 10

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from .replicas import ServeProcess
-from .slack_standin import event_body, mention_event, twin_of
+from .slack_requests import event_body, mention_event, twin_of
 
 pytestmark = pytest.mark.slow
 

@@ -14,11 +14,7 @@ import pytest
 from bot.slack.store import SqliteAnsweredStore, StoreUnavailable, event_key, message_key
 
 from .clock import Clock
-from .slack_standin import (
-    SpyAnswerer,
-    mention_event,
-    message_event,
-)
+from .slack_requests import SpyAnswerer, mention_event, message_event
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 DEADLINE_Q = "What deadline did Ryabkov give?"
@@ -125,3 +121,4 @@ def test_an_unusable_state_database_is_a_one_line_error(tmp_path):
     with pytest.raises(StoreUnavailable, match="cannot open the state database") as caught:
         SqliteAnsweredStore(folder, ttl_s=10, max_rows=10)
     assert "\n" not in str(caught.value)
+

@@ -20,20 +20,16 @@ from bot.slack.secrets import SlackSecrets, load_slack_secrets
 from bot.slack.server import serve
 
 from .conftest import ROOT
-from .slack_standin import (
-    APP_TOKEN,
-    BOT_TOKEN,
-    SECRETS,
-    SIGNING_SECRET,
+from .slack_requests import (
     FailingAnswerer,
-    SocketModeServer,
     event_body,
     feedback_click,
     http_post,
     mention_event,
     signature_headers,
-    wait_until,
 )
+from .slack_socket import SocketModeServer
+from .slack_standin import APP_TOKEN, BOT_TOKEN, SECRETS, SIGNING_SECRET, wait_until
 
 DEADLINE_Q = "What deadline did Ryabkov give?"
 

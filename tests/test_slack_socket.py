@@ -11,17 +11,9 @@ import pytest
 from bot.slack.feedback import read_log
 from bot.slack.server import serve
 
-from .slack_standin import (
-    APP_TOKEN,
-    BOT_TOKEN,
-    SlackStandIn,
-    SocketModeServer,
-    command_body,
-    event_body,
-    feedback_click,
-    mention_event,
-    twin_of,
-)
+from .slack_requests import command_body, event_body, feedback_click, mention_event, twin_of
+from .slack_socket import SocketModeServer
+from .slack_standin import APP_TOKEN, BOT_TOKEN, SlackStandIn
 
 DEADLINE_Q = "What deadline did Ryabkov give?"
 

@@ -18,15 +18,8 @@ from slack_sdk import WebClient
 
 from bot.slack.blocks import Message, escape
 
-from .slack_standin import (
-    TEAM_ID,
-    USER,
-    SpyAnswerer,
-    mention_event,
-    message_event,
-    new_ts,
-    wait_until,
-)
+from .slack_requests import SpyAnswerer, mention_event, message_event
+from .slack_standin import TEAM_ID, USER, new_ts, wait_until
 from .test_slack_assistant import thread_started
 
 DEADLINE_Q = "What deadline did Ryabkov give?"
