@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.slack.handover import HANDOVERS_KEY
 from bot.slack.store import SqliteAnsweredStore, StoreUnavailable, event_key, message_key
 
 from .clock import Clock
-from .slack_requests import SpyAnswerer, mention_event, message_event
+from .slack_requests import SpyAnswerer, event_body, mention_event, message_event
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 DEADLINE_Q = "What deadline did Ryabkov give?"
@@ -122,3 +123,23 @@ def test_an_unusable_state_database_is_a_one_line_error(tmp_path):
         SqliteAnsweredStore(folder, ttl_s=10, max_rows=10)
     assert "\n" not in str(caught.value)
 
+
+def test_a_taken_over_message_the_dead_replica_answered_after_all_gets_no_second_answer(
+        make_bot, standin, answerer, slack_settings, tmp_path):
+    """A replica that dies between posting its answer and ending its hand-over hold: the replica
+    taking the event over (handover.py; its claim was released) finds the bot's reply in the thread."""
+    first = make_bot(answerer)
+    answered = mention_event(DEADLINE_Q)
+    first.send_event(answered)
+    standin.wait_for("chat.postMessage")
+    first.wait_idle()
+
+    spy = SpyAnswerer(answerer)
+    taker = make_bot(spy, settings=slack_settings.replace("paths", state_db=tmp_path / "taker.sqlite3"))
+    assert send(taker, {**event_body(answered), HANDOVERS_KEY: 1}) == 200
+    never_answered = mention_event("When are the Geneva talks?")
+    assert send(taker, {**event_body(never_answered), HANDOVERS_KEY: 1}) == 200
+    standin.wait_for("chat.postMessage", 2)
+    taker.wait_idle()
+    assert spy.calls == [("When are the Geneva talks?", ())]
+    assert [p.params["thread_ts"] for p in standin.posts()] == [answered["ts"], never_answered["ts"]]

@@ -96,6 +96,7 @@ def register(app: App, state: BotState) -> None:
     app.middleware(middleware.ignore_duplicates)
     app.middleware(middleware.ignore_bots_and_other_channels)
     app.middleware(middleware.mark_external_users)
+    app.middleware(middleware.skip_handovers_already_answered)
     app.middleware(middleware.hold_until_answered)
 
     assistant = Assistant()

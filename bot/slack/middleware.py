@@ -13,10 +13,13 @@ import time
 from typing import Callable, Mapping
 
 from slack_bolt import BoltContext, BoltResponse
+from slack_sdk import WebClient
 
+from .client import api_error
+from .handover import HANDOVERS_KEY
 from .state import BotState
 from .store import event_key, slack_ts
-from .threads import ANSWERABLE_SUBTYPES, is_from_bot
+from .threads import ANSWERABLE_SUBTYPES, bot_replied_after, is_from_bot
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,28 @@ def hold_until_answered(body: dict, context: BoltContext, qabot: BotState, next:
             context[HOLD_KEY] = qabot.handover.hold(body)
         except Exception as exc:  # answering still goes on; only the hand-over is lost
             log.warning("could not hold event %s for hand-over (%s)", body.get("event_id"), type(exc).__name__)
+    return next()
+
+
+def skip_handovers_already_answered(body: dict, context: BoltContext, client: WebClient,
+                                    next: Next) -> BoltResponse:  # noqa: A002
+    """A message taken over from a dead replica (handover.py) that the replica did answer after
+    all (it died between posting and ending its hold) gets no second answer: the thread, as Slack
+    shows it, says whether the bot already replied there after the message. If the thread cannot
+    be read, the message is answered (a possible double beats a lost answer)."""
+    event = body.get("event") or {}
+    channel, ts = event.get("channel"), event.get("ts")
+    if not body.get(HANDOVERS_KEY) or not channel or not ts:
+        return next()
+    try:
+        replies = client.conversations_replies(channel=channel, ts=event.get("thread_ts") or ts, limit=200)
+    except Exception as exc:
+        log.warning("could not read the thread of taken-over event %s (%s): answering it",
+                    body.get("event_id"), api_error(exc))
+        return next()
+    if bot_replied_after(replies.get("messages") or [], ts, context.bot_user_id, context.bot_id):
+        log.info("taken-over event %s was already answered in %s/%s", body.get("event_id"), channel, ts)
+        return BoltResponse(status=200, body="")
     return next()
 
 

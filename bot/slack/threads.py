@@ -110,6 +110,13 @@ def is_from_bot(message: Mapping, bot_user_id: str | None, bot_id: str | None) -
                 or (bot_id and message.get("bot_id") == bot_id))
 
 
+def bot_replied_after(messages: Iterable[Mapping], after_ts: str, bot_user_id: str | None,
+                      bot_id: str | None) -> bool:
+    """Whether this bot posted in the thread (``conversations.replies``) after message `after_ts`."""
+    return any(is_from_bot(m, bot_user_id, bot_id) and _ts_key(m.get("ts", "0")) > _ts_key(after_ts)
+               for m in messages)
+
+
 def from_replies(messages: Iterable[Mapping], *, before_ts: str, bot_user_id: str | None,
                  bot_id: str | None, to_question: Callable[[str], str],
                  max_history: int = MAX_HISTORY) -> ThreadContext:
