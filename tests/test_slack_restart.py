@@ -66,9 +66,30 @@ def test_a_restarted_bot_knows_its_threads_even_when_slack_cannot_show_them(make
 
 
 
-def test_the_store_claims_once_forgets_after_the_ttl_and_refuses_what_it_forgot(tmp_path):
+@pytest.fixture(params=["sqlite", "redis"])
+def answered_store(request, tmp_path):
+    """make(clock) -> the answered-message store of either backend (TTL 100 s, 1,000 rows)."""
+    stores = []
+
+    def make(clock):
+        if request.param == "sqlite":
+            store = SqliteAnsweredStore(tmp_path / "state.sqlite3", ttl_s=100, max_rows=1000, clock=clock)
+        else:
+            from bot.slack.redis_state import RedisAnsweredStore, connect
+
+            url = request.getfixturevalue("redis_url")  # a real redis-server (tests/redis_server.py)
+            store = RedisAnsweredStore(connect(url), ttl_s=100, max_rows=1000, clock=clock)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+def test_the_store_claims_once_forgets_after_the_ttl_and_refuses_what_it_forgot(answered_store):
     clock = Clock()
-    store = SqliteAnsweredStore(tmp_path / "state.sqlite3", ttl_s=100, max_rows=1000, clock=clock)
+    store = answered_store(clock)
     key = message_key("C1", "1700000000.000100")
     assert store.claim(key, 1700000000.0001)
     assert not store.claim(key, 1700000000.0001)
@@ -76,10 +97,10 @@ def test_the_store_claims_once_forgets_after_the_ttl_and_refuses_what_it_forgot(
     clock.now += 101
     store.prune()
     assert not store.claimed(key)  # forgotten ...
+    assert store.counts()["answered"] == 0
     assert not store.claim(key, 1700000000.0001)  # ... yet never answered again: it is behind the horizon
     assert not store.claim(message_key("C1", "1699999999.000000"), 1699999999.0)  # older: refused too
     assert store.claim(message_key("C1", "1700000001.000000"), 1700000001.0)  # newer messages still answered
-    store.close()
 
 
 def test_the_store_keeps_at_most_max_rows_and_the_evicted_stay_refused(tmp_path, caplog):

@@ -64,22 +64,6 @@ def test_processes_sharing_one_redis_claim_each_key_exactly_once(redis_url):
     assert sum(w > 0 for w in wins) >= 2, wins  # they really raced
 
 
-def test_a_claim_is_refused_after_the_ttl_behind_the_horizon(redis_url):
-    clock = Clock()
-    store = RedisAnsweredStore(connect(redis_url), ttl_s=100, max_rows=1000, clock=clock)
-    key = message_key("C1", "1700000000.000100")
-    assert store.claim(key, 1700000000.0001)
-    assert not store.claim(key, 1700000000.0001)
-    assert store.claimed(key)
-    clock.now += 101
-    store.prune()
-    assert not store.claimed(key)  # forgotten ...
-    assert store.counts()["answered"] == 0
-    assert not store.claim(key, 1700000000.0001)  # ... yet never answered again: it is behind the horizon
-    assert not store.claim(message_key("C1", "1699999999.000000"), 1699999999.0)
-    assert store.claim(message_key("C1", "1700000001.000000"), 1700000001.0)  # newer messages still answered
-
-
 def test_the_store_keeps_at_most_max_rows_and_the_evicted_stay_refused(redis_url):
     clock = Clock()
     store = RedisAnsweredStore(connect(redis_url), ttl_s=3600, max_rows=10, clock=clock)
