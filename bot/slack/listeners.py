@@ -38,7 +38,7 @@ from .question import SlackQuestion
 from .replies import answer_and_post
 from .state import BotState
 from .store import message_key, slack_ts
-from .threads import ANSWERABLE_SUBTYPES, ThreadContext, from_replies
+from .threads import ANSWERABLE_SUBTYPES, THREAD_REPLIES_LIMIT, ThreadContext, from_replies
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,6 @@ SLASH_USAGE = "Ask me about the indexed articles: `/ask <question>`, e.g. `/ask 
 ACK_ECHO_CHARS = 300
 # An assistant thread's title is its first question, cut to this many characters.
 TITLE_CHARS = 200
-# Messages read from a thread after a restart (one conversations.replies page).
-THREAD_REPLIES_LIMIT = 200
 
 
 # --- messages: mentions, DMs, thread follow-ups ---------------------------------------------------

@@ -19,7 +19,7 @@ from .client import api_error
 from .handover import HANDOVERS_KEY
 from .state import BotState
 from .store import event_key, slack_ts
-from .threads import ANSWERABLE_SUBTYPES, bot_replied_after, is_from_bot
+from .threads import ANSWERABLE_SUBTYPES, THREAD_REPLIES_LIMIT, bot_replied_after, is_from_bot
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def skip_handovers_already_answered(body: dict, context: BoltContext, client: We
     if not body.get(HANDOVERS_KEY) or not channel or not ts:
         return next()
     try:
-        replies = client.conversations_replies(channel=channel, ts=event.get("thread_ts") or ts, limit=200)
+        replies = client.conversations_replies(channel=channel, ts=event.get("thread_ts") or ts,
+                                               limit=THREAD_REPLIES_LIMIT)
     except Exception as exc:
         log.warning("could not read the thread of taken-over event %s (%s): answering it",
                     body.get("event_id"), api_error(exc))

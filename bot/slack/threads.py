@@ -23,6 +23,9 @@ DM_CONTEXT_S = 30 * 60.0
 MAX_CONVERSATIONS = 10_000
 # Questions kept per conversation (the Answerer only needs the last few).
 MAX_HISTORY = 8
+# Messages read from a thread (one conversations.replies page): after a restart, and before a
+# replica answers a message taken over from a dead one.
+THREAD_REPLIES_LIMIT = 200
 # Message subtypes that are a person writing (everything else: edits, joins, bots... is ignored).
 # (An edited message arrives as subtype message_changed, or as app_mention with an ``edited`` field.)
 ANSWERABLE_SUBTYPES = (None, "thread_broadcast", "file_share")
