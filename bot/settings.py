@@ -37,6 +37,7 @@ CONFIG_ENV = "QABOT_CONFIG"
 
 RETRIEVAL_MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("score", "rrf")
+CHUNK_VECTORS = ("sentences", "text")
 ENCODER_BACKENDS = ("torch", "onnx")
 # The read + judge steps: "onnx" = the trained reader (bot/reader/model), "off" = the rules.
 READERS = ("onnx", "off")
@@ -129,6 +130,10 @@ class ModelSettings:
 class ChunkingSettings:
     chunk_words: int = _setting(120, **AT_LEAST_ONE)
     sentence_overlap: int = _setting(1, **NON_NEGATIVE)
+    # How a new index makes a chunk's vector: "sentences" embeds each sentence once (title before
+    # it, as the answer step does) and pools them, weighted by length; "text" embeds the whole
+    # chunk. Recorded in the index: an existing index keeps its own (bench/README.md, "Ingest encoder").
+    chunk_vectors: str = _setting("sentences", choices=CHUNK_VECTORS)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ BM25_DIR = "bm25"
 # New chunks are embedded in slices of this many so progress can be reported (about 10 s of the
 # encoder on 2 cores); a slice is long enough for batches of similar length with little padding.
 EMBED_SLICE = 512
+# How chunk vectors are made (the [chunking] chunk_vectors setting): pooled from sentence
+# vectors, or from the chunk text (every index saved before the setting existed).
+CHUNK_VECTORS = ("sentences", "text")
 
 
 @dataclass(frozen=True)
@@ -123,16 +126,21 @@ class Index:
 
     Rows are dense and ordered: row i of the vector store, of the BM25 matrix and of `chunks` is
     the same chunk. Re-ingesting a changed document rebuilds the rows (cheap next to embedding).
-    `chunk_words` and `sentence_overlap` come from the [chunking] settings and are recorded in the
-    manifest: an index cannot re-chunk what it holds, so they are fixed for its lifetime.
+    `chunk_words`, `sentence_overlap` and `chunk_vectors` come from the [chunking] settings and are
+    recorded in the manifest: an index cannot re-chunk what it holds, and its vectors must all be
+    made alike, so they are fixed for its lifetime. An index saved before `chunk_vectors` existed
+    made its vectors from the chunk text ("text").
     """
 
     def __init__(self, model_name: str, dimension: int, chunk_words: int, sentence_overlap: int,
-                 store: VectorStore | None = None) -> None:
+                 store: VectorStore | None = None, chunk_vectors: str = "text") -> None:
+        if chunk_vectors not in CHUNK_VECTORS:
+            raise ValueError(f"chunk_vectors must be one of {', '.join(CHUNK_VECTORS)}")
         self.model_name = model_name
         self.dimension = dimension
         self.chunk_words = chunk_words
         self.sentence_overlap = sentence_overlap
+        self.chunk_vectors = chunk_vectors
         self.documents: dict[str, DocumentInfo] = {}
         self.chunks: list[ChunkRecord] = []
         self.store: VectorStore = store if store is not None else FaissStore(dimension)
@@ -157,6 +165,7 @@ class Index:
                 f"{encoder.model_name} ({encoder.dimension}-d); {REBUILD_HINT}")
         report = IngestReport()
         new_chunks: list[ChunkRecord] = []
+        titles: list[str] = []
         texts: list[str] = []
         replaced: set[str] = set()
         for document in documents:
@@ -169,6 +178,7 @@ class Index:
             records = [ChunkRecord.from_chunk(c)
                        for c in chunk_document(document, self.chunk_words, self.sentence_overlap)]
             texts.extend(self.embedding_text(document.title, r.text) for r in records)
+            titles.extend(document.title for _ in records)
             new_chunks.extend(records)
             replaced.add(document.doc_id)
             self.documents[document.doc_id] = DocumentInfo(
@@ -179,7 +189,8 @@ class Index:
             (report.updated if previous is not None else report.added).append(document.source)
             report.chunks_added += len(records)
         if replaced:
-            vectors = self._embed(texts, encoder, batch_size, progress)
+            vectors = self._embed_sentences(new_chunks, titles, encoder, batch_size, progress) \
+                if self.chunk_vectors == "sentences" else self._embed(texts, encoder, batch_size, progress)
             self.store.remove([i for i, c in enumerate(self.chunks) if c.doc_id in replaced])
             add_chunks = getattr(self.store, "add_chunks", None)  # a store that keeps texts too (Milvus)
             if add_chunks is not None:
@@ -199,6 +210,43 @@ class Index:
             if progress is not None:
                 progress(min(start + EMBED_SLICE, len(texts)), len(texts))
         return np.vstack(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
+
+    def _embed_sentences(self, chunks: Sequence[ChunkRecord], titles: Sequence[str], encoder: Encoder,
+                         batch_size: int, progress: Callable[[int, int], None] | None) -> np.ndarray:
+        """Chunk vectors pooled from sentence vectors: every distinct sentence (after its title,
+        as the answer step embeds it) is embedded once, and a chunk's vector is the mean of its
+        sentences' vectors weighted by their length, normalised.
+
+        Why: the sentence a chunk shares with the next one (overlap) and the title are not
+        embedded again for every chunk, and short texts cost less per token, so the encoder does
+        about 1.4x less work than on whole chunks; measured on the training articles, dense hit@1
+        is the same and hit@10 0.6 point lower, which hybrid retrieval absorbs (bench/README.md).
+        """
+        slots: dict[str, int] = {}
+        members: list[int] = []
+        starts: list[int] = []
+        for chunk, title in zip(chunks, titles):
+            starts.append(len(members))
+            members.extend(slots.setdefault(text, len(slots)) for text in self._sentence_inputs(title, chunk))
+        sentences = list(slots)
+        vectors = self._embed(sentences, encoder, batch_size, progress)
+        if not chunks:
+            return vectors
+        weights = np.array([len(t) for t in sentences], dtype=np.float32)
+        ids = np.asarray(members, dtype=np.int64)
+        pooled = np.add.reduceat(vectors[ids] * weights[ids, None], np.asarray(starts, dtype=np.int64), axis=0)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+    def _sentence_inputs(self, title: str, chunk: ChunkRecord) -> Iterable[str]:
+        return (self.embedding_text(title, t) for t in chunk.sentence_texts())
+
+    def vector_texts(self) -> list[str]:
+        """The distinct texts the encoder embedded for the chunks held (for the benchmark's
+        token counts and raw-encoder comparison): whole chunks, or their sentences."""
+        title = lambda c: self.documents[c.doc_id].title  # noqa: E731
+        if self.chunk_vectors == "sentences":
+            return list(dict.fromkeys(t for c in self.chunks for t in self._sentence_inputs(title(c), c)))
+        return [self.embedding_text(title(c), c.text) for c in self.chunks]
 
     def remove(self, doc_ids: Iterable[str]) -> list[DocumentInfo]:
         """Drop documents and their chunks; returns what was removed (unknown ids are ignored)."""
@@ -262,7 +310,8 @@ class Index:
             "format_version": FORMAT_VERSION,
             "model": self.model_name,
             "dimension": self.dimension,
-            "chunking": {"chunk_words": self.chunk_words, "sentence_overlap": self.sentence_overlap},
+            "chunking": {"chunk_words": self.chunk_words, "sentence_overlap": self.sentence_overlap,
+                         "vectors": self.chunk_vectors},
             **self.store.manifest(),
             "chunks": len(self.chunks),
             "documents": {d.doc_id: d.sha256 for d in self.documents.values()},
@@ -319,8 +368,8 @@ class Index:
         try:
             chunking = manifest["chunking"]
             index = cls(manifest["model"], int(manifest["dimension"]), int(chunking["chunk_words"]),
-                        int(chunking["sentence_overlap"]))
-        except (KeyError, TypeError, ValueError):
+                        int(chunking["sentence_overlap"]), chunk_vectors=chunking.get("vectors", "text"))
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise IndexCorruptError(f"{version / storage.MANIFEST}: lacks the model or chunking; "
                                     f"{REBUILD_HINT}") from None
         try:

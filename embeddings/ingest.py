@@ -42,6 +42,7 @@ class IngestOptions:
     batch_size: int
     chunk_words: int
     sentence_overlap: int
+    chunk_vectors: str  # how a new index makes chunk vectors; an existing index keeps its own
     max_bytes: int  # larger files are refused before they are read
     lock_timeout: float  # seconds to wait for another ingest writing the same index
     milvus: MilvusConfig | None = None  # None: vectors in FAISS files (the default store)
@@ -56,6 +57,7 @@ class IngestOptions:
             if st is not None and st.store_backend == "milvus" else None
         return cls(model_name=m.model_name, backend=m.ingest_backend, max_seq_length=m.max_seq_length,
                    batch_size=m.batch_size, chunk_words=c.chunk_words, sentence_overlap=c.sentence_overlap,
+                   chunk_vectors=c.chunk_vectors,
                    max_bytes=int(i.max_document_mb * 2**20), lock_timeout=i.lock_timeout_s, milvus=milvus)
 
     def new_index(self, index_dir: Path, dimension: int) -> Index:
@@ -67,7 +69,8 @@ class IngestOptions:
 
             store = MilvusStore(self.milvus, index_dir, dimension)
             store.forget_previous(index_dir)
-        return Index(self.model_name, dimension, self.chunk_words, self.sentence_overlap, store=store)
+        return Index(self.model_name, dimension, self.chunk_words, self.sentence_overlap, store=store,
+                     chunk_vectors=self.chunk_vectors)
 
     def store_backend(self) -> str:
         return "milvus" if self.milvus is not None else "faiss"
@@ -223,6 +226,13 @@ def _existing(index_dir: Path, options: IngestOptions, exact: bool) -> Index | N
             f"{index_dir}: index was chunked with chunk_words={index.chunk_words}, "
             f"sentence_overlap={index.sentence_overlap}, but the settings say {options.chunk_words}, "
             f"{options.sentence_overlap}; {REBUILD_HINT}")
+    if index.chunk_vectors != options.chunk_vectors:
+        if exact:
+            return None
+        # Vectors of one index must be made alike, and the old ones still answer well: the
+        # index's own way wins until a --rebuild.
+        log.info("%s: chunk vectors stay %r as the index was built (settings: %r; --rebuild to change)",
+                 index_dir, index.chunk_vectors, options.chunk_vectors)
     return index
 
 

@@ -27,7 +27,8 @@ def test_save_load_round_trip_is_exact(sample_index, settings, tmp_path):
     manifest = json.loads((saved / MANIFEST).read_text())
     assert manifest["model"] == "all-MiniLM-L6-v2" and manifest["dimension"] == 384
     assert manifest["chunking"] == {"chunk_words": settings.chunking.chunk_words,
-                                    "sentence_overlap": settings.chunking.sentence_overlap}
+                                    "sentence_overlap": settings.chunking.sentence_overlap,
+                                    "vectors": settings.chunking.chunk_vectors}
     assert manifest["format_version"] == 1
     assert list(manifest["documents"].values()) == [next(iter(index.documents.values())).sha256]
     # Search gives the same results from both.
@@ -134,6 +135,51 @@ def test_changed_chunking_settings_are_refused_not_silently_dropping_documents(i
     with pytest.raises(IndexMismatchError, match="--rebuild"):
         build_index([SAMPLE], index_copy, other)
     assert snapshot(index_copy) == before
+
+
+def _pooled(encoder, title: str, sentences: list[str]) -> np.ndarray:
+    vectors = encoder.encode([Index.embedding_text(title, t) for t in sentences])
+    weights = np.array([len(Index.embedding_text(title, t)) for t in sentences], dtype=np.float32)
+    pooled = (vectors * weights[:, None]).sum(axis=0)
+    return pooled / np.linalg.norm(pooled)
+
+
+def test_chunk_vectors_are_the_length_weighted_mean_of_their_sentences(sample_index, settings):
+    index = Index.load(sample_index)
+    assert settings.chunking.chunk_vectors == "sentences" and index.chunk_vectors == "sentences"
+    encoder = get_encoder("onnx", settings.model.max_seq_length)
+    stored = index.vectors(range(len(index)))
+    for row, chunk in enumerate(index.chunks):
+        title = index.documents[chunk.doc_id].title
+        assert float(stored[row] @ _pooled(encoder, title, chunk.sentence_texts())) > 0.9999
+    # Each sentence was embedded once, the overlap sentences too (the benchmark counts these).
+    texts = index.vector_texts()
+    assert len(texts) == len(set(texts)) < sum(len(c.sentences) for c in index.chunks)
+
+
+def test_an_index_keeps_the_chunk_vectors_it_was_built_with(tmp_path, settings):
+    """An index made before `chunk_vectors` existed (no "vectors" in its manifest) made them from
+    the chunk text, and documents added to it later are embedded the same way, whatever the settings."""
+    directory = tmp_path / "index"
+    build_index([SAMPLE], directory, settings.replace("chunking", chunk_vectors="text"))
+    manifest_path = current_version(directory) / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["chunking"]["vectors"]
+    manifest_path.write_text(json.dumps(manifest))
+    assert Index.load(directory).chunk_vectors == "text"
+
+    other = tmp_path / "other.txt"
+    other.write_text("Apollo 11 landed on the Moon in July 1969. Neil Armstrong stepped out first.\n",
+                     encoding="utf-8")
+    result = build_index([other], directory, settings)
+    assert result.report.added == [str(other)]
+    index = Index.load(directory)
+    assert index.chunk_vectors == "text"
+    encoder = get_encoder("onnx", settings.model.max_seq_length)
+    row = next(i for i, c in enumerate(index.chunks) if c.text.startswith("Apollo 11"))
+    whole = encoder.encode([Index.embedding_text(index.documents[index.chunks[row].doc_id].title,
+                                                 index.chunks[row].text)])[0]
+    assert float(index.vectors([row])[0] @ whole) > 0.9999
 
 
 def test_keyword_vocabulary_is_sorted_stems(sample_index):

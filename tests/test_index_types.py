@@ -240,7 +240,8 @@ def test_an_encoder_of_another_model_is_refused():
 
 def options(chunk_words: int = 1) -> IngestOptions:
     return IngestOptions(model_name="all-MiniLM-L6-v2", backend="test", max_seq_length=256, batch_size=32,
-                         chunk_words=chunk_words, sentence_overlap=0, max_bytes=2**20, lock_timeout=5)
+                         chunk_words=chunk_words, sentence_overlap=0, chunk_vectors="text", max_bytes=2**20,
+                         lock_timeout=5)
 
 
 def test_ingest_reuses_extends_or_refuses_and_exact_rebuilds(tmp_path):

@@ -67,8 +67,8 @@ def bench_ingest(ctx: dict, sizes: Sizes) -> dict:
     raw, raw_cpu = shadow.shadow
 
     index = Index.load(index_dir)
-    stored = [Index.embedding_text(index.documents[c.doc_id].title, c.text) for c in index.chunks]
-    assert sorted(stored) == sorted(shadow.texts), "the encoder saw other texts than the chunks stored"
+    stored = index.vector_texts()
+    assert sorted(stored) == sorted(shadow.texts), "the encoder saw other texts than the index's chunks"
     chunks = result.chunks_total
     ctx["squad_index"] = index_dir
     ctx["squad_chunk_vectors"] = index.vectors(range(len(index)))

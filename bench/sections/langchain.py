@@ -118,7 +118,7 @@ def bench_langchain(ctx: dict, sizes: Sizes) -> dict:
         per_round.append(row)
         log(f"langchain round {r + 1}/{rounds}: {row}")
     index = Index.load(ctx["work"] / f"lc-qabot-{rounds - 1}")
-    qabot_texts = [Index.embedding_text(index.documents[c.doc_id].title, c.text) for c in index.chunks]
+    qabot_texts = index.vector_texts()
     for r in range(rounds):
         shutil.rmtree(ctx["work"] / f"lc-qabot-{r}", ignore_errors=True)
         shutil.rmtree(ctx["work"] / f"lc-langchain-{r}", ignore_errors=True)
