@@ -1,4 +1,4 @@
-"""1. ingest: SQuAD contexts through `ingest()` vs the same chunk texts through the encoder alone."""
+"""1. ingest: SQuAD contexts through `ingest()` vs the same texts through the encoder alone."""
 
 from __future__ import annotations
 
