@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench.sections.milvus import RAM_QUESTIONS
+
 TARGETS = {  # key: (description, comparison, threshold)
     "ingest_ratio": ("ingest >= 0.9 x raw encoding", ">=", 0.9),
     "langchain_speedup_cpu": ("ingest >= 1.2 x faster than LangChain's pipeline (CPU time)", ">=", 1.2),
@@ -137,6 +139,19 @@ def table(results: dict) -> str:
                 "" if name == faiss_name else f"FAISS: {ref['ingest_chunks_per_s']:,} chunks/s, "
                 f"{ref['search']['p50_ms']} ms", "" if name == faiss_name else
                 f"{round(r['search']['p50_ms'] / max(ref['search']['p50_ms'], 1e-3), 1)}× search", "", "")
+        ram = mv.get("ram") or {}
+        if "faiss" in ram and "milvus-lite" in ram:
+            f, m = ram["faiss"], ram["milvus-lite"]
+
+            def held(r: dict) -> float:
+                return r["python_bytes_a_chunk_after_searches"] + r["native_vector_bytes_a_chunk"]
+
+            row(f"{mv['chunks']:,} chunks: bot RAM a chunk after load (+{RAM_QUESTIONS} searches)",
+                f"milvus-lite {m['python_bytes_a_chunk_after_load']} B ({held(m)} B), keyword files "
+                f"{m['keyword_files_on_disk_bytes'] / 2**20:.1f} MB (memory-mapped)",
+                f"FAISS {f['python_bytes_a_chunk_after_load']} B + vectors {f['native_vector_bytes_a_chunk']} B "
+                f"({held(f)} B), bm25s {f['keyword_files_on_disk_bytes'] / 2**20:.1f} MB",
+                f"{round(held(f) / max(held(m), 1e-3), 1)}× less on Milvus", "", "")
     for name, error in results.get("errors", {}).items():
         row(f"{name}: FAILED", error.splitlines()[-1][:120], "", "", "", "")
     return "\n".join(lines)

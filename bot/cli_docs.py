@@ -114,7 +114,7 @@ def _show(ref: str, index: Optional[Path], as_json: bool) -> None:
     index_dir = _settings(index).paths.index
     loaded = Index.load(index_dir)
     info = resolve(loaded.documents, ref)
-    chunks = [c for c in loaded.chunks if c.doc_id == info.doc_id]
+    chunks = loaded.chunks_of(info.doc_id)
     if as_json:
         print(json.dumps({**document_json(info), "passages": [
             {"chunk_id": c.chunk_id, "page": info.page_at(c.start), "text": c.text} for c in chunks]},

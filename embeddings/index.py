@@ -3,7 +3,10 @@
 `Index` is the one object the rest of qabot uses: `add` documents, `search` (or `search_dense` /
 `search_keyword` alone), `save` to and `load` from an index directory. Where the pieces live:
 storage.py (versions, manifest, checksums), vectors.py (the dense store), keyword.py (BM25).
-A version directory holds manifest.json, vectors.faiss, chunks.jsonl, documents.json and bm25/.
+A FAISS version directory holds manifest.json, vectors.faiss, chunks.jsonl, documents.json and
+bm25/. A Milvus one holds no chunk texts and no BM25 matrix: the records are in the collection
+(milvus_chunks.py) and the keyword statistics in a small term table (term_stats.py, keywords/),
+beside milvus_keys.npy, the row -> document map and documents.json.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
@@ -25,6 +28,10 @@ from .errors import IndexCorruptError, IndexMismatchError
 from .keyword import KeywordIndex
 from .storage import FORMAT_VERSION, REBUILD_HINT
 from .vectors import VECTORS_FILE, FaissStore, VectorStore
+
+if TYPE_CHECKING:
+    from .milvus_chunks import MilvusChunks
+    from .term_stats import TermStatistics
 
 CHUNKS_FILE = "chunks.jsonl"
 DOCUMENTS_FILE = "documents.json"
@@ -142,9 +149,18 @@ class Index:
         self.sentence_overlap = sentence_overlap
         self.chunk_vectors = chunk_vectors
         self.documents: dict[str, DocumentInfo] = {}
-        self.chunks: list[ChunkRecord] = []
         self.store: VectorStore = store if store is not None else FaissStore(dimension)
-        self._keyword: KeywordIndex | None = None
+        self.chunks: Union[list[ChunkRecord], "MilvusChunks"] = []
+        self._keyword: Union[KeywordIndex, "TermStatistics", None] = None
+        if getattr(self.store, "add_chunks", None) is not None:  # Milvus: records and stats not in RAM
+            from .milvus_chunks import MilvusChunks
+            from .term_stats import TermStatistics
+
+            self.chunks, self._keyword = MilvusChunks(self.store), TermStatistics()
+
+    @property
+    def on_milvus(self) -> bool:
+        return not isinstance(self.chunks, list)
 
     # --- building -------------------------------------------------------------------------
 
@@ -191,15 +207,22 @@ class Index:
         if replaced:
             vectors = self._embed_sentences(new_chunks, titles, encoder, batch_size, progress) \
                 if self.chunk_vectors == "sentences" else self._embed(texts, encoder, batch_size, progress)
-            self.store.remove([i for i, c in enumerate(self.chunks) if c.doc_id in replaced])
-            add_chunks = getattr(self.store, "add_chunks", None)  # a store that keeps texts too (Milvus)
-            if add_chunks is not None:
-                add_chunks(vectors, [c.chunk_id for c in new_chunks], texts)
-            else:
-                self.store.add(vectors)
-            self.chunks = [c for c in self.chunks if c.doc_id not in replaced] + new_chunks
-            self._keyword = None
+            self.add_records(new_chunks, texts, vectors, replaced)
         return report
+
+    def add_records(self, records: Sequence[ChunkRecord], texts: Sequence[str], vectors: np.ndarray,
+                    replaced: set[str] = frozenset()) -> None:
+        """Drop the chunks of the `replaced` documents and append `records`, embedded already
+        (`texts` as the encoder saw them, their `vectors`). `add` calls it; the bench too, with
+        synthetic vectors. The documents' `DocumentInfo` is the caller's."""
+        if self.on_milvus:
+            self.chunks.replace(set(replaced), records, texts, vectors, self._keyword)
+            return
+        self.store.remove([i for i, c in enumerate(self.chunks) if c.doc_id in replaced])
+        if len(records):
+            self.store.add(vectors)
+        self.chunks = [c for c in self.chunks if c.doc_id not in replaced] + list(records)
+        self._keyword = None
 
     def _embed(self, texts: list[str], encoder: Encoder, batch_size: int,
                progress: Callable[[int, int], None] | None) -> np.ndarray:
@@ -252,10 +275,7 @@ class Index:
         """Drop documents and their chunks; returns what was removed (unknown ids are ignored)."""
         removed = [self.documents.pop(d) for d in dict.fromkeys(doc_ids) if d in self.documents]
         if removed:
-            gone = {d.doc_id for d in removed}
-            self.store.remove([i for i, c in enumerate(self.chunks) if c.doc_id in gone])
-            self.chunks = [c for c in self.chunks if c.doc_id not in gone]
-            self._keyword = None
+            self.add_records([], [], np.zeros((0, self.dimension), dtype=np.float32), {d.doc_id for d in removed})
         return removed
 
     @staticmethod
@@ -269,8 +289,9 @@ class Index:
         return len(self.chunks)
 
     @property
-    def keyword(self) -> KeywordIndex:
-        """The BM25 index of the chunks (its `idf`, `vocabulary`, `document_frequency`)."""
+    def keyword(self) -> Union[KeywordIndex, "TermStatistics"]:
+        """The keyword statistics (`idf`, `document_frequency`, `forms`, `query_tokens`): the
+        bm25s index of the chunks on FAISS, the term table on Milvus (embeddings/term_stats.py)."""
         if self._keyword is None:
             self._keyword = KeywordIndex.build(
                 [self.embedding_text(self.documents[c.doc_id].title, c.text) for c in self.chunks])
@@ -286,7 +307,7 @@ class Index:
         if not self.chunks or k <= 0:
             return []
         scores, rows = self.store.search(vector, min(k, len(self.chunks)))
-        return [Hit(int(r), self.chunks[int(r)], float(s)) for r, s in zip(rows, scores) if r >= 0]
+        return self._hits(rows, scores)
 
     def search_keyword(self, query: str, k: int) -> list[Hit]:
         full_text = getattr(self.store, "keyword_search", None)  # Milvus's own BM25 (embeddings/milvus.py)
@@ -294,7 +315,18 @@ class Index:
             rows, scores = full_text(self.keyword.query_tokens(query), k)
         else:
             rows, scores = self.keyword.search(query, k)
-        return [Hit(int(r), self.chunks[int(r)], float(s)) for r, s in zip(rows, scores)]
+        return self._hits(rows, scores)
+
+    def _hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
+        kept = [(int(r), float(s)) for r, s in zip(rows, scores) if r >= 0]
+        records = self.chunks.fetch([r for r, _ in kept]) if self.on_milvus else [self.chunks[r] for r, _ in kept]
+        return [Hit(r, c, s) for (r, s), c in zip(kept, records)]
+
+    def chunks_of(self, doc_id: str) -> list[ChunkRecord]:
+        """One document's chunks, in row order (on Milvus, only those are fetched)."""
+        if self.on_milvus:
+            return self.chunks.fetch(self.chunks.rows_of([doc_id]))
+        return [c for c in self.chunks if c.doc_id == doc_id]
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """Stored vectors of some rows (for scoring passages the dense search did not return)."""
@@ -319,11 +351,17 @@ class Index:
 
     def _write(self, staging: Path) -> None:
         self.store.save(staging)
+        with (staging / DOCUMENTS_FILE).open("w", encoding="utf-8") as handle:
+            json.dump([asdict(d) for d in self.documents.values()], handle, ensure_ascii=False)
+        if self.on_milvus:
+            from .term_stats import DIRECTORY
+
+            self.chunks.save(staging)
+            self._keyword.save(staging / DIRECTORY)
+            return
         with (staging / CHUNKS_FILE).open("w", encoding="utf-8") as handle:
             for chunk in self.chunks:
                 handle.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-        with (staging / DOCUMENTS_FILE).open("w", encoding="utf-8") as handle:
-            json.dump([asdict(d) for d in self.documents.values()], handle, ensure_ascii=False)
         (staging / BM25_DIR).mkdir()
         self.keyword.save(staging / BM25_DIR)
 
@@ -360,11 +398,20 @@ class Index:
         """Load the live version; refuse a missing, corrupt or incompatible index with one line.
         `store_uri` reaches a Milvus-backed index's collection at another address than the one
         recorded (the same server seen from another host)."""
-        version, manifest = storage.open_version(directory, model_name, verify, required=(CHUNKS_FILE, DOCUMENTS_FILE))
+        version, manifest = storage.open_version(directory, model_name, verify)
         milvus = manifest.get("store_backend") == "milvus"
-        store_file = "milvus_keys.npy" if milvus else VECTORS_FILE
-        if verify and store_file not in (manifest.get("files") or {}):
-            raise IndexCorruptError(f"{version / store_file}: not listed in the manifest; {REBUILD_HINT}")
+        if milvus:
+            from .milvus import KEYS_FILE
+            from .milvus_chunks import DOC_IDS_FILE, DOC_ROWS_FILE
+            from .term_stats import DIRECTORY, FILES
+
+            required = (DOCUMENTS_FILE, KEYS_FILE, DOC_ROWS_FILE, DOC_IDS_FILE, *(f"{DIRECTORY}/{f}" for f in FILES))
+        else:
+            required = (CHUNKS_FILE, DOCUMENTS_FILE, VECTORS_FILE)
+        listed = manifest.get("files") or {}
+        for name in required if verify else ():
+            if name not in listed:
+                raise IndexCorruptError(f"{version / name}: not listed in the manifest; {REBUILD_HINT}")
         try:
             chunking = manifest["chunking"]
             index = cls(manifest["model"], int(manifest["dimension"]), int(chunking["chunk_words"]),
@@ -373,20 +420,19 @@ class Index:
             raise IndexCorruptError(f"{version / storage.MANIFEST}: lacks the model or chunking; "
                                     f"{REBUILD_HINT}") from None
         try:
+            index.documents = _read_documents(version)
+            if milvus:
+                from .milvus_chunks import load_milvus_parts
+
+                return load_milvus_parts(index, version, manifest, store_uri)
             with (version / CHUNKS_FILE).open(encoding="utf-8") as handle:
                 for line in handle:
                     raw = json.loads(line)
                     raw["sentences"] = tuple(tuple(s) for s in raw["sentences"])
                     index.chunks.append(ChunkRecord(**raw))
-            index.documents = _read_documents(version)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise IndexCorruptError(f"{version}: cannot read the index ({type(exc).__name__}); {REBUILD_HINT}") from None
-        if milvus:
-            from .milvus import MilvusStore
-
-            index.store = MilvusStore.load(version, manifest, len(index.chunks), uri=store_uri)
-        else:
-            index.store = FaissStore.load(version, manifest, len(index.chunks))
+        index.store = FaissStore.load(version, manifest, len(index.chunks))
         index._keyword = KeywordIndex.load(version / BM25_DIR, len(index.chunks))
         return index
 

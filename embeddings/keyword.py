@@ -38,6 +38,9 @@ QUESTION_STOPWORDS = STOPWORDS | frozenset(
 # BM25's idf smoothing (Robertson-Spärck Jones, as Lucene and bm25s write it): log(1 + N / (df + 0.5)).
 # A standard form, not tuned here.
 IDF_SMOOTHING = 0.5
+# A name the judge looks up is known when a vocabulary word shares its first NAME_PREFIX letters
+# (bot/answering/judge.py, `NameLookup`); here so the Milvus term table can precompute the look-up.
+NAME_PREFIX = 5
 _WORD = re.compile(r"\w+")
 
 

@@ -15,6 +15,10 @@ to: searches skip keys they do not know (they over-fetch for that), and `qabot i
 (a new collection's worth of keys) or dropping the collection clears them. The same skip lets a
 `qabot serve` that loaded an older version keep answering while an ingest writes a newer one.
 
+Each entity also holds its chunk's record (`ChunkRecord` as JSON, field ``record``), so the bot
+keeps no chunk texts in RAM: `milvus_chunks.py` fetches records by key, in batches, through a
+bounded cache.
+
 Keyword search: the entity's text field holds the chunk's BM25 tokens exactly as `keyword.py`
 makes them (stemmed, stop words out), and Milvus's built-in BM25 function scores them with the
 same k1 and b as bm25s. So BM25 statistics live in Milvus, and the ranking equals bm25s's.
@@ -34,7 +38,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import IndexCorruptError, QabotError
+from .errors import IndexCorruptError, IndexMismatchError, QabotError
 from .storage import REBUILD_HINT
 
 log = logging.getLogger(__name__)
@@ -97,7 +101,9 @@ def client_for(uri: str):
 
 
 def entity_key(chunk_id: str, text: str) -> int:
-    """The primary key of a chunk's entity: stable for the same chunk id and text (63 bits)."""
+    """The primary key of a chunk's entity: stable for the same chunk id and text (63 bits).
+    `text` is the embedded text plus the record's JSON, so an entity never changes under a key
+    (a live older version may be reading it while an ingest writes)."""
     digest = hashlib.blake2b(f"{chunk_id}\0{text}".encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
@@ -113,8 +119,10 @@ class MilvusStore:
         self.config = config
         self.dimension = dimension
         self.client = client_for(config.resolved(index_dir))
-        self._keys: list[int] = [int(k) for k in keys]
-        self._row: dict[int, int] = {k: i for i, k in enumerate(self._keys)}
+        # Row -> key (int64) and, built on first look-up, the keys sorted with their rows: 16 bytes
+        # a row, where a list and a dict of Python ints took about 130.
+        self._keys = np.asarray(keys, dtype=np.int64).reshape(-1)
+        self._by_key: tuple[np.ndarray, np.ndarray] | None = None
         self._garbage: set[int] = set()  # keys of removed rows, deleted after the next switch
         self._ensure_collection()
 
@@ -130,6 +138,9 @@ class MilvusStore:
             if dim != self.dimension:
                 raise IndexCorruptError(f"Milvus collection {name!r} holds {dim}-d vectors, the index "
                                         f"{self.dimension}-d; {REBUILD_HINT} (or set another collection)")
+            if "record" not in fields:
+                raise IndexMismatchError(f"Milvus collection {name!r} predates chunk records in Milvus: drop it "
+                                         f"or set another collection, then {REBUILD_HINT}")
             self.client.load_collection(name)
             return
         schema = MilvusClient.create_schema(auto_id=False)
@@ -138,6 +149,7 @@ class MilvusStore:
         schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
                          analyzer_params={"tokenizer": "standard"})
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("record", DataType.VARCHAR, max_length=MAX_TEXT)  # the ChunkRecord, JSON
         schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
                                      output_field_names=["sparse"]))
         params = self.client.prepare_index_params()
@@ -157,31 +169,69 @@ class MilvusStore:
     def add(self, vectors: np.ndarray) -> None:
         raise TypeError("a Milvus store needs each chunk's id and text: use add_chunks")
 
-    def add_chunks(self, vectors: np.ndarray, chunk_ids: Sequence[str], texts: Sequence[str]) -> None:
-        """Append rows: upsert one entity a chunk (vector, BM25 tokens of `texts`)."""
+    def add_chunks(self, vectors: np.ndarray, chunk_ids: Sequence[str], texts: Sequence[str],
+                   records: Sequence[str] | None = None) -> list[list[str]]:
+        """Append rows: upsert one entity a chunk (vector, BM25 tokens of `texts`, the record's
+        JSON from `records`). Returns each chunk's BM25 tokens (for the term statistics)."""
         from .keyword import tokenize
 
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
-        keys = [entity_key(c, t) for c, t in zip(chunk_ids, texts)]
+        records = list(records) if records is not None else [""] * len(texts)
+        too_long = [c for c, r in zip(chunk_ids, records) if len(r.encode("utf-8")) > MAX_TEXT]
+        if too_long:
+            raise ValueError(f"chunk {too_long[0]} is over Milvus's {MAX_TEXT}-byte text limit")
+        keys = [entity_key(c, f"{t}\0{r}") for c, t, r in zip(chunk_ids, texts, records)]
+        every: list[list[str]] = []
         for start in range(0, len(keys), WRITE_BATCH):
             part = slice(start, start + WRITE_BATCH)
             tokens = tokenize(list(texts[part]), fold=False)
-            rows = [{"pk": k, "vec": v.tolist(), "text": " ".join(t)[:MAX_TEXT]}
-                    for k, v, t in zip(keys[part], vectors[part], tokens)]
+            every.extend(tokens)
+            rows = [{"pk": k, "vec": v.tolist(), "text": " ".join(t)[:MAX_TEXT], "record": r}
+                    for k, v, t, r in zip(keys[part], vectors[part], tokens, records[part])]
             self.client.upsert(self.config.collection, rows)
-        for key in keys:
-            self._garbage.discard(key)
-            self._row[key] = len(self._keys)
-            self._keys.append(key)
+        self._garbage.difference_update(keys)
+        self._keys = np.concatenate([self._keys, np.asarray(keys, dtype=np.int64)])
+        self._by_key = None
+        return every
+
+    def fetch(self, rows: Sequence[int], field: str) -> list:
+        """One stored field (``record``, ``text``, ``vec``) of each of `rows`, in their order,
+        QUERY_BATCH keys a request."""
+        keys = [int(self._keys[int(r)]) for r in rows]
+        found: dict[int, object] = {}
+        for start in range(0, len(keys), QUERY_BATCH):
+            part = keys[start:start + QUERY_BATCH]
+            for entity in self.client.query(self.config.collection, ids=part, output_fields=[field]):
+                found[int(entity["pk"])] = entity[field]
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise IndexCorruptError(f"Milvus collection {self.config.collection!r} lacks {len(missing)} chunk(s) "
+                                    f"of the index; {REBUILD_HINT}")
+        return [found[k] for k in keys]
+
+    def key(self, row: int) -> int:
+        return int(self._keys[row])
+
+    def row_of(self, key: int) -> int | None:
+        """The row of an entity key, None for a key this version does not know."""
+        if self._by_key is None:
+            order = np.argsort(self._keys, kind="stable")
+            self._by_key = (self._keys[order], order)
+        keys, order = self._by_key
+        at = int(np.searchsorted(keys, key))
+        return int(order[at]) if at < len(keys) and keys[at] == key else None
 
     def remove(self, rows: Sequence[int]) -> None:
         gone = {int(r) for r in rows}
         if not gone:
             return
-        self._garbage.update(self._keys[r] for r in gone)
-        self._keys = [k for i, k in enumerate(self._keys) if i not in gone]
-        self._row = {k: i for i, k in enumerate(self._keys)}
-        self._garbage.difference_update(self._row)  # a chunk removed and added again unchanged
+        self._garbage.update(int(self._keys[r]) for r in gone)
+        keep = np.ones(len(self._keys), dtype=bool)
+        keep[sorted(gone)] = False
+        self._keys = self._keys[keep]
+        self._by_key = None
+        # A chunk removed and added again unchanged is not garbage.
+        self._garbage = {k for k in self._garbage if self.row_of(k) is None}
 
     def _limit(self, k: int) -> int:
         return min(16_384, 2 * k + 16)  # over-fetch: entities no version of ours knows are skipped
@@ -196,7 +246,7 @@ class MilvusStore:
     def keyword_search(self, terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the best `k` chunks for BM25 `terms` (keyword.py's tokens), by
         Milvus's full-text search; the scores are bm25s's (see the module docstring)."""
-        if not terms or not self._keys or k <= 0:
+        if not terms or not len(self._keys) or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         found = self.client.search(self.config.collection, data=[" ".join(terms)], anns_field="sparse",
                                    limit=self._limit(k), search_params={"metric_type": "BM25"},
@@ -223,7 +273,7 @@ class MilvusStore:
     def _rows(self, found, k: int, score) -> tuple[np.ndarray, np.ndarray]:
         rows, scores = [], []
         for hit in found:
-            row = self._row.get(int(hit["pk"] if "pk" in hit else hit["id"]))
+            row = self.row_of(int(hit["pk"] if "pk" in hit else hit["id"]))
             if row is not None:
                 rows.append(row)
                 scores.append(score(float(hit["distance"])))
@@ -234,17 +284,7 @@ class MilvusStore:
         return np.asarray(scores, dtype=np.float32), np.asarray(rows, dtype=np.int64)
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
-        keys = [self._keys[int(r)] for r in rows]
-        found: dict[int, list[float]] = {}
-        for start in range(0, len(keys), QUERY_BATCH):
-            part = keys[start:start + QUERY_BATCH]
-            for entity in self.client.query(self.config.collection, ids=part, output_fields=["vec"]):
-                found[int(entity["pk"])] = entity["vec"]
-        missing = [k for k in keys if k not in found]
-        if missing:
-            raise IndexCorruptError(f"Milvus collection {self.config.collection!r} lacks {len(missing)} chunk(s) "
-                                    f"of the index; {REBUILD_HINT}")
-        return np.asarray([found[k] for k in keys], dtype=np.float32).reshape(-1, self.dimension)
+        return np.asarray(self.fetch(rows, "vec"), dtype=np.float32).reshape(-1, self.dimension)
 
     # --- persistence ------------------------------------------------------------------------
 
@@ -263,7 +303,7 @@ class MilvusStore:
 
     def save(self, directory: Path) -> None:
         self.client.flush(self.config.collection)
-        np.save(directory / KEYS_FILE, np.asarray(self._keys, dtype=np.int64))
+        np.save(directory / KEYS_FILE, self._keys)
 
     def committed(self) -> None:
         """After the new version is live: delete the entities of removed or replaced chunks."""
@@ -302,7 +342,7 @@ class MilvusStore:
                                     f"{REBUILD_HINT}") from None
         if len(keys) != rows or int(recorded.get("rows", -1)) != rows:
             raise IndexCorruptError(f"{version / KEYS_FILE}: holds {len(keys)} keys for {rows} chunks; {REBUILD_HINT}")
-        store = cls(config, version.parent, int(manifest["dimension"]), keys.tolist())
+        store = cls(config, version.parent, int(manifest["dimension"]), keys)
         if store.entity_count() < rows:
             raise IndexCorruptError(f"Milvus collection {config.collection!r} holds {store.entity_count()} entities "
                                     f"for {rows} chunks; {REBUILD_HINT}")

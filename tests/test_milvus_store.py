@@ -115,8 +115,9 @@ def test_the_manifest_checks_catch_a_collection_out_of_step(both, tmp_path):
     sample_row = int(next(iter(Index.load(tmp_path / "milvus").manifest()["milvus"]["sample"])))
     # A sampled vector changed behind the index's back: the sample of vector hashes catches it.
     changed = store.vectors([sample_row])[0][::-1].copy()
+    record = store.fetch([sample_row], "record")[0]
     store.client.upsert(store.config.collection, [{"pk": int(keys[sample_row]), "vec": changed.tolist(),
-                                                   "text": "x"}])
+                                                   "text": "x", "record": record}])
     with pytest.raises(IndexCorruptError, match="vector differs"):
         Index.load(tmp_path / "milvus")
     # Entities missing: the count catches it.

@@ -105,21 +105,40 @@ class Answerer:
 
     def warm(self, batch_size: int = WARM_BATCH, stop: "threading.Event | None" = None) -> int:
         """Embed every sentence of the index now (sorted by length, in big batches) instead of on
-        first use; returns how many sentences there are. Optional: answers are the same.
-        Setting `stop` ends it between batches, so a server can shut down promptly."""
-        texts = [sentence_embedding_text(self.index.document(c.doc_id).title, t)
-                 for c in self.index.chunks for t in c.sentence_texts()]
+        first use; returns how many distinct sentences there are. Optional: answers are the same.
+        Setting `stop` ends it between batches, so a server can shut down promptly. The chunks
+        are streamed (a Milvus-backed index fetches them a batch at a time), never all held."""
         step = batch_size * WARM_BATCHES_PER_STEP
-        for i in range(0, len(texts), step):
+        seen: set[int] = set()
+        texts: list[str] = []
+        sentences: list[str] = []
+        done = 0
+        for chunk in self.index.chunks:
+            title = self.index.document(chunk.doc_id).title
+            for sentence in chunk.sentence_texts():
+                texts.append(sentence_embedding_text(title, sentence))
+                sentences.append(sentence)
+            while len(texts) >= step:
+                if stop is not None and stop.is_set():
+                    return done
+                done += self._warm_step(texts[:step], sentences[:step], batch_size, seen)
+                del texts[:step], sentences[:step]
+        if texts:
             if stop is not None and stop.is_set():
-                return i
-            self._sentence_vectors.get(texts[i:i + step], batch_size=batch_size)
-        self._sentence_vectors.tokens([t for c in self.index.chunks for t in c.sentence_texts()])
+                return done
+            self._warm_step(texts, sentences, batch_size, seen)
         if isinstance(self.scorer, ReaderScorer):
             self.scorer.reader.get()  # load the ONNX session now rather than on the first question
         if self.composer is not None:
             self.composer.client.warm()  # the openai client's imports (~0.6 s), likewise
-        return len(set(texts))
+        return len(seen)
+
+    def _warm_step(self, texts: list[str], sentences: list[str], batch_size: int, seen: set[int]) -> int:
+        """Embed and tokenize one step of `warm`; returns how many texts it covered."""
+        self._sentence_vectors.get(texts, batch_size=batch_size)
+        self._sentence_vectors.tokens(sentences)
+        seen.update(hash(t) for t in texts)
+        return len(texts)
 
     def _span_threshold(self) -> float:
         """The span probability from which the highlight is shown first (the reader's)."""

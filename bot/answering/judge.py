@@ -12,10 +12,10 @@ from __future__ import annotations
 import bisect
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from embeddings.index import Index
-from embeddings.keyword import question_terms
+from embeddings.keyword import NAME_PREFIX, question_terms
 
 from ..settings import AnswerSettings
 from .focus import find_focus, question_type
@@ -26,8 +26,8 @@ from .sentences import ScoredSentence, SentenceVectors
 # A name missing from the index still counts as present when a word of the index starts with
 # its first NAME_PREFIX letters (other forms, typos at the end: "Saharan" / "Sahara") or is one
 # letter off ("Krugmen" / "Krugman"). Set by hand with the abstention tests in 809b503; not one
-# of the five numbers the abstention grid searched (config/default.toml, [answer]).
-NAME_PREFIX = 5
+# of the five numbers the abstention grid searched (config/default.toml, [answer]). NAME_PREFIX
+# lives in embeddings/keyword.py (a Milvus-backed index precomputes these look-ups).
 # Missing names this short or shorter (acronyms such as "SP", "NYC") lower confidence instead of
 # vetoing an answer. Set by hand with NAME_PREFIX (809b503), never measured on its own.
 SHORT_NAME = 3
@@ -148,6 +148,21 @@ class NameLookup:
             self._vocab = (words, deleted)
         return self._vocab
 
+    def _lookups(self) -> tuple[Callable[[str], bool], Callable[[str], bool]]:
+        """(has a word with this prefix, is some word less one letter): a Milvus-backed index's
+        term table answers both from hashed files (embeddings/term_stats.py); otherwise the
+        sorted vocabulary and the deletion set, built here."""
+        keyword = self.index.keyword
+        if hasattr(keyword, "has_prefix"):
+            return keyword.has_prefix, keyword.is_deletion
+        words, deleted = self._vocabulary()
+
+        def has_prefix(prefix: str) -> bool:
+            at = bisect.bisect_left(words, prefix)
+            return at < len(words) and words[at].startswith(prefix)
+
+        return has_prefix, deleted.__contains__
+
     def unknown(self, term: str) -> bool:
         """A name the index never mentions, not even in another form: "Saharan" matches "Sahara"
         (same first five letters), "Krugmen" matches "Krugman" and "Hollwood" "Hollywood" (one
@@ -157,14 +172,14 @@ class NameLookup:
             return False
         if len(term) < NAME_PREFIX:
             return True
-        words, deleted = self._vocabulary()
-        at = bisect.bisect_left(words, term[:NAME_PREFIX])
-        if at < len(words) and words[at].startswith(term[:NAME_PREFIX]):
+        has_prefix, is_deletion = self._lookups()
+        if has_prefix(term[:NAME_PREFIX]):
             return False
         # One letter missing, wrong or extra: the term, or it less one letter, is a vocabulary word
         # less one letter, or it less one letter is a vocabulary word.
         variants = {term[:i] + term[i + 1:] for i in range(len(term))}
-        return term not in deleted and not (variants & deleted) and not any(frequency(v) for v in variants)
+        return not is_deletion(term) and not any(is_deletion(v) for v in variants) \
+            and not any(frequency(v) for v in variants)
 
 
 class RuleJudge:
