@@ -36,7 +36,7 @@ ENV_PREFIX = "QABOT_"
 CONFIG_ENV = "QABOT_CONFIG"
 
 RETRIEVAL_MODES = ("hybrid", "dense", "keyword")
-FUSIONS = ("score", "rrf")
+FUSIONS = ("score", "rrf", "milvus-rrf", "milvus-weighted")
 CHUNK_VECTORS = ("sentences", "text")
 ENCODER_BACKENDS = ("torch", "onnx")
 # The read + judge steps: "onnx" = the trained reader (bot/reader/model), "off" = the rules.

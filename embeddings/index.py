@@ -328,6 +328,20 @@ class Index:
             return self.chunks.fetch(self.chunks.rows_of([doc_id]))
         return [c for c in self.chunks if c.doc_id == doc_id]
 
+    def search_hybrid(self, query: str, vector: np.ndarray, k: int, *, ranker: str, rrf_k: int,
+                      dense_weight: float) -> list[Hit]:
+        """The best `k` chunks by the store's own hybrid search (dense + BM25 fused by its
+        `ranker`), for stores that have one (Milvus); the scores are the ranker's."""
+        hybrid = getattr(self.store, "hybrid_search", None)
+        if hybrid is None:
+            raise IndexMismatchError("this fusion runs in Milvus: it needs store_backend = \"milvus\"; "
+                                     "use fusion = \"score\" or \"rrf\" with FAISS")
+        if not len(self.chunks) or k <= 0:
+            return []
+        scores, rows = hybrid(vector, self.keyword.query_tokens(query), min(k, len(self.chunks)), ranker=ranker,
+                              rrf_k=rrf_k, dense_weight=dense_weight)
+        return self._hits(rows, scores)
+
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """Stored vectors of some rows (for scoring passages the dense search did not return)."""
         return self.store.vectors(rows)

@@ -161,7 +161,7 @@ def test_ingest_with_a_model_mismatch_says_how_to_rebuild(index_copy, tmp_path):
 
 
 @pytest.mark.parametrize("env, fragment", [
-    ({"QABOT_FUSION": "bogus"}, "setting fusion (QABOT_FUSION) must be one of score, rrf; got 'bogus'"),
+    ({"QABOT_FUSION": "bogus"}, "setting fusion (QABOT_FUSION) must be one of score, rrf, milvus-rrf, milvus-weighted; got 'bogus'"),
     ({"QABOT_DENSE_WEIGHT": "7"}, "setting dense_weight (QABOT_DENSE_WEIGHT) must be between 0 and 1"),
     ({"QABOT_TOPK": "3"}, "unknown setting QABOT_TOPK (did you mean QABOT_TOP_K?)"),
     ({"QABOT_CONFIG": "/nowhere/qabot.toml"}, "config file not found: /nowhere/qabot.toml"),

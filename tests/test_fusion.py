@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.answering.fusion import (FUSIONS, MODES, Candidates, DenseOnly, KeywordOnly, ReciprocalRankFusion,
-                                  ScoreFusion, fusion_strategy)
+                                  InStoreFusion, ScoreFusion, fusion_strategy)
 from bot.answering.retrieval import retrieve
 from embeddings.documents import Document
 from embeddings.index import ChunkRecord, Hit, Index
@@ -59,7 +59,9 @@ def test_strategies_are_chosen_by_name():
     assert fusion_strategy("hybrid", "rrf", dense_weight=0.6, rrf_k=30) == ReciprocalRankFusion(0.6, 30)
     assert isinstance(fusion_strategy("dense", "rrf", dense_weight=0.6, rrf_k=60), DenseOnly)
     assert isinstance(fusion_strategy("keyword", "score", dense_weight=0.6, rrf_k=60), KeywordOnly)
-    assert set(FUSIONS) == {"score", "rrf"}
+    assert fusion_strategy("hybrid", "milvus-rrf", dense_weight=0.6, rrf_k=60) == InStoreFusion("rrf", 0.6, 60)
+    assert fusion_strategy("hybrid", "milvus-weighted", dense_weight=0.6, rrf_k=60) == InStoreFusion("weighted", 0.6, 60)
+    assert set(FUSIONS) == {"score", "rrf", "milvus-rrf", "milvus-weighted"}
     with pytest.raises(ValueError, match="unknown fusion 'bogus'"):
         fusion_strategy("hybrid", "bogus", dense_weight=0.6, rrf_k=60)
     with pytest.raises(ValueError, match="unknown retrieval mode 'magic'"):

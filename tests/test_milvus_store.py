@@ -148,3 +148,40 @@ def test_the_real_answerer_gives_the_same_answers_on_milvus(answerer, settings, 
         want, got = answerer.ask(question), on_milvus.ask(question)
         assert (got.text, got.abstained) == (want.text, want.abstained), question
         assert [c.chunk_id for c in got.citations] == [c.chunk_id for c in want.citations], question
+
+
+def test_milvus_ranker_fusion_answers_from_milvus_own_hybrid_search(settings, tmp_path):
+    """`fusion = "milvus-rrf"` / `"milvus-weighted"`: the passages are the ones Milvus's hybrid
+    search ranks (its ranker, server-side), the bundled article's questions are answered and the
+    off-topic one declined; on FAISS the setting is refused with one line."""
+    from bot.answering.answerer import Answerer
+    from bot.answering.retrieval import retrieve
+
+    from .conftest import build_index
+
+    milvus_settings = settings.replace("store", store_backend="milvus")
+    build_index([SAMPLE], tmp_path / "index", milvus_settings)
+    for fusion in ("milvus-rrf", "milvus-weighted"):
+        answerer = Answerer.from_settings(milvus_settings.replace("retrieval", fusion=fusion),
+                                          index_dir=tmp_path / "index")
+        question = "What deadline did Ryabkov give?"
+        vector = answerer.encoder.encode([question])[0]
+        r = answerer.settings.retrieval
+        scores, rows = answerer.index.store.hybrid_search(
+            vector, answerer.index.keyword.query_tokens(question), r.candidates,
+            ranker=fusion.removeprefix("milvus-"), rrf_k=r.rrf_k, dense_weight=r.dense_weight)
+        by_milvus = {int(x): float(s) for x, s in zip(rows, scores) if x >= 0}
+        passages = retrieve(answerer.index, question, vector, top_k=r.top_k, candidates=r.candidates,
+                            fusion=answerer.fusion)
+        # Milvus's fused scores, best first (ties, e.g. RRF's mirror ranks, broken by cosine).
+        assert passages and all(abs(p.fused - by_milvus[p.row]) < 1e-6 for p in passages), fusion
+        assert [p.fused for p in passages] == sorted(by_milvus.values(), reverse=True)[:len(passages)]
+        # The judge still gets every passage's cosine, read back from Milvus.
+        assert all(-1.0 <= p.dense <= 1.0 and p.dense != 0.0 for p in passages)
+        assert "within a few weeks" in answerer.ask(question).text, fusion
+        assert answerer.ask("Who won the 1998 World Cup?").abstained, fusion
+
+    faiss_dir = tmp_path / "faiss"
+    build_index([SAMPLE], faiss_dir, settings)
+    with pytest.raises(IndexMismatchError, match='needs store_backend = "milvus"'):
+        Answerer.from_settings(settings.replace("retrieval", fusion="milvus-rrf"), index_dir=faiss_dir)

@@ -87,7 +87,7 @@ def test_environment_overrides_by_key_name():
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"QABOT_FUSION": "bogus"}, "setting fusion (QABOT_FUSION) must be one of score, rrf; got 'bogus'"),
+    ({"QABOT_FUSION": "bogus"}, "setting fusion (QABOT_FUSION) must be one of score, rrf, milvus-rrf, milvus-weighted; got 'bogus'"),
     ({"QABOT_MODE": "vector"}, "setting mode (QABOT_MODE) must be one of hybrid, dense, keyword; got 'vector'"),
     ({"QABOT_QUERY_BACKEND": "tf"}, "setting query_backend (QABOT_QUERY_BACKEND) must be one of torch, onnx; got 'tf'"),
     ({"QABOT_DENSE_WEIGHT": "7"}, "setting dense_weight (QABOT_DENSE_WEIGHT) must be between 0 and 1; got 7.0"),

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from embeddings.encoders import Encoder, get_encoder
+from embeddings.errors import IndexMismatchError
 from embeddings.index import Index
 
 from ..settings import Settings, load_settings
 from .answer import EMPTY_QUESTION_TEXT, Answer
 from .compose import choose_sentences, compose_abstention, compose_answer
-from .fusion import FusionStrategy, fusion_strategy
+from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
 from .judge import AnswerJudge, RuleJudge, Verdict
 from .llm import LlmComposer
 from .question import has_words, prepare_question
@@ -88,6 +89,9 @@ class Answerer:
         r = settings.retrieval
         self.fusion: FusionStrategy = fusion_strategy(r.mode, r.fusion, dense_weight=r.dense_weight,
                                                       rrf_k=r.rrf_k)
+        if isinstance(self.fusion, InStoreFusion) and getattr(index.store, "hybrid_search", None) is None:
+            raise IndexMismatchError(f'fusion = "{r.fusion}" runs in Milvus and needs store_backend = "milvus"; '
+                                     'with FAISS use "score" or "rrf"')
         rules = WeightedSentenceScorer(index, self._sentence_vectors, settings.answer)
         if settings.answer.reader == "onnx" and (scorer is None or judge is None):
             read, decide = reader_steps(index, rules)

@@ -9,6 +9,10 @@ from registries, so a new one is one class and one registry entry:
   divided by the query's best BM25 score, so both terms run 0..1. On the SQuAD evaluation set this
   beats both retrievers alone at every k, and beats reciprocal rank fusion (README, "Answer quality").
 - ``"rrf"``: weighted reciprocal rank fusion, ``weight / (rrf_k + rank)`` summed over both lists.
+- ``"milvus-rrf"`` / ``"milvus-weighted"`` (``store_backend = "milvus"`` only): Milvus's own hybrid
+  search, one request that runs the dense and the BM25 search and fuses them server-side with its
+  `RRFRanker` (``rrf_k``) or `WeightedRanker` (``dense_weight``); the bot only reads the fused
+  ranking (and each passage's cosine, from the stored vectors, for the judge).
 - modes ``"dense"`` and ``"keyword"``: one retriever alone, its own score as the ranking.
 """
 
@@ -32,6 +36,7 @@ class Candidates:
     dense: Mapping[int, float]  # cosine to the query, for every row
     keyword: Mapping[int, float]  # BM25 score, for rows BM25 returned
     keyword_norm: Mapping[int, float]  # BM25 / the query's best BM25, 0..1, for rows BM25 returned
+    store_fused: Mapping[int, float] | None = None  # the store's own fused score (InStoreFusion)
 
 
 class FusionStrategy(Protocol):
@@ -76,6 +81,20 @@ class ReciprocalRankFusion:
 
 
 @dataclass(frozen=True)
+class InStoreFusion:
+    """Milvus's hybrid search fuses the two lists itself (`ranker` "rrf" or "weighted")."""
+
+    ranker: str
+    dense_weight: float
+    k: int
+    uses_dense: bool = True
+    uses_keyword: bool = True
+
+    def fuse(self, candidates: Candidates) -> dict[int, float]:
+        return dict(candidates.store_fused or {})
+
+
+@dataclass(frozen=True)
 class DenseOnly:
     """Mode "dense": the cosine alone."""
 
@@ -101,6 +120,8 @@ class KeywordOnly:
 FUSIONS: dict[str, Callable[[float, int], FusionStrategy]] = {
     "score": lambda dense_weight, rrf_k: ScoreFusion(dense_weight),
     "rrf": lambda dense_weight, rrf_k: ReciprocalRankFusion(dense_weight, rrf_k),
+    "milvus-rrf": lambda dense_weight, rrf_k: InStoreFusion("rrf", dense_weight, rrf_k),
+    "milvus-weighted": lambda dense_weight, rrf_k: InStoreFusion("weighted", dense_weight, rrf_k),
 }
 # The single-retriever modes (mode "hybrid" takes its strategy from FUSIONS):
 SINGLE_MODES: dict[str, Callable[[], FusionStrategy]] = {"dense": DenseOnly, "keyword": KeywordOnly}

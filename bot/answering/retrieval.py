@@ -9,7 +9,7 @@ import numpy as np
 
 from embeddings.index import Hit, Index
 
-from .fusion import Candidates, FusionStrategy
+from .fusion import Candidates, FusionStrategy, InStoreFusion
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ def gather_candidates(index: Index, query: str, query_vector: np.ndarray, depth:
                       fusion: FusionStrategy) -> Candidates:
     """Up to `depth` candidates from each retriever the strategy uses, with every candidate's
     cosine (from the stored vectors when only BM25 found it) and normalised BM25 score."""
+    if isinstance(fusion, InStoreFusion):
+        return _in_store_candidates(index, query, query_vector, depth, fusion)
     found = index.search(depth, text=query if fusion.uses_keyword else None,
                          vector=query_vector if fusion.uses_dense else None)
     dense_hits, keyword_hits = found.dense, found.keyword
@@ -40,6 +42,18 @@ def gather_candidates(index: Index, query: str, query_vector: np.ndarray, depth:
     best_keyword = max(keyword.values(), default=0.0)
     keyword_norm = {row: s / best_keyword for row, s in keyword.items()} if best_keyword > 0 else {}
     return Candidates(dense_hits, keyword_hits, rows, dense, keyword, keyword_norm)
+
+
+def _in_store_candidates(index: Index, query: str, query_vector: np.ndarray, depth: int,
+                         fusion: InStoreFusion) -> Candidates:
+    """Candidates ranked by the store's own hybrid search; every one's cosine read back from its
+    stored vector (the judge needs it), no BM25 score (the store does not return it)."""
+    hits = index.search_hybrid(query, query_vector, depth, ranker=fusion.ranker, rrf_k=fusion.k,
+                               dense_weight=fusion.dense_weight)
+    rows = [h.row for h in hits]
+    sims = index.vectors(rows) @ np.asarray(query_vector, dtype=np.float32).reshape(-1) if rows else []
+    dense = {row: float(s) for row, s in zip(rows, sims)}
+    return Candidates(hits, [], rows, dense, {}, {}, store_fused={h.row: h.score for h in hits})
 
 
 def retrieve(index: Index, query: str, query_vector: np.ndarray, *, top_k: int, candidates: int,
