@@ -181,7 +181,6 @@ class Index:
                 f"{encoder.model_name} ({encoder.dimension}-d); {REBUILD_HINT}")
         report = IngestReport()
         new_chunks: list[ChunkRecord] = []
-        titles: list[str] = []
         texts: list[str] = []
         replaced: set[str] = set()
         for document in documents:
@@ -194,7 +193,6 @@ class Index:
             records = [ChunkRecord.from_chunk(c)
                        for c in chunk_document(document, self.chunk_words, self.sentence_overlap)]
             texts.extend(self.embedding_text(document.title, r.text) for r in records)
-            titles.extend(document.title for _ in records)
             new_chunks.extend(records)
             replaced.add(document.doc_id)
             self.documents[document.doc_id] = DocumentInfo(
@@ -205,7 +203,7 @@ class Index:
             (report.updated if previous is not None else report.added).append(document.source)
             report.chunks_added += len(records)
         if replaced:
-            vectors = self._embed_sentences(new_chunks, titles, encoder, batch_size, progress) \
+            vectors = self._embed_sentences(new_chunks, encoder, batch_size, progress) \
                 if self.chunk_vectors == "sentences" else self._embed(texts, encoder, batch_size, progress)
             self.add_records(new_chunks, texts, vectors, replaced)
         return report
@@ -234,8 +232,8 @@ class Index:
                 progress(min(start + EMBED_SLICE, len(texts)), len(texts))
         return np.vstack(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
 
-    def _embed_sentences(self, chunks: Sequence[ChunkRecord], titles: Sequence[str], encoder: Encoder,
-                         batch_size: int, progress: Callable[[int, int], None] | None) -> np.ndarray:
+    def _embed_sentences(self, chunks: Sequence[ChunkRecord], encoder: Encoder, batch_size: int,
+                         progress: Callable[[int, int], None] | None) -> np.ndarray:
         """Chunk vectors pooled from sentence vectors: every distinct sentence (after its title,
         as the answer step embeds it) is embedded once, and a chunk's vector is the mean of its
         sentences' vectors weighted by their length, normalised.
@@ -248,9 +246,9 @@ class Index:
         slots: dict[str, int] = {}
         members: list[int] = []
         starts: list[int] = []
-        for chunk, title in zip(chunks, titles):
+        for chunk in chunks:
             starts.append(len(members))
-            members.extend(slots.setdefault(text, len(slots)) for text in self._sentence_inputs(title, chunk))
+            members.extend(slots.setdefault(text, len(slots)) for text in self._sentence_inputs(chunk))
         sentences = list(slots)
         vectors = self._embed(sentences, encoder, batch_size, progress)
         if not chunks:
@@ -260,16 +258,17 @@ class Index:
         pooled = np.add.reduceat(vectors[ids] * weights[ids, None], np.asarray(starts, dtype=np.int64), axis=0)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
-    def _sentence_inputs(self, title: str, chunk: ChunkRecord) -> Iterable[str]:
+    def _sentence_inputs(self, chunk: ChunkRecord) -> Iterable[str]:
+        """What the encoder sees for each sentence of a chunk (its document is in `documents`)."""
+        title = self.documents[chunk.doc_id].title
         return (self.embedding_text(title, t) for t in chunk.sentence_texts())
 
     def vector_texts(self) -> list[str]:
         """The distinct texts the encoder embedded for the chunks held (for the benchmark's
         token counts and raw-encoder comparison): whole chunks, or their sentences."""
-        title = lambda c: self.documents[c.doc_id].title  # noqa: E731
         if self.chunk_vectors == "sentences":
-            return list(dict.fromkeys(t for c in self.chunks for t in self._sentence_inputs(title(c), c)))
-        return [self.embedding_text(title(c), c.text) for c in self.chunks]
+            return list(dict.fromkeys(t for c in self.chunks for t in self._sentence_inputs(c)))
+        return [self.embedding_text(self.documents[c.doc_id].title, c.text) for c in self.chunks]
 
     def remove(self, doc_ids: Iterable[str]) -> list[DocumentInfo]:
         """Drop documents and their chunks; returns what was removed (unknown ids are ignored)."""
@@ -328,14 +327,19 @@ class Index:
             return self.chunks.fetch(self.chunks.rows_of([doc_id]))
         return [c for c in self.chunks if c.doc_id == doc_id]
 
+    def store_hybrid_search(self) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+        """The store's own hybrid search (Milvus); a store without one (FAISS) is refused in one line."""
+        hybrid = getattr(self.store, "hybrid_search", None)
+        if hybrid is None:
+            raise IndexMismatchError('a "milvus-*" fusion runs in Milvus and needs store_backend = "milvus"; '
+                                     'with FAISS use fusion = "score" or "rrf"')
+        return hybrid
+
     def search_hybrid(self, query: str, vector: np.ndarray, k: int, *, ranker: str, rrf_k: int,
                       dense_weight: float) -> list[Hit]:
         """The best `k` chunks by the store's own hybrid search (dense + BM25 fused by its
         `ranker`), for stores that have one (Milvus); the scores are the ranker's."""
-        hybrid = getattr(self.store, "hybrid_search", None)
-        if hybrid is None:
-            raise IndexMismatchError("this fusion runs in Milvus: it needs store_backend = \"milvus\"; "
-                                     "use fusion = \"score\" or \"rrf\" with FAISS")
+        hybrid = self.store_hybrid_search()
         if not len(self.chunks) or k <= 0:
             return []
         scores, rows = hybrid(vector, self.keyword.query_tokens(query), min(k, len(self.chunks)), ranker=ranker,

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from embeddings.encoders import Encoder, get_encoder
-from embeddings.errors import IndexMismatchError
 from embeddings.index import Index
 
 from ..settings import Settings, load_settings
@@ -89,9 +88,8 @@ class Answerer:
         r = settings.retrieval
         self.fusion: FusionStrategy = fusion_strategy(r.mode, r.fusion, dense_weight=r.dense_weight,
                                                       rrf_k=r.rrf_k)
-        if isinstance(self.fusion, InStoreFusion) and getattr(index.store, "hybrid_search", None) is None:
-            raise IndexMismatchError(f'fusion = "{r.fusion}" runs in Milvus and needs store_backend = "milvus"; '
-                                     'with FAISS use "score" or "rrf"')
+        if isinstance(self.fusion, InStoreFusion):
+            index.store_hybrid_search()  # refused now, in one line, not on the first question
         rules = WeightedSentenceScorer(index, self._sentence_vectors, settings.answer)
         if settings.answer.reader == "onnx" and (scorer is None or judge is None):
             read, decide = reader_steps(index, rules)
