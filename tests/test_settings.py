@@ -145,10 +145,12 @@ def test_keys_are_unique_across_sections():
 def test_allowed_values_are_what_the_code_implements():
     """The settings' enums and the registries that implement them name the same things."""
     from bot.answering import fusion
-    from bot.settings import FUSIONS, RETRIEVAL_MODES
+    from bot.settings import CHUNK_VECTORS, FUSIONS, RETRIEVAL_MODES
+    from embeddings import index
 
     assert set(FUSIONS) == set(fusion.FUSIONS)
     assert set(RETRIEVAL_MODES) == set(fusion.MODES)
+    assert set(CHUNK_VECTORS) == set(index.CHUNK_VECTORS)
 
 
 def test_the_llm_section_is_switched_on_from_the_environment():
