@@ -67,6 +67,9 @@ class Answer:
     llm: LlmFigures | None = None
     # One line shown with the answer, e.g. "LLM unavailable; showing the passage".
     notice: str | None = None
+    # Each quoted sentence of an extractive `text`: (start, end, index into `citations` of the
+    # passage it is quoted from), in text order. Empty for declines and composed answers.
+    sentence_spans: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def highlighted(self) -> str | None:

@@ -120,12 +120,19 @@ def compose_answer(index: Index, question: Question, best: ScoredSentence, chose
     for sentence in chosen:
         quote_by_row.setdefault(sentence.passage.row, []).append(sentence.text)
     text = " ".join(" ".join(parts) for parts in quote_by_row.values())
-    citations = tuple(citation(index, p, " ".join(quote_by_row.get(p.row, []))) for p in
-                      sorted(passages, key=lambda p: p.row not in quote_by_row)[:top_k])
+    cited = sorted(passages, key=lambda p: p.row not in quote_by_row)[:top_k]
+    citations = tuple(citation(index, p, " ".join(quote_by_row.get(p.row, []))) for p in cited)
+    rows = [p.row for p in cited]
+    spans: list[tuple[int, int, int]] = []
+    at = 0
+    for row, parts in quote_by_row.items():  # the same walk as the join above
+        for part in parts:
+            spans.append((at, at + len(part), rows.index(row) if row in rows else 0))
+            at += len(part) + 1
     rules = find_focus(question.text, text, best_text=best.text,
                        context=question.query if question.follow_up else None)
     if reading is None:
-        return Answer(question.text, text, False, citations, rules)
+        return Answer(question.text, text, False, citations, rules, sentence_spans=tuple(spans))
     focus = reader_focus(text, best, chosen, reading)
     confident = focus is not None and reading.span_score >= span_threshold
     figures = ReaderFigures(reading.score, reading.span_score, confident)
@@ -133,7 +140,7 @@ def compose_answer(index: Index, question: Question, best: ScoredSentence, chose
     # one: on the held-out TRAIN articles those spans matched the gold answer more often (exact
     # match 0.400 against 0.365, 170 questions; `python -m bot.evaluation.calibrate`).
     return Answer(question.text, text, False, citations, focus if confident or rules is None else rules,
-                  reader=figures)
+                  reader=figures, sentence_spans=tuple(spans))
 
 
 def reader_focus(text: str, best: ScoredSentence, chosen: Sequence[QuotedSentence],
