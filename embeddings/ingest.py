@@ -211,7 +211,7 @@ def _existing(index_dir: Path, options: IngestOptions, exact: bool) -> Index | N
         if exact:
             return None
         raise
-    backend = "milvus" if type(index.store).__name__ == "MilvusStore" else "faiss"
+    backend = index.store.capabilities.backend
     if backend != options.store_backend():
         if exact:
             return None

@@ -40,6 +40,7 @@ import numpy as np
 
 from .errors import IndexCorruptError, IndexMismatchError, QabotError
 from .storage import REBUILD_HINT
+from .vectors import StoreCapabilities
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ def vector_hash(vector: np.ndarray) -> str:
 
 class MilvusStore:
     """Vectors and BM25 tokens of the index's rows in one Milvus collection."""
+
+    capabilities = StoreCapabilities(BACKEND, chunk_records=True, hybrid_search=True, consistency_check=True)
 
     def __init__(self, config: MilvusConfig, index_dir: Path, dimension: int, keys: Sequence[int] = ()) -> None:
         self.config = config

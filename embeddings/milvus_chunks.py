@@ -1,7 +1,7 @@
 """The chunks of a Milvus-backed index: records kept in Milvus, fetched by key when needed.
 
-`Index.chunks` is a list on FAISS. On Milvus it is a `MilvusChunks`: the same `len`, `[row]` and
-iteration, but each record lives in its entity (`record`, JSON) and is fetched in batches through
+`Index.chunks` is a `MemoryChunks` list on FAISS. On Milvus it is a `MilvusChunks`: the same
+`ChunkRecords` protocol (`len`, iteration, `fetch`, `rows_of`), but each record lives in its entity (`record`, JSON) and is fetched in batches through
 a bounded LRU cache, so a bot holds no chunk texts beyond the cache. What stays in RAM a row: the
 entity key (`MilvusStore`, 8 bytes) and the row's document as an int32 into a table of document
 ids (4 bytes), for `docs remove` and re-ingest. Saved as ``milvus_doc_rows.npy`` plus
@@ -15,14 +15,15 @@ import threading
 from array import array
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .index import ChunkRecord, Index
-    from .milvus import MilvusStore
-    from .term_stats import TermStatistics
+from .chunk_record import ChunkRecord
+from .errors import IndexCorruptError
+from .milvus import MilvusStore
+from .storage import REBUILD_HINT
+from .term_stats import DIRECTORY, TermStatistics
 
 DOC_ROWS_FILE = "milvus_doc_rows.npy"
 DOC_IDS_FILE = "milvus_doc_ids.json"
@@ -31,29 +32,15 @@ CACHE_RECORDS = 4096
 FETCH_BATCH = 512  # records a request when iterating
 
 
-def record_json(record: "ChunkRecord") -> str:
-    from dataclasses import asdict
-
-    return json.dumps(asdict(record), ensure_ascii=False)
-
-
-def record_from_json(raw: str) -> "ChunkRecord":
-    from .index import ChunkRecord
-
-    fields = json.loads(raw)
-    fields["sentences"] = tuple(tuple(s) for s in fields["sentences"])
-    return ChunkRecord(**fields)
-
-
-class MilvusChunks(Sequence["ChunkRecord"]):
+class MilvusChunks(Sequence[ChunkRecord]):
     """Row -> `ChunkRecord`, read from the Milvus store's entities."""
 
-    def __init__(self, store: "MilvusStore", doc_ids: Sequence[str] = (), doc_rows: Iterable[int] = ()) -> None:
+    def __init__(self, store: MilvusStore, doc_ids: Sequence[str] = (), doc_rows: Iterable[int] = ()) -> None:
         self.store = store
         self._doc_ids: list[str] = list(doc_ids)
         self._doc_number = {d: i for i, d in enumerate(self._doc_ids)}
         self._doc_rows = array("i", doc_rows)
-        self._cache: OrderedDict[int, "ChunkRecord"] = OrderedDict()
+        self._cache: OrderedDict[int, ChunkRecord] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -64,12 +51,12 @@ class MilvusChunks(Sequence["ChunkRecord"]):
             return self.fetch(range(len(self))[row])
         return self.fetch([row])[0]
 
-    def __iter__(self) -> Iterator["ChunkRecord"]:
+    def __iter__(self) -> Iterator[ChunkRecord]:
         """Every record in row order, FETCH_BATCH at a time (never all of them at once)."""
         for start in range(0, len(self), FETCH_BATCH):
             yield from self.fetch(range(start, min(start + FETCH_BATCH, len(self))))
 
-    def fetch(self, rows: Iterable[int]) -> list["ChunkRecord"]:
+    def fetch(self, rows: Iterable[int]) -> list[ChunkRecord]:
         """The records of `rows`, those not cached fetched from Milvus in one batched query."""
         rows = [int(r) for r in rows]
         for r in rows:
@@ -83,7 +70,7 @@ class MilvusChunks(Sequence["ChunkRecord"]):
         missing = [r for r, k in zip(rows, keys) if k not in found]
         if missing:
             fetched = dict(zip((self.store.key(r) for r in missing),
-                               (record_from_json(raw) for raw in self.store.fetch(missing, "record"))))
+                               (ChunkRecord.from_json(raw) for raw in self.store.fetch(missing, "record"))))
             found.update(fetched)
             with self._lock:
                 self._cache.update(fetched)
@@ -101,8 +88,8 @@ class MilvusChunks(Sequence["ChunkRecord"]):
             return []
         return np.flatnonzero(np.isin(np.frombuffer(self._doc_rows, dtype=np.int32), numbers)).tolist()
 
-    def replace(self, gone: set[str], records: Sequence["ChunkRecord"], texts: Sequence[str],
-                vectors: np.ndarray, terms: "TermStatistics") -> None:
+    def replace(self, gone: set[str], records: Sequence[ChunkRecord], texts: Sequence[str],
+                vectors: np.ndarray, terms: TermStatistics) -> None:
         """Drop the rows of the `gone` documents, append `records` (embedded `texts`, `vectors`)
         and count both in `terms`. The store writes entities now and deletes old ones only after
         the next version is live."""
@@ -114,7 +101,7 @@ class MilvusChunks(Sequence["ChunkRecord"]):
         self._doc_rows = array("i", np.frombuffer(self._doc_rows, dtype=np.int32)[keep].tobytes()) \
             if rows else self._doc_rows
         added = self.store.add_chunks(vectors, [r.chunk_id for r in records], texts,
-                                      [record_json(r) for r in records]) if records else []
+                                      [r.to_json() for r in records]) if records else []
         for record in records:
             if record.doc_id not in self._doc_number:
                 self._doc_number[record.doc_id] = len(self._doc_ids)
@@ -131,7 +118,7 @@ class MilvusChunks(Sequence["ChunkRecord"]):
                                               encoding="utf-8")
 
     @classmethod
-    def load(cls, store: "MilvusStore", version: Path) -> "MilvusChunks":
+    def load(cls, store: MilvusStore, version: Path) -> "MilvusChunks":
         doc_ids = json.loads((version / DOC_IDS_FILE).read_text(encoding="utf-8"))
         doc_rows = np.load(version / DOC_ROWS_FILE).astype(np.int32)
         if len(doc_rows) and (doc_rows.min() < 0 or doc_rows.max() >= len(doc_ids)):
@@ -139,19 +126,15 @@ class MilvusChunks(Sequence["ChunkRecord"]):
         return cls(store, doc_ids, doc_rows.tolist())
 
 
-def load_milvus_parts(index: "Index", version: Path, manifest: dict, store_uri: str | None) -> "Index":
-    """Fill a Milvus-backed `index` being loaded: keys (checked against the collection), row ->
-    document map and term table from the version folder; chunk records stay in the collection."""
-    from .errors import IndexCorruptError
-    from .milvus import MilvusStore
-    from .storage import REBUILD_HINT
-    from .term_stats import DIRECTORY, TermStatistics
-
+def load_milvus_parts(version: Path, manifest: dict, store_uri: str | None
+                      ) -> tuple[MilvusStore, MilvusChunks, TermStatistics]:
+    """The parts of a Milvus-backed index being loaded: its store (keys checked against the
+    collection), row -> document map and term table from the version folder; chunk records stay
+    in the collection."""
     rows = int(manifest.get("chunks", -1))
-    index.store = MilvusStore.load(version, manifest, rows, uri=store_uri)
-    index.chunks = MilvusChunks.load(index.store, version)
-    if len(index.chunks) != rows:
-        raise IndexCorruptError(f"{version}: the document map holds {len(index.chunks)} rows for {rows} chunks; "
+    store = MilvusStore.load(version, manifest, rows, uri=store_uri)
+    chunks = MilvusChunks.load(store, version)
+    if len(chunks) != rows:
+        raise IndexCorruptError(f"{version}: the document map holds {len(chunks)} rows for {rows} chunks; "
                                 f"{REBUILD_HINT}")
-    index._keyword = TermStatistics.load(version / DIRECTORY, rows)
-    return index
+    return store, chunks, TermStatistics.load(version / DIRECTORY, rows)

@@ -2,11 +2,18 @@
 
 `VectorStore` is what the `Index` needs from one; `FaissStore` keeps them in a FAISS index inside
 the index's version directory. Rows are dense and ordered: row i is chunk i of the index.
+
+A store declares what more it can do in `capabilities` (`StoreCapabilities`), and the `Index`
+asks that, never the store's type: a store with `chunk_records` keeps the chunk records itself
+(`RecordStore`), one with `hybrid_search` runs BM25 and fused search itself (`HybridStore`), one
+with `consistency_check` lives outside the version folder, is checked against the manifest on
+load and deletes what a new version dropped only once it is live (`ExternalStore`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
 import numpy as np
@@ -15,10 +22,21 @@ from .errors import IndexCorruptError
 from .storage import REBUILD_HINT
 
 
+@dataclass(frozen=True)
+class StoreCapabilities:
+    """What a store can do beyond `VectorStore` (see the module docstring)."""
+
+    backend: str  # the manifest's store_backend: "faiss" or "milvus"
+    chunk_records: bool = False  # keeps the chunk records and their keyword tokens: `RecordStore`
+    hybrid_search: bool = False  # BM25 and dense + BM25 fusion inside the store: `HybridStore`
+    consistency_check: bool = False  # outside the version folder, checked on load: `ExternalStore`
+
+
 class VectorStore(Protocol):
     """Vectors by row; L2-normalised vectors make the inner product a cosine."""
 
     dimension: int
+    capabilities: StoreCapabilities
 
     def __len__(self) -> int: ...
 
@@ -39,6 +57,38 @@ class VectorStore(Protocol):
 
     def save(self, directory: Path) -> None:
         """Write the store's files into a version directory being staged."""
+
+
+class RecordStore(VectorStore, Protocol):
+    """A store that keeps each row's chunk record and BM25 tokens beside its vector."""
+
+    def add_chunks(self, vectors: np.ndarray, chunk_ids: Sequence[str], texts: Sequence[str],
+                   records: Sequence[str] | None = None) -> list[list[str]]:
+        """Append rows (vector, tokens of `texts`, record JSON); returns each row's BM25 tokens."""
+
+    def fetch(self, rows: Sequence[int], field: str) -> list:
+        """One stored field (``record``, ``text``, ``vec``) of each of `rows`, in their order."""
+
+    def key(self, row: int) -> int:
+        """The store's own key of a row (stable while the row's chunk is unchanged)."""
+
+
+class HybridStore(VectorStore, Protocol):
+    """A store that searches BM25 tokens and fuses dense + BM25 search itself."""
+
+    def keyword_search(self, terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the best `k` rows for BM25 `terms`."""
+
+    def hybrid_search(self, vector: np.ndarray, terms: Sequence[str], k: int, *, ranker: str = "rrf",
+                      rrf_k: int = 60, dense_weight: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of dense + BM25 search fused by the store's `ranker`."""
+
+
+class ExternalStore(VectorStore, Protocol):
+    """A store outside the version folder: what a new version dropped is deleted once it is live."""
+
+    def committed(self) -> None:
+        """Called after the new version is live."""
 
 
 # --- FAISS ------------------------------------------------------------------------------------
@@ -137,6 +187,8 @@ class FaissStore:
     many documents costs one build. A flat store keeps its float vectors; an IVF-SQ8 store keeps
     only the 8-bit codes and decodes rows on demand.
     """
+
+    capabilities = StoreCapabilities("faiss")
 
     def __init__(self, dimension: int, flat_max: int = FLAT_MAX_CHUNKS) -> None:
         self.dimension = dimension
