@@ -15,55 +15,25 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from embeddings.errors import QabotError  # noqa: E402
-
 from .answering.answer import Answer  # noqa: E402
+from .cli_common import Failure, IndexOption, err, use_config_file  # noqa: E402
+from .cli_common import run as _run  # noqa: E402
+from .cli_common import settings_for as _settings  # noqa: E402
+from .cli_common import shown as _shown  # noqa: E402
 from .cli_docs import docs_app, ingest_progress  # noqa: E402
 from .cli_render import StreamedText, out, render_answer  # noqa: E402
-from .settings import RETRIEVAL_MODES, Settings, SettingsError, load_settings  # noqa: E402
+from .settings import RETRIEVAL_MODES, Settings  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="qabot: answers questions about your articles, with quoted sources.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 log = logging.getLogger("qabot")
 
 app.add_typer(docs_app, name="docs")
-IndexOption = typer.Option(None, "--index", help="Index directory (default: $QABOT_INDEX or config).")
-# The --config file given before the command (`qabot --config FILE ask ...`), for every command.
-_config_file: Optional[Path] = None
-
-
-class Failure(Exception):
-    """A one-line error with its exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _settings(index: Optional[Path] = None) -> Settings:
-    """Code defaults, then --config / $QABOT_CONFIG (or the checkout's file), then $QABOT_*, then --index."""
-    settings = load_settings(_config_file)
-    if index is not None:
-        settings = settings.replace("paths", index=index)
-    return settings
-
-
-def _shown(path: Path | str) -> str:
-    """A path as the user would type it: relative to the current directory when it lies inside it
-    (paths from the checkout's config file are absolute), else as it is."""
-    if "://" in str(path):  # a URL is no path
-        return str(path)
-    p = Path(path)
-    if p.is_absolute() and p.is_relative_to(Path.cwd()):
-        return str(p.relative_to(Path.cwd()))
-    return str(path)  # as given: a relative path, or a URL (which Path would mangle)
 
 
 def _setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
@@ -73,21 +43,6 @@ def _setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _run(fn, *args, **kwargs):
-    """Call a command body, turning expected failures into one line and an exit code."""
-    try:
-        return fn(*args, **kwargs)
-    except (QabotError, SettingsError) as exc:
-        err.print(f"[red]Error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1)
-    except Failure as exc:
-        err.print(f"[red]Error:[/red] {escape(str(exc))}")
-        raise typer.Exit(exc.code)
-    except KeyboardInterrupt:
-        err.print("Interrupted.")
-        raise typer.Exit(130)
-
-
 @app.callback()
 def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debugging detail."),
@@ -95,9 +50,8 @@ def main(
         None, "--config", envvar="QABOT_CONFIG",
         help="Settings file (TOML, like config/default.toml); relative paths in it resolve from its folder."),
 ) -> None:
-    global _config_file
     _setup_logging(verbose)
-    _config_file = config
+    use_config_file(config)
 
 
 # --- ingest -------------------------------------------------------------------------------

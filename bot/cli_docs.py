@@ -2,7 +2,7 @@
 of `qabot ingest` (loading inputs, then embedding documents).
 
 Kept apart from cli.py so that file stays a thin list of commands; the helpers for one-line errors
-and settings come from there.
+and settings come from cli_common.py, shared by both.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from .cli_common import IndexOption, err, run, settings_for, shown
+from .cli_render import out
+
 docs_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                        help="List, show and remove indexed documents.")
-IndexOption = typer.Option(None, "--index", help="Index directory (default: $QABOT_INDEX or config).")
 # `docs show` prints this many passages of the document.
 SHOW_CHUNKS = 3
 SHOW_CHARS = 300  # of each passage
@@ -53,9 +55,7 @@ def document_json(info) -> dict:
 def _documents(index: Optional[Path]):
     from embeddings.index import Index
 
-    from .cli import _settings
-
-    index_dir = _settings(index).paths.index
+    index_dir = settings_for(index).paths.index
     return index_dir, Index.stored_documents(index_dir)
 
 
@@ -63,14 +63,10 @@ def _documents(index: Optional[Path]):
 def list_command(index: Optional[Path] = IndexOption,
                  as_json: bool = typer.Option(False, "--json", help="Print one JSON array.")) -> None:
     """List the indexed documents: ID, title, source, when added, chunks and size."""
-    from .cli import _run
-
-    _run(_list, index, as_json)
+    run(_list, index, as_json)
 
 
 def _list(index: Optional[Path], as_json: bool) -> None:
-    from .cli import _shown, out
-
     index_dir, documents = _documents(index)
     infos = sorted(documents.values(), key=lambda d: (d.added or "", d.title))
     if as_json:
@@ -89,10 +85,10 @@ def _list(index: Optional[Path], as_json: bool) -> None:
     table.add_column("Size", justify="right", no_wrap=True)
     for d in infos:
         table.add_row(escape(d.short_id), escape(_cut(d.title, title_width)),
-                      escape(_cut(_shown(d.source), source_width, left=True)),
+                      escape(_cut(shown(d.source), source_width, left=True)),
                       (d.added or "")[:10], str(d.chunks), _size(d.size))
     out.print(table, soft_wrap=False)
-    out.print(f"{len(infos)} document{'s' if len(infos) != 1 else ''} in {_shown(index_dir)}.")
+    out.print(f"{len(infos)} document{'s' if len(infos) != 1 else ''} in {shown(index_dir)}.")
 
 
 @docs_app.command("show")
@@ -100,18 +96,14 @@ def show_command(ref: str = typer.Argument(..., metavar="ID|SOURCE", help="An ID
                  index: Optional[Path] = IndexOption,
                  as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Show one document: where it came from and its first passages."""
-    from .cli import _run
-
-    _run(_show, ref, index, as_json)
+    run(_show, ref, index, as_json)
 
 
 def _show(ref: str, index: Optional[Path], as_json: bool) -> None:
     from embeddings.catalog import resolve
     from embeddings.index import Index
 
-    from .cli import _settings, _shown, out
-
-    index_dir = _settings(index).paths.index
+    index_dir = settings_for(index).paths.index
     loaded = Index.load(index_dir)
     info = resolve(loaded.documents, ref)
     chunks = loaded.chunks_of(info.doc_id)
@@ -120,7 +112,7 @@ def _show(ref: str, index: Optional[Path], as_json: bool) -> None:
             {"chunk_id": c.chunk_id, "page": info.page_at(c.start), "text": c.text} for c in chunks]},
             ensure_ascii=False))
         return
-    rows = [("ID", info.short_id), ("Title", info.title), ("Source", _shown(info.source)),
+    rows = [("ID", info.short_id), ("Title", info.title), ("Source", shown(info.source)),
             ("URL", info.url or "-"), ("Added", info.added or "-"), ("Chunks", str(info.chunks)),
             ("Size", _size(info.size)), ("Pages", str(info.pages[-1][1]) if info.pages else "-"),
             ("SHA-256", info.sha256)]
@@ -140,18 +132,14 @@ def remove_command(refs: List[str] = typer.Argument(..., metavar="ID|SOURCE...",
                    index: Optional[Path] = IndexOption,
                    as_json: bool = typer.Option(False, "--json", help="Print the removed documents as JSON.")) -> None:
     """Remove documents from the index (one atomic write; all named documents or none)."""
-    from .cli import _run
-
-    _run(_remove, refs, index, as_json)
+    run(_remove, refs, index, as_json)
 
 
 def _remove(refs: list[str], index: Optional[Path], as_json: bool) -> None:
     from embeddings.catalog import resolve
     from embeddings.ingest import remove_documents
 
-    from .cli import _settings, _shown, out
-
-    settings = _settings(index)
+    settings = settings_for(index)
     index_dir, documents = _documents(index)
     targets = [resolve(documents, ref).doc_id for ref in refs]  # every ref must match, or none goes
     removed = remove_documents(index_dir, targets, settings.ingest.lock_timeout_s)
@@ -161,7 +149,7 @@ def _remove(refs: list[str], index: Optional[Path], as_json: bool) -> None:
         return
     for info in removed:
         out.print(f"[red]removed[/red] {escape(info.short_id)} {escape(info.title)} ({info.chunks} chunks)")
-    out.print(f"Index {_shown(index_dir)}: {len(documents) - len(removed)} documents left.")
+    out.print(f"Index {shown(index_dir)}: {len(documents) - len(removed)} documents left.")
 
 
 # --- ingest progress ------------------------------------------------------------------------
@@ -171,8 +159,6 @@ def ingest_progress(show: bool) -> Iterator[tuple[Callable[[float, int, str], No
     """(on_load, on_embed) callbacks that drive two progress bars on stderr, shown only when
     `show` (a terminal, not --json): one for fetching/reading inputs, one for embedding."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .cli import err
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("[dim]{task.fields[item]}"), console=err,

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Mapping, get_type_hints
 
+from embeddings.errors import QabotError
+
 #: The folder holding ``bot/``: a source checkout's root, or ``site-packages`` when installed.
 _CODE_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "QABOT_"
@@ -55,7 +57,7 @@ ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 MODEL_MAX_POSITIONS = 512
 
 
-class SettingsError(ValueError):
+class SettingsError(QabotError, ValueError):
     """A setting is unknown, of the wrong type or out of range; or the config file is unreadable."""
 
 

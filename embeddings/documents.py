@@ -1,24 +1,25 @@
 """Load documents (.txt, .md, .html/.htm, .pdf, .docx, or folders of them) and clean them into
 plain paragraphs. PDF and Word files are read by embeddings/sources/; URLs are fetched there too.
-
-A cleaned document is paragraphs of single-spaced text separated by one blank line, with navigation
-boilerplate ("Go to home page", "Back to top") removed and curly quotes made straight, so that
-sentence offsets computed later point into exactly the text that is quoted back to users.
+What a cleaned document is, and the cleaning itself, are in text.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
-import unicodedata
+from dataclasses import replace
 from html.parser import HTMLParser
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .errors import DocumentError
+from .text import Document, clean_paragraphs, is_boilerplate, normalize_text, short_id
+
+# Document and the cleaning helpers live in text.py; callers import them from here too.
+__all__ = ["SUFFIXES", "SUPPORTED", "TEXT_SUFFIXES", "Document", "clean_paragraphs", "decode_bytes",
+           "find_documents", "is_boilerplate", "load_document", "normalize_text", "parse_bytes",
+           "parse_document", "short_id"]
 
 log = logging.getLogger(__name__)
 
@@ -27,102 +28,6 @@ TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown"
 # Every file type `load_document` reads: the text kinds, and binary ones read by embeddings/sources/.
 SUFFIXES = {**TEXT_SUFFIXES, ".pdf": "pdf", ".docx": "docx"}
 SUPPORTED = ".txt, .md, .html, .pdf or .docx"
-
-
-@dataclass(frozen=True)
-class Document:
-    """A cleaned document. `doc_id` is stable across re-ingests of the same source."""
-
-    doc_id: str
-    title: str
-    text: str  # cleaned: paragraphs separated by "\n\n"
-    source: str
-    url: str | None = None
-    # Where each page starts in `text`: (offset, page number), ascending; empty when the source
-    # has no pages. A PDF's citations say "p. 4" from this.
-    pages: tuple[tuple[int, int], ...] = ()
-    size: int = 0  # bytes of the source as read (file or HTTP body), for `qabot docs list`
-    # HTTP validators of a fetched URL, sent back on the next ingest so an unchanged page costs a 304.
-    etag: str | None = None
-    last_modified: str | None = None
-
-    @property
-    def short_id(self) -> str:
-        return short_id(self.doc_id)
-
-    @property
-    def sha256(self) -> str:
-        """Content hash: an unchanged title and text means an unchanged document."""
-        digest = hashlib.sha256()
-        digest.update(self.title.encode("utf-8"))
-        digest.update(b"\0")
-        digest.update(self.text.encode("utf-8"))
-        return digest.hexdigest()
-
-
-def short_id(doc_id: str) -> str:
-    """A readable id for citations: the file name plus a few hex digits of the full id."""
-    name = Path(doc_id).name or doc_id
-    return f"{name[:60]}~{hashlib.sha1(doc_id.encode('utf-8')).hexdigest()[:6]}"
-
-
-# --- cleaning -------------------------------------------------------------------------------
-
-_QUOTES = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-    "\u00ab": '"', "\u00bb": '"',
-    "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u200b": "", "\ufeff": "",
-})
-
-# Phrases that make up site navigation. A short line made only of these (and punctuation) is
-# boilerplate; a sentence that merely mentions "home page" is kept.
-_NAV_PHRASES = [
-    r"go to (?:the )?home ?page", r"back to (?:the )?top", r"skip to (?:main )?content",
-    r"skip navigation", r"return to top", r"home ?page", r"home", r"menu", r"main menu",
-    r"navigation", r"search", r"share(?: this)?(?: article| story| page)?", r"print(?: this)?(?: page| article)?",
-    r"email", r"tweet", r"facebook", r"twitter", r"linkedin", r"subscribe(?: now)?", r"sign in",
-    r"sign up", r"log ?in", r"log ?out", r"register", r"next(?: article| page| story)?",
-    r"previous(?: article| page| story)?", r"read more", r"related articles?", r"advertisement",
-    r"cookies?(?: policy| settings)?", r"accept(?: all)?(?: cookies)?", r"privacy policy",
-    r"terms of (?:use|service)", r"contact us", r"about us", r"clear", r"close", r"top",
-]
-_NAV_LINE = re.compile(
-    r"^(?:[\s|\u2022\u00b7>\-–—/]*(?:" + "|".join(_NAV_PHRASES) + r")[\s|\u2022\u00b7>\-–—/.:]*)+$",
-    re.IGNORECASE,
-)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def is_boilerplate(line: str) -> bool:
-    """True for a navigation line such as "Back to top    Go to home page clear"."""
-    stripped = line.strip()
-    return bool(stripped) and len(stripped) <= 120 and bool(_NAV_LINE.match(stripped))
-
-
-def normalize_text(text: str) -> str:
-    """Unicode NFC, straight quotes, no control characters, one space between words."""
-    text = unicodedata.normalize("NFC", text).translate(_QUOTES)
-    text = _CONTROL.sub(" ", text)
-    return re.sub(r"[ \t\r\f\v]+", " ", text).strip()
-
-
-def clean_paragraphs(lines: Iterable[str]) -> list[str]:
-    """Group lines into paragraphs (a blank line ends one), dropping navigation lines."""
-    paragraphs: list[str] = []
-    current: list[str] = []
-    for raw in lines:
-        line = normalize_text(raw)
-        if not line or is_boilerplate(line):
-            if current:
-                paragraphs.append(" ".join(current))
-                current = []
-            continue
-        current.append(line)
-    if current:
-        paragraphs.append(" ".join(current))
-    return paragraphs
-
 
 _MD_RULES = [
     (re.compile(r"^```.*$|^~~~.*$", re.MULTILINE), ""),  # code fences (their content stays)

@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from embeddings.errors import QabotError
+
 from ..settings import LlmSettings
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 NO_KEY = "unset"
 
 
-class LlmUnavailable(Exception):
+class LlmUnavailable(QabotError):
     """The LLM gave no usable reply; the message says why in a few words (no secrets)."""
 
 

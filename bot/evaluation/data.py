@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from embeddings.documents import Document, normalize_text
+from embeddings.errors import QabotError
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class EvalQuestion:
     title: str | None = None
 
 
-class EvalDataError(ValueError):
+class EvalDataError(QabotError, ValueError):
     """The contexts or questions file is missing or malformed."""
 
 

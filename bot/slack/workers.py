@@ -11,12 +11,14 @@ from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, TypeVar
 
+from embeddings.errors import QabotError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class AnswerTimeout(Exception):
+class AnswerTimeout(QabotError):
     """An answer took longer than ``settings.slack.answer_timeout_s`` and was abandoned."""
 
 

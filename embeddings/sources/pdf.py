@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Callable
 
-from ..documents import Document, clean_paragraphs, normalize_text
+from ..text import Document, clean_paragraphs, normalize_text
 from ..errors import DocumentError
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import logging
 import zipfile
 from pathlib import Path
 
-from ..documents import Document, clean_paragraphs, normalize_text
+from ..text import Document, clean_paragraphs, normalize_text
 from ..errors import DocumentError
 
 log = logging.getLogger(__name__)
