@@ -60,7 +60,8 @@ def main(
 def ingest(
     paths: Optional[List[str]] = typer.Argument(
         None, help="Files (.txt, .md, .html, .pdf, .docx), folders of them, http(s):// URLs or sitemap URLs "
-                   "(default: paths.sample, the bundled articles)."),
+                   "(default: paths.sample, the bundled articles). URLs may be intranet, private or loopback "
+                   "addresses here (Slack's `/ask add` refuses those unless [ingest] allow_private_urls)."),
     from_list: Optional[List[Path]] = typer.Option(
         None, "--from-list", help="A file naming one URL or path a line (# comments); its dead links are refused one by one."),
     index: Optional[Path] = IndexOption,

@@ -31,8 +31,10 @@ def site():
         yield site
 
 
-def _bot(make_bot, slack_settings, index_copy, admins):
-    settings = slack_settings.replace("paths", index=index_copy).replace("slack", admin_users=admins)
+def _bot(make_bot, slack_settings, index_copy, admins, allow_private_urls=True):
+    # The pages are served on 127.0.0.1: allowed here, refused by default (test_fetch_guards.py).
+    settings = (slack_settings.replace("paths", index=index_copy).replace("slack", admin_users=admins)
+                .replace("ingest", allow_private_urls=allow_private_urls))
     live = LiveAnswerer(settings, poll_s=0.2).start()
     return make_bot(live, settings=settings), live
 
@@ -91,24 +93,40 @@ def test_a_url_of_an_unsupported_type_is_refused_in_one_line(make_bot, standin, 
 
 # --- a file shared with the bot in a DM ----------------------------------------------------------
 
-def _file_event(site, name: str, path: str, size: int):
+def file_event(url: str, name: str, size: int):
+    """A DM file share whose file Slack serves at `url`."""
     from .slack_requests import message_event
 
-    shared = {"id": f"F{abs(hash(name)) % 10**8}", "name": name, "size": size,
-              "url_private_download": site.url(path)}
+    shared = {"id": f"F{abs(hash(name)) % 10**8}", "name": name, "size": size, "url_private_download": url}
     return message_event("", channel="D0DM", channel_type="im", subtype="file_share", files=[shared])
 
 
+class FileSite:
+    """Shared files served by the stand-in, as Slack serves them (to the bot token only)."""
+
+    def __init__(self, standin, memo: bytes) -> None:
+        self.standin = standin
+        self.memo_size = len(memo)
+        self.urls = {"/files/memo.docx": standin.add_file("memo.docx", memo),
+                     "/files/sheet.xlsx": standin.add_file("sheet.xlsx", b"PK\x03\x04")}
+
+    def url(self, path: str) -> str:
+        return self.urls[path]
+
+    def requests_to(self, path: str) -> list:
+        target = self.urls[path].split("/", 3)[3]
+        return [c for c in self.standin.all_calls() if c.path == "/" + target]
+
+
+def _file_event(site, name: str, path: str, size: int):
+    return file_event(site.url(path), name, size)
+
+
 @pytest.fixture
-def file_site(tmp_path):
+def file_site(tmp_path, standin):
     from .test_sources import make_docx
 
-    memo = make_docx(tmp_path / "memo.docx").read_bytes()
-    with Site() as site:
-        site.routes.update({"/files/memo.docx": Page(memo, content_type="application/octet-stream"),
-                            "/files/sheet.xlsx": Page(b"PK\x03\x04", content_type="application/octet-stream")})
-        site.memo_size = len(memo)
-        yield site
+    return FileSite(standin, make_docx(tmp_path / "memo.docx").read_bytes())
 
 
 def _dm_reply(standin) -> str:
@@ -122,7 +140,7 @@ def test_an_admin_shares_a_docx_in_a_dm_and_it_is_indexed(make_bot, standin, sla
         reply = _dm_reply(standin)
         assert "Added “Harbour Memo”" in reply and "chunks" in reply, reply
         # Downloaded with the bot token, as Slack's url_private requires.
-        assert file_site.requests_to("/files/memo.docx")[-1]["Authorization"].startswith("Bearer ")
+        assert file_site.requests_to("/files/memo.docx")[-1].token == standin.bot_token
         assert "Harbour Memo" in {d.title for d in Index.stored_documents(index_copy).values()}
     finally:
         live.stop()

@@ -6,6 +6,11 @@ content type checked, one writer at a time, all or nothing) into the index the b
 the running bot takes the new version into use by itself (bot/answering/live.py). The reply says
 what was added (title, chunks) or, in one line, why not. Everyone else gets a polite refusal and
 nothing is fetched.
+
+What the bot may reach from here: a `/ask add` URL only at public addresses, checked on every
+connection, redirects included, unless ``[ingest] allow_private_urls`` (embeddings/sources/web.py);
+a shared file only from Slack's file hosts over https (`slack_file_url`), since the request
+carries the bot token.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Callable
+from urllib.parse import urljoin, urlsplit
 
 from .blocks import Message
 
@@ -21,6 +27,10 @@ log = logging.getLogger(__name__)
 # `/ask add https://...`; Slack may send the link escaped as <https://...> or <https://...|label>.
 ADD_COMMAND = re.compile(r"^\s*add\s+<?(https?://[^\s|>]+)(?:\|[^>]*)?>?\s*$", re.IGNORECASE)
 NOT_ADMIN_FILE = "Thanks for the file. Only the bot's admins can add documents, so I have not indexed it."
+# Where Slack serves files (`url_private`, `url_private_download`): the bot token goes nowhere else.
+SLACK_FILE_HOSTS = ("files.slack.com", "files.slack-gov.com")
+# Redirects followed on a file download, each checked as the first URL.
+MAX_FILE_REDIRECTS = 3
 NOT_ADMIN = ("Sorry, only the bot's admins can add documents. Ask one of them, or an operator "
              "with `qabot ingest URL`.")
 
@@ -39,9 +49,12 @@ def add_url(settings, user_id: str | None, url: str, post: Callable[[Message], N
         return
     from embeddings.errors import QabotError
     from embeddings.ingest import IngestOptions, ingest
+    from embeddings.sources.web import FetchLimits
 
+    options = IngestOptions.from_settings(settings)
+    limits = FetchLimits(max_bytes=options.max_bytes, allow_private=settings.ingest.allow_private_urls)
     try:
-        result = ingest([url], settings.paths.index, IngestOptions.from_settings(settings))
+        result = ingest([url], settings.paths.index, options, fetch_limits=limits)
     except QabotError as exc:
         log.info("/ask add %s by %s refused: %s", url, user_id, exc)
         post(Message(f"Not added: {exc}"))
@@ -61,11 +74,12 @@ def add_url(settings, user_id: str | None, url: str, post: Callable[[Message], N
 
 
 def add_files(settings, user_id: str | None, files: list[dict], bot_token: str,
-              post: Callable[[Message], None]) -> None:
+              post: Callable[[Message], None], *, api_url: str | None = None) -> None:
     """Ingest the files of a DM for an admin, one reply line per file; refuse anyone else.
 
     A file is downloaded from its `url_private_download` with the bot token (scope `files:read`),
-    within the same size limit as any document, only if its type is one qabot reads."""
+    within the same size limit as any document, only if its type is one qabot reads, and only
+    from Slack's file hosts or `api_url`'s host (the configured Web API, a stand-in in tests)."""
     if not user_id or user_id not in settings.slack.admin_users:
         log.info("file share refused for %s: not in admin_users", user_id)
         post(Message(NOT_ADMIN_FILE))
@@ -89,7 +103,7 @@ def add_files(settings, user_id: str | None, files: list[dict], bot_token: str,
             lines.append(f"Not added: {name}: too large or not downloadable")
             continue
         try:
-            data = _download(url, bot_token, options.max_bytes)
+            data = _download(url, bot_token, options.max_bytes, api_url)
             document = parse_bytes(data, kind, f"slack:{name}", f"slack-file:{item.get('id') or name}")
             result = ingest_documents([document], settings.paths.index, options)
         except QabotError as exc:
@@ -115,12 +129,40 @@ def _http():
     return _HTTP
 
 
-def _download(url: str, bot_token: str, max_bytes: int) -> bytes:
-    """The file's bytes with the bot token; refused past `max_bytes` without reading it all."""
+def slack_file_url(url: str, api_url: str | None = None) -> bool:
+    """Whether the bot token may be sent to `url`: https on one of `SLACK_FILE_HOSTS`, or the
+    scheme, host and port of the configured Web API `api_url`."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.scheme == "https" and (parts.hostname or "").lower() in SLACK_FILE_HOSTS and port in (None, 443):
+        return True
+    if not api_url:
+        return False
+    api = urlsplit(api_url)
+    return (parts.scheme, parts.hostname, port) == (api.scheme, api.hostname, api.port)
+
+
+def _download(url: str, bot_token: str, max_bytes: int, api_url: str | None = None) -> bytes:
+    """The file's bytes with the bot token; refused past `max_bytes` without reading it all, and
+    refused (nothing sent) at any URL or redirect `slack_file_url` does not allow."""
     from embeddings.errors import DocumentError
 
-    response = _http().request("GET", url, headers={"Authorization": f"Bearer {bot_token}"},
-                              preload_content=False, redirect=True, timeout=30.0)
+    for _ in range(MAX_FILE_REDIRECTS + 1):
+        if not slack_file_url(url, api_url):
+            log.warning("refused to download a shared file from %s: not a Slack file host", urlsplit(url).hostname)
+            raise DocumentError("refused: the file is not on Slack's file servers (https://files.slack.com)")
+        response = _http().request("GET", url, headers={"Authorization": f"Bearer {bot_token}"},
+                                  preload_content=False, redirect=False, timeout=30.0)
+        if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+            response.release_conn()
+            url = urljoin(url, response.headers["Location"])
+            continue
+        break
+    else:
+        raise DocumentError(f"download failed (more than {MAX_FILE_REDIRECTS} redirects)")
     try:
         if response.status != 200:
             raise DocumentError(f"download failed (HTTP {response.status})")

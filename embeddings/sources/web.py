@@ -4,16 +4,24 @@ content type. And expand a sitemap into its page URLs.
 The client is urllib3 (already installed with trafilatura): it streams bodies, bounds redirects
 and separates connect from read timeouts. Every failure is a `DocumentError` with one line that
 names the URL and says what went wrong.
+
+A fetch for someone who is not the operator (`FetchLimits.allow_private` False: ``/ask add`` from
+Slack) may reach public addresses only. The check is made on the address each connection is
+actually opened to, after DNS resolution, so it holds for every redirect hop and against a name
+that resolves differently the second time; nothing is sent before it passes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
+import socket
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Callable
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from ..errors import DocumentError
@@ -53,6 +61,9 @@ class FetchLimits:
     read_timeout_s: float = READ_TIMEOUT_S
     total_timeout_s: float = TOTAL_TIMEOUT_S
     max_redirects: int = MAX_REDIRECTS
+    # False: refuse loopback, private, link-local (cloud metadata), multicast and reserved
+    # addresses ([ingest] allow_private_urls, for `/ask add`); the CLI keeps True.
+    allow_private: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,78 @@ def _pool():
 
         _POOL = urllib3.PoolManager(headers={"User-Agent": USER_AGENT})
     return _POOL
+
+
+class BlockedAddress(DocumentError):
+    """A connection to a non-public address, refused before anything was sent."""
+
+
+def blocked_address(address: str) -> str | None:
+    """Why `address` (an IP) is not public ("loopback", "private", "link-local" ...), or None."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "unparsable"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for kind in ("loopback", "link_local", "private", "multicast", "reserved", "unspecified"):
+        if getattr(ip, f"is_{kind}"):
+            return kind.replace("_", "-")
+    return None if ip.is_global else "non-global"
+
+
+_PUBLIC_POOL = None
+
+
+def _public_pool():
+    """A pool whose connections check the peer address once connected (see `blocked_address`)."""
+    global _PUBLIC_POOL
+    if _PUBLIC_POOL is None:
+        import urllib3
+        from urllib3.connection import HTTPConnection, HTTPSConnection
+        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+        def refuse(host: str, address: str) -> None:
+            kind = blocked_address(address)
+            if kind is not None:
+                raise BlockedAddress(f"refused: {host} is a {kind} address ({address}); set [ingest] "
+                                     "allow_private_urls = true to allow it")
+
+        def connect(conn: HTTPConnection, new_conn: Callable[[], socket.socket]) -> socket.socket:
+            # Every address the name resolves to first (no connection to a private one is even
+            # tried), then the one actually connected to (a name that resolves anew meanwhile).
+            try:
+                infos = socket.getaddrinfo(conn.host, conn.port, type=socket.SOCK_STREAM)
+            except OSError:
+                infos = []  # the connection below fails with urllib3's own error
+            for info in infos:
+                refuse(conn.host, str(info[4][0]))
+            sock = new_conn()
+            try:
+                refuse(conn.host, str(sock.getpeername()[0]))
+            except BlockedAddress:
+                sock.close()
+                raise
+            return sock
+
+        class PublicHTTPConnection(HTTPConnection):
+            def _new_conn(self) -> socket.socket:
+                return connect(self, super()._new_conn)
+
+        class PublicHTTPSConnection(HTTPSConnection):
+            def _new_conn(self) -> socket.socket:
+                return connect(self, super()._new_conn)
+
+        class PublicHTTPPool(HTTPConnectionPool):
+            ConnectionCls = PublicHTTPConnection
+
+        class PublicHTTPSPool(HTTPSConnectionPool):
+            ConnectionCls = PublicHTTPSConnection
+
+        pool = urllib3.PoolManager(headers={"User-Agent": USER_AGENT})
+        pool.pool_classes_by_scheme = {"http": PublicHTTPPool, "https": PublicHTTPSPool}
+        _PUBLIC_POOL = pool
+    return _PUBLIC_POOL
 
 
 def _kind(content_type: str, url: str) -> tuple[str | None, str | None]:
@@ -146,9 +229,13 @@ def fetch(url: str, limits: FetchLimits, *, etag: str | None = None,
                     redirect=limits.max_redirects, raise_on_redirect=True, raise_on_status=False)
     deadline = time.monotonic() + limits.total_timeout_s
     try:
-        response = _pool().request(
+        pool = _pool() if limits.allow_private else _public_pool()
+        response = pool.request(
             "GET", url, headers=headers, retries=retries, preload_content=False, decode_content=True,
             timeout=Timeout(connect=limits.connect_timeout_s, read=limits.read_timeout_s))
+    except BlockedAddress as exc:
+        log.warning("refused to fetch %s: %s", url, exc)
+        raise DocumentError(f"{url}: {exc}") from None
     except (e.HTTPError, ValueError, TimeoutError) as exc:
         raise DocumentError(f"{url}: {_error_reason(exc, limits)}") from None
     try:
