@@ -46,6 +46,8 @@ READERS = ("onnx", "off")
 # Where the Slack app's shared state lives (bot/slack/store.py, bot/slack/redis_state.py) and the
 # index's vectors and keywords (embeddings/vectors.py, embeddings/milvus.py): README, "Scale-out".
 STATE_BACKENDS = ("sqlite", "redis")
+# What the Slack app does with a message when the state store cannot record it (docs/state.md).
+ON_UNAVAILABLE = ("answer", "drop")
 STORE_BACKENDS = ("faiss", "milvus")
 MILVUS_INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8")
 MAX_PORT = 65535
@@ -142,6 +144,10 @@ class ChunkingSettings:
 class IngestSettings:
     max_document_mb: float = _setting(20.0, **POSITIVE)
     lock_timeout_s: float = _setting(30.0, **NON_NEGATIVE)
+    # `/ask add <url>` from Slack may fetch loopback, private, link-local and cloud-metadata
+    # addresses (off: refused after DNS resolution and on every redirect). `qabot ingest URL`
+    # always may: its operator can reach those anyway.
+    allow_private_urls: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,9 @@ class StateSettings:
     state_backend: str = _setting("sqlite", choices=STATE_BACKENDS)
     # redis://[:password@]host:port/db (rediss:// for TLS). Never logged with its password.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # When the state store cannot record a message: "answer" it anyway, guarded by its Slack
+    # thread (two replicas may race in that window), or "drop" it (logged). docs/state.md.
+    on_unavailable: str = _setting("answer", choices=ON_UNAVAILABLE)
 
 
 @dataclass(frozen=True)

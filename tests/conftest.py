@@ -31,7 +31,7 @@ from .slack_standin import standin  # noqa: E402,F401
 # The LLM stand-in (an OpenAI-compatible server on 127.0.0.1; milliseconds, so not integration).
 from .llm_standin import llm_standin  # noqa: E402,F401
 # A real redis-server on a free port, for the shared-state tests (`redis_server`, `redis_url`).
-from .redis_server import redis_server, redis_url  # noqa: E402,F401
+from .redis_server import own_redis, redis_server, redis_url  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "articles"

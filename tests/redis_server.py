@@ -29,11 +29,17 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server is not installed (make test installs it: apt-get install redis-server)")
+        self.binary, self.directory = binary, directory
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        """Start (again, after `stop`) on the same port: empty, as a Redis without persistence
+        comes back after a restart or a failover."""
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(directory), "--protected-mode", "yes"],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory), "--protected-mode", "yes"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._wait()
 
@@ -64,6 +70,15 @@ class RedisServer:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which the test may stop and start again."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis")
     yield server
     server.stop()
 

@@ -108,7 +108,9 @@ class SlackStandIn:
         self._cond = threading.Condition()
         self.socket_url: str | None = None
         self.unsupported: set[str] = set()  # methods answered with unknown_method
+        self._reactions: set[tuple[str, str, str]] = set()  # (channel, ts, name) the bot reacted with
         self.views: dict[str, dict] = {}  # user id -> the Home view last published for them
+        self._files: dict[str, bytes] = {}  # path -> a shared file's bytes (Slack's url_private)
         self._streams: dict[tuple[str, str], dict] = {}  # (channel, ts) -> a message still streaming
         standin = self
 
@@ -153,6 +155,13 @@ class SlackStandIn:
 
     def response_url(self, name: str | None = None) -> str:
         return f"{self.base_url}/response/{name or uuid.uuid4().hex[:12]}"
+
+    def add_file(self, name: str, data: bytes) -> str:
+        """Serve `data` as a shared file (to the bot token only, as Slack does); its url_private."""
+        path = f"/files-pri/{TEAM_ID}-F{len(self._files) + 1}/{name}"
+        with self._cond:
+            self._files[path] = data
+        return self.base_url + path
 
     def close(self) -> None:
         self._server.shutdown()
@@ -246,6 +255,18 @@ class SlackStandIn:
         else:
             method = parsed.path
         call = Call(method, params, raw, token, headers, parsed.path)
+        if parsed.path.startswith("/files-pri/"):
+            with self._cond:
+                data = self._files.get(parsed.path)
+            call.method = "file"
+            call.status = 200 if data is not None and token == self.bot_token else 404
+            self._record(call)
+            request.send_response(call.status)
+            request.send_header("Content-Type", "application/octet-stream")
+            request.send_header("Content-Length", str(len(data or b"")))
+            request.end_headers()
+            request.wfile.write(data if call.status == 200 and data else b"")
+            return
 
         with self._cond:
             failure = None
@@ -325,7 +346,24 @@ class SlackStandIn:
                         message["text"] = params.get("text", "")
                         message["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
             return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
-        if method in ("reactions.add", "reactions.remove", "assistant.threads.setStatus",
+        if method in ("reactions.add", "reactions.remove"):  # once per user and name, as in Slack
+            reaction = (params.get("channel"), params.get("timestamp"), params.get("name"))
+            with self._cond:
+                present = reaction in self._reactions
+                if method == "reactions.add" and present:
+                    return {"ok": False, "error": "already_reacted"}
+                if method == "reactions.remove" and not present:
+                    return {"ok": False, "error": "no_reaction"}
+                (self._reactions.add if method == "reactions.add" else self._reactions.discard)(reaction)
+            return {"ok": True}
+        if method == "conversations.history":  # the top level, newest first, after `oldest`
+            channel, oldest = params.get("channel"), float(params.get("oldest") or 0)
+            with self._cond:
+                top = [m for m in self._messages.get(channel, [])
+                       if float(m["ts"]) > oldest and m.get("thread_ts") in (None, m["ts"])]
+            top.sort(key=lambda m: float(m["ts"]), reverse=True)
+            return {"ok": True, "messages": top[:int(params.get("limit") or 100)], "has_more": False}
+        if method in ("assistant.threads.setStatus",
                       "assistant.threads.setSuggestedPrompts", "assistant.threads.setTitle"):
             return {"ok": True}
         return {"ok": False, "error": "unknown_method"}

@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
 from ..settings import Settings
-from . import home, listeners, middleware
+from . import guard, home, listeners, middleware
 from .blocks import FEEDBACK_ACTION_DOWN, FEEDBACK_ACTION_UP
 from .client import api_error, make_web_client
 from .errors import SlackConfigError
@@ -28,6 +28,8 @@ from .handover import Reaper, signed_headers
 from .logfilters import DROP_CLIENT_TOKEN_WARNING, RequestBodyRedactor, install_body_redactor
 from .question import AnswersQuestions
 from .state import SHUTDOWN_GRACE_S, BotState
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "qabot"  # also the name of bolt's app logger
 # Installed on the Slack libraries' loggers and the root handlers by every `create_bot`.
@@ -85,6 +87,8 @@ def create_bot(settings: Settings, answerer: AnswersQuestions, *, bot_token: str
         raise SlackConfigError(f"cannot reach the Slack API at {client.base_url} ({api_error(exc)})") from None
     install_body_redactor(BODY_REDACTOR)  # again: App() created more loggers
     register(app, state)
+    log.info("state store: %s (%s), on_unavailable = %s", state.health.describe(),
+             "reachable" if state.answered.ping() else "unreachable", settings.state.on_unavailable)
     if state.handover is not None:
         state.reaper = start_reaper(app, state, signing_secret)
     return SlackBot(app, state, verifies_requests=signing_secret is not None)
@@ -93,6 +97,7 @@ def create_bot(settings: Settings, answerer: AnswersQuestions, *, bot_token: str
 def register(app: App, state: BotState) -> None:
     """Middleware first (in this order), then one listener per entry point."""
     app.middleware(middleware.provide_state(state))
+    app.middleware(guard.note_delivery)
     app.middleware(middleware.ignore_duplicates)
     app.middleware(middleware.ignore_bots_and_other_channels)
     app.middleware(middleware.mark_external_users)

@@ -136,11 +136,15 @@ class Reaper:
         self._thread.join(5)
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.every_s):
             try:
                 self.reap()
-            except Exception as exc:  # a Redis hiccup must not kill the thread
-                log.warning("could not take over held events (%s)", type(exc).__name__)
+                failing = False
+            except Exception as exc:  # a Redis hiccup must not kill the thread; logged once an outage
+                log.log(logging.DEBUG if failing else logging.WARNING, "could not take over held events (%s)",
+                        type(exc).__name__)
+                failing = True
 
     def reap(self) -> int:
         taken = self.handover.take_expired()

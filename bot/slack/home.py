@@ -237,8 +237,17 @@ def _admin_blocks(tally: FeedbackTally) -> list[dict[str, Any]]:
     return blocks
 
 
+def _store_block(store: Mapping[str, Any]) -> dict[str, Any]:
+    """For admins: the state store (guard.StoreHealth.report) and what was done without it."""
+    status = "reachable" if store.get("reachable") else "*unreachable*"
+    return _context(f"State store: {escape_truncate(str(store.get('store')), QUESTION_CHARS)}, {status} · "
+                    f"answered without it: {store.get('answered_without_store', 0):,} · "
+                    f"dropped without it: {store.get('dropped_without_store', 0):,} "
+                    f"(on_unavailable = {store.get('on_unavailable')})")
+
+
 def render_home(documents: Sequence[KnownDocument], settings: Any, *, bot_user_id: str | None = None,
-                tally: FeedbackTally | None = None) -> dict[str, Any]:
+                tally: FeedbackTally | None = None, store: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The Home tab view: what the bot knows, how to ask, and `tally` when the viewer is an admin."""
     chunks = sum(d.chunks for d in documents)
     top = [_header("Answers from your documents"),
@@ -250,6 +259,8 @@ def render_home(documents: Sequence[KnownDocument], settings: Any, *, bot_user_i
     bottom = [{"type": "divider"}, *_how_to_ask(settings, bot_user_id)]
     if tally is not None:
         bottom += _admin_blocks(tally)
+    if store is not None:
+        bottom.append(_store_block(store))
     budget = HOME_MAX_BLOCKS - len(top) - len(bottom)
     return {"type": "home", "blocks": top + _document_blocks(documents, budget) + bottom}
 
@@ -269,7 +280,7 @@ def on_app_home_opened(event: Mapping, context: BoltContext, client: WebClient, 
         except OSError as exc:
             log.warning("could not read the feedback log %s for the Home tab: %s", qabot.feedback.path, exc)
     view = render_home(known_documents(qabot.answerer), qabot.settings, bot_user_id=context.bot_user_id,
-                       tally=tally)
+                       tally=tally, store=qabot.health.report() if qabot.is_admin(user) else None)
     try:
         client.views_publish(user_id=user, view=view)
     except Exception as exc:

@@ -32,12 +32,13 @@ from .blocks import (
     slack_to_plain,
 )
 from .client import api_error, post_to_response_url
+from .guard import claim_message
 from .intent import Kind, classify
 from .middleware import EXTERNAL_REFUSAL, HOLD_KEY, is_bot_event, kind_of, refuses_external
 from .question import SlackQuestion
 from .replies import answer_and_post
 from .state import BotState
-from .store import message_key, slack_ts
+from .store import message_key
 from .threads import ANSWERABLE_SUBTYPES, THREAD_REPLIES_LIMIT, ThreadContext, from_replies
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,14 @@ def add_shared_files(state: BotState, event: dict, context: BoltContext, client:
     channel, ts = event.get("channel"), event.get("ts")
     if not channel or not ts or is_bot_event(event, context.bot_user_id, context.bot_id):
         return
-    if not state.answered.claim(message_key(channel, ts), slack_ts(ts, 0.0)):
+    if not claim_message(state, client, context, channel, ts, event.get("thread_ts"), lock=False).answer:
         return
 
     def post(message) -> None:
         client.chat_postMessage(channel=channel, text=message.text)
 
-    add_files(state.settings, event.get("user"), list(event["files"]), client.token or "", post)
+    add_files(state.settings, event.get("user"), list(event["files"]), client.token or "", post,
+              api_url=client.base_url)
 
 
 def answer_user_message(state: BotState, event: dict, context: BoltContext, client: WebClient, *,
@@ -135,8 +137,8 @@ def answer_user_message(state: BotState, event: dict, context: BoltContext, clie
     else:
         thread = ThreadContext(False, ())  # a new thread under a top-level mention
 
-    if not state.answered.claim(message_key(channel, ts), slack_ts(ts, 0.0)):
-        log.debug("message %s/%s already answered (or being answered)", channel, ts)
+    granted = claim_message(state, client, context, channel, ts, reply_thread)
+    if not granted.answer:
         return
     text = slack_to_plain(text, bot_user_id)
     tentative = qa_kind is Kind.REQUEST  # answered only if an answer is found (see intent)
@@ -152,10 +154,12 @@ def answer_user_message(state: BotState, event: dict, context: BoltContext, clie
     if refuses_external(context):
         if not tentative:  # (a maybe-question in a Q&A channel gets no reply of any kind)
             post(Message(EXTERNAL_REFUSAL))  # a person of another organisation: no index content
+        if granted.reacted:
+            react(client, "remove", channel, ts)
         return
     sink = state.streamer.reply(client, post, channel=channel, thread_ts=reply_thread, recipient_user=event.get("user"),
                                 recipient_team=event.get("user_team") or event.get("team") or context.team_id)
-    reacted = not tentative and react(client, "add", channel, ts)
+    reacted = granted.reacted or (not tentative and react(client, "add", channel, ts))
     try:
         answered = answer_and_post(state, SlackQuestion(text, thread.history, post,
                                                         where=f"{channel}/{reply_thread or ts}"),
@@ -195,7 +199,7 @@ def answer_assistant_message(payload: dict, context: BoltContext, client: WebCli
     if not channel or not ts or payload.get("subtype") not in ANSWERABLE_SUBTYPES:
         return
     thread = thread_context(qabot, client, context, channel, thread_ts, ts)
-    if not qabot.answered.claim(message_key(channel, ts), slack_ts(ts, 0.0)):
+    if not claim_message(qabot, client, context, channel, ts, thread_ts, lock=False).answer:
         return
     if refuses_external(context):
         say(text=EXTERNAL_REFUSAL)

@@ -60,10 +60,11 @@ def ignore_duplicates(body: dict, qabot: BotState, next: Next) -> BoltResponse: 
     event_id = body.get("event_id")
     if not event_id or event.get("type") in MESSAGE_EVENT_TYPES:
         return next()
-    if not qabot.answered.claim(event_key(event_id), slack_ts(body.get("event_time"), time.time())):
+    claim = qabot.answered.try_claim(event_key(event_id), slack_ts(body.get("event_time"), time.time()))
+    if claim.won is False:
         log.info("ignoring a repeat of event %s (%s)", event_id, (body.get("event") or {}).get("type"))
         return BoltResponse(status=200, body="")
-    return next()
+    return next()  # (with the store unreachable: these events are harmless to handle twice)
 
 
 # The context key under which a held delivery keeps its hold id (see `hold_until_answered`).

@@ -8,8 +8,10 @@ delivery of an event:
   server): refuse a key at or before the *horizon*, else ``HSETNX`` decides the winner, exactly as
   the SQLite primary key does. The same script forgets claims past the TTL (a few per call, so the
   hash stays bounded without a cron) and moves the horizon, keeping the SQLite store's rule: a key
-  that may have been answered and forgotten is refused, never answered twice. Bot threads are plain
-  keys with a Redis TTL.
+  that may have been answered and forgotten is refused, never answered twice. The script also
+  records when this Redis's memory began (``born``, set if missing): a Redis restarted empty is
+  born again, and vouches for no older event (guard.py checks those against the thread). Bot
+  threads are plain keys with a Redis TTL.
 - `RedisConversationMemory`: the questions asked in each thread (a capped list a thread, with a
   TTL), so a follow-up that reaches the other replica keeps its context.
 - `RedisFeedbackLog`: answers waiting for a 👍/👎 (with a TTL) and the votes (a capped list), so a
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -32,7 +35,7 @@ from urllib.parse import urlsplit
 
 from ..answering.answer import Answer
 from .feedback import FeedbackLog, answer_record
-from .store import MAX_THREADS, THREAD_TTL_S, StoreUnavailable
+from .store import MAX_THREADS, THREAD_TTL_S, Claim, StoreUnavailable
 from .threads import DM_CONTEXT_S, MAX_HISTORY, ConversationMemory, ThreadContext
 
 log = logging.getLogger(__name__)
@@ -46,11 +49,16 @@ PRUNE_PER_CLAIM = 50
 FEEDBACK_ANSWER_TTL_S = 30 * 24 * 3600
 # Votes kept in Redis (the Home tab reads the last 500).
 MAX_VOTES = 100_000
+# Set while calls to Redis fail (see `RedisAnsweredStore._safe`).
+_FAILING = threading.Event()
 
 # KEYS: claims (zset key -> claimed_at), claim_ts (hash key -> Slack ts), horizon (string),
-#       claim_owner (hash key -> replica id)
+#       claim_owner (hash key -> replica id), born (string)
 # ARGV: key, ts, now, cutoff (now - ttl), max_rows, prune budget, replica id
+# Returns {result, born}: result 1 won, 0 a repeat, -1 at or before the horizon.
 _CLAIM = """
+redis.call('SET', KEYS[5], ARGV[3], 'NX')
+local born = redis.call('GET', KEYS[5])
 local function forget(keys)
   local newest = nil
   for _, k in ipairs(keys) do
@@ -70,13 +78,13 @@ local budget = tonumber(ARGV[6])
 forget(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, budget))
 local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
 if excess > 0 then forget(redis.call('ZRANGE', KEYS[1], 0, math.min(excess, budget) - 1)) end
-if ARGV[1] == '' then return 0 end
+if ARGV[1] == '' then return {0, born} end
 local h = tonumber(redis.call('GET', KEYS[3]))
-if h ~= nil and tonumber(ARGV[2]) <= h then return -1 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+if h ~= nil and tonumber(ARGV[2]) <= h then return {-1, born} end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0, born} end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[7])
-return 1
+return {1, born}
 """
 # Forget a claim only if `owner` made it (a replica taking over a dead one's event, handover.py).
 # KEYS: claims, claim_ts, claim_owner; ARGV: key, owner
@@ -123,7 +131,7 @@ class RedisAnsweredStore:
 
     def __init__(self, client, *, ttl_s: float, max_rows: int, thread_ttl_s: float = THREAD_TTL_S,
                  max_threads: int = MAX_THREADS, clock: Callable[[], float] = time.time,
-                 replica: str | None = None) -> None:
+                 replica: str | None = None, url: str = "") -> None:
         if ttl_s <= 0 or max_rows < 1:
             raise ValueError("ttl_s must be positive and max_rows at least 1")
         self.redis = client
@@ -135,25 +143,45 @@ class RedisAnsweredStore:
         self.replica = replica or uuid.uuid4().hex[:12]  # who made a claim (see `release`)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
-        self._keys = [PREFIX + "claims", PREFIX + "claim_ts", PREFIX + "horizon", PREFIX + "claim_owner"]
+        self._keys = [PREFIX + "claims", PREFIX + "claim_ts", PREFIX + "horizon", PREFIX + "claim_owner",
+                      PREFIX + "born"]
+        self.url = redact_url(url) if url else "redis"
+        # When this process last failed to reach Redis, and when it reached it again: claims made
+        # while it was away were not recorded, so it vouches for nothing before `_recovered`.
+        self._failed = False
+        self._recovered = float("-inf")
 
-    def _run(self, key: str, ts: float) -> int:
+    def _run(self, key: str, ts: float) -> tuple[int, float]:
         now = self._clock()
-        return int(self._claim(keys=self._keys, args=[key, repr(float(ts)), repr(now), repr(now - self.ttl_s),
-                                                      self.max_rows, PRUNE_PER_CLAIM, self.replica]))
+        result, born = self._claim(keys=self._keys, args=[key, repr(float(ts)), repr(now), repr(now - self.ttl_s),
+                                                          self.max_rows, PRUNE_PER_CLAIM, self.replica])
+        return int(result), float(born)
+
+    def describe(self) -> str:
+        return f"redis {self.url}"
+
+    def ping(self) -> bool:
+        return bool(self._safe(self.redis.ping, False))
 
     def claim(self, key: str, ts: float) -> bool:
+        return self.try_claim(key, ts).won is True
+
+    def try_claim(self, key: str, ts: float) -> Claim:
         import redis
 
         try:
-            won = self._run(key, ts)
+            won, born = self._run(key, ts)
         except redis.RedisError as exc:
-            # Fail closed, as the SQLite store does: unanswered beats answered twice.
-            log.error("could not record %s in the state Redis (%s): not answering it", key, type(exc).__name__)
-            return False
+            # Nothing recorded: the caller decides ([state] on_unavailable, guard.py).
+            log.error("could not record %s in the state Redis (%s)", key, type(exc).__name__)
+            self._failed = True
+            return Claim(None, float("inf"))
+        if self._failed:
+            self._failed = False
+            self._recovered = self._clock()
         if won < 0:
             log.info("not answering %s: older than what the state Redis remembers", key)
-        return won == 1
+        return Claim(won == 1 if won >= 0 else False, max(born, self._recovered))
 
     def release(self, key: str, owner: str) -> bool:
         """Forget `owner`'s claim on `key` so the message can be answered by another replica
@@ -197,13 +225,19 @@ class RedisAnsweredStore:
 
     @staticmethod
     def _safe(call: Callable[[], Any], default: Any) -> Any:
+        """`call()`, or `default` when Redis fails: logged as a warning once per outage (every
+        message touches Redis several times), at debug level after that."""
         import redis
 
         try:
-            return call()
+            result = call()
         except redis.RedisError as exc:
-            log.warning("the state Redis failed (%s)", type(exc).__name__)
+            first = not _FAILING.is_set()
+            _FAILING.set()
+            log.log(logging.WARNING if first else logging.DEBUG, "the state Redis failed (%s)", type(exc).__name__)
             return default
+        _FAILING.clear()
+        return result
 
 
 class RedisConversationMemory(ConversationMemory):

@@ -7,6 +7,7 @@ the bot runs.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -81,7 +82,10 @@ class _EventsHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path.partition("?")[0] == HEALTH_PATH:
-            self._reply(200, b"ok\n", "text/plain")
+            # Always 200 while serving: a state store outage is degraded mode, not a dead bot
+            # (a probe restarting every replica would not bring Redis back).
+            health = {"status": "ok", "state": self.server.bot.state.health.report()}  # type: ignore[attr-defined]
+            self._reply(200, (json.dumps(health) + "\n").encode(), "application/json")
         else:
             self._reply(404, b"not found\n", "text/plain")
 
@@ -107,6 +111,7 @@ class EventsServer(ThreadingHTTPServer):
         if not bot.verifies_requests:
             raise SlackConfigError("HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)")
         self.app = bot.app
+        self.bot = bot
         super().__init__((host, port), _EventsHandler)
 
     @property

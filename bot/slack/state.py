@@ -19,6 +19,8 @@ from .streaming import Streamer
 from .threads import ConversationMemory
 from .workers import WorkerPool
 
+from .guard import StoreHealth
+
 if TYPE_CHECKING:
     from .handover import HandOver, Reaper
 
@@ -49,6 +51,7 @@ class BotState:
     listeners: WorkerPool  # runs bolt listeners after the ack (bolt's listener_executor)
     prompts: list[dict[str, str]]  # the assistant panel's suggested prompts
     streamer: Streamer  # makes each reply's sink; remembers whether Slack can stream
+    health: StoreHealth  # the store in use, whether it is reachable, answers given or dropped without it
     # Redis state only: message events held until answered, and the thread that takes over a dead
     # replica's (handover.py); None with SQLite, whose replicas share one host.
     handover: "HandOver | None" = None
@@ -77,6 +80,7 @@ class BotState:
             listeners=WorkerPool(LISTENERS_PER_WORKER * cfg.workers + EXTRA_LISTENERS, "qabot-listener"),
             prompts=list(prompts) if prompts else suggested_prompts(document_titles(answerer)),
             streamer=Streamer(cfg.stream_after_s),
+            health=StoreHealth(answered, settings.state.on_unavailable, cfg.dedupe_max_entries),
             handover=handover,
         )
 
@@ -130,7 +134,8 @@ def shared_state(settings: Settings) -> tuple[AnsweredStore, ConversationMemory,
         from .redis_state import RedisAnsweredStore, RedisConversationMemory, RedisFeedbackLog, connect
 
         client = connect(settings.state.redis_url)
-        store = RedisAnsweredStore(client, ttl_s=cfg.dedupe_ttl_s, max_rows=cfg.dedupe_max_entries)
+        store = RedisAnsweredStore(client, ttl_s=cfg.dedupe_ttl_s, max_rows=cfg.dedupe_max_entries,
+                                   url=settings.state.redis_url)
         handover = HandOver(client, store.replica, lease_s=cfg.answer_timeout_s + LEASE_GRACE_S)
         return store, RedisConversationMemory(client, store), RedisFeedbackLog(client), handover
     sqlite = SqliteAnsweredStore(settings.paths.state_db, ttl_s=cfg.dedupe_ttl_s, max_rows=cfg.dedupe_max_entries)

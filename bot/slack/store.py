@@ -17,8 +17,13 @@ have been answered and forgotten); a late edit of an old message is therefore ne
 
 `SqliteAnsweredStore` is the default (``[paths] state_db``, in the data folder): one file shared by
 every process on the host, WAL mode, a busy timeout, and claims that are a plain INSERT inside an
-IMMEDIATE transaction, so the primary key decides the winner. A later issue adds a Redis backend
-behind the same protocol for replicas on several hosts.
+IMMEDIATE transaction, so the primary key decides the winner. `redis_state.RedisAnsweredStore`
+is the same protocol on Redis, for replicas on several hosts.
+
+A store can only vouch for what happened since it was *born* (`Claim.born`): a deleted SQLite
+file or a Redis restarted empty knows nothing of the answers before it, and a claim it grants for
+an older event is checked against the Slack thread first (guard.py). A claim that cannot be
+recorded at all says so (`Claim.won is None`) instead of posing as a repeat.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import logging
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
@@ -64,6 +70,16 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
 """
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a claim found: `won` True (first claim: answer), False (a repeat, or older than the
+    store remembers) or None (the store could not be reached: nothing was recorded); `born`, the
+    wall-clock time since which the store has seen every claim (it vouches for nothing older)."""
+
+    won: bool | None
+    born: float
+
+
 def message_key(channel: str, ts: str) -> str:
     """The key of one Slack message: its channel and timestamp (stable across edits and events)."""
     return f"message:{channel}:{ts}"
@@ -93,6 +109,19 @@ class AnsweredStore(Protocol):
 
     def claimed(self, key: str) -> bool:
         """Whether `key` was claimed (a cheap pre-check; `claim` alone decides)."""
+        ...
+
+    def try_claim(self, key: str, ts: float) -> Claim:
+        """`claim`, telling a repeat from a store that cannot be reached, and since when the store
+        remembers (see `Claim`)."""
+        ...
+
+    def describe(self) -> str:
+        """Which store this is and where (no password), for the health endpoint and the log."""
+        ...
+
+    def ping(self) -> bool:
+        """Whether the store can be reached now."""
         ...
 
     def remember_thread(self, channel: str, thread_ts: str, *, assistant: bool = False) -> None:
@@ -145,13 +174,30 @@ class SqliteAnsweredStore:
             self._db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
             self._db.execute("PRAGMA synchronous = NORMAL")  # durable across a process crash in WAL mode
             self._db.executescript(_SCHEMA)
+            # A new (or deleted and re-created) file is born now: it vouches for nothing older.
+            self._db.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('born', ?)", (self._clock(),))
+            self.born = float(self._db.execute("SELECT value FROM meta WHERE name = 'born'").fetchone()[0])
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the state database {self.path} ({exc})") from None
         self.prune()
 
+    def describe(self) -> str:
+        return f"sqlite {self.path}"
+
+    def ping(self) -> bool:
+        with self._lock:
+            try:
+                self._db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+                return True
+            except sqlite3.Error:
+                return False
+
     # -- answered messages and events
 
     def claim(self, key: str, ts: float) -> bool:
+        return self.try_claim(key, ts).won is True
+
+    def try_claim(self, key: str, ts: float) -> Claim:
         now = self._clock()
         with self._lock:
             try:
@@ -160,24 +206,24 @@ class SqliteAnsweredStore:
                     if ts <= self._horizon():
                         log.info("not answering %s: older than what the state database remembers", key)
                         self._db.execute("ROLLBACK")
-                        return False
+                        return Claim(False, self.born)
                     self._db.execute("INSERT INTO answered (key, ts, claimed_at) VALUES (?, ?, ?)", (key, ts, now))
                     self._db.execute("COMMIT")
                 except sqlite3.IntegrityError:  # the primary key: someone claimed it first
                     self._db.execute("ROLLBACK")
-                    return False
+                    return Claim(False, self.born)
                 except BaseException:
                     self._rollback()
                     raise
             except sqlite3.Error as exc:
-                # Fail closed: a message left unanswered is better than one answered twice.
-                log.error("could not record %s in the state database %s (%s): not answering it", key, self.path, exc)
-                return False
+                # Nothing recorded: the caller decides ([state] on_unavailable, guard.py).
+                log.error("could not record %s in the state database %s (%s)", key, self.path, exc)
+                return Claim(None, self.born)
             self._writes += 1
             due = self._writes % PRUNE_EVERY_WRITES == 0
         if due:
             self.prune()
-        return True
+        return Claim(True, self.born)
 
     def claimed(self, key: str) -> bool:
         with self._lock:
