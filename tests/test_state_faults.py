@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bot.slack.store import Claim
+
 from .slack_requests import event_body, mention_event, message_event, twin_of
 
 QUESTIONS = ("What deadline did Ryabkov give?", "When are the talks in Geneva?", "Who is Sergei Ryabkov?")
@@ -235,3 +237,54 @@ def test_a_first_delivery_on_a_healthy_store_makes_no_extra_slack_call(make_bot,
     calls = Counter(call.method for call in standin.all_calls()[before:])
     # Per message: the working reaction on and off, and the reply; nothing reads a conversation.
     assert calls == Counter({"reactions.add": 6, "chat.postMessage": 6, "reactions.remove": 6}), calls
+
+
+# --- since when a store vouches ---------------------------------------------------------------------
+
+def test_a_sqlite_store_is_born_once_per_file(tmp_path):
+    from bot.slack.store import SqliteAnsweredStore
+
+    path = tmp_path / "state.sqlite3"
+    first = SqliteAnsweredStore(path, ttl_s=100, max_rows=100, clock=lambda: 1000.0)
+    assert first.try_claim("message:C1:1.0", 1.0) == Claim(True, 1000.0)
+    first.close()
+    reopened = SqliteAnsweredStore(path, ttl_s=100, max_rows=100, clock=lambda: 2000.0)
+    assert reopened.try_claim("message:C1:1.0", 1.0) == Claim(False, 1000.0)  # the same file remembers
+    reopened.close()
+    path.unlink()
+    lost = SqliteAnsweredStore(path, ttl_s=100, max_rows=100, clock=lambda: 3000.0)
+    assert lost.try_claim("message:C1:1.0", 1.0) == Claim(True, 3000.0)  # a new file vouches from now on
+    lost.close()
+
+
+def test_a_redis_store_vouches_only_since_it_last_reached_redis(own_redis):
+    import redis
+
+    from bot.slack.redis_state import PREFIX, RedisAnsweredStore, connect
+
+    now = [1000.0]
+    store = RedisAnsweredStore(connect(own_redis.url), ttl_s=100, max_rows=100, clock=lambda: now[0])
+    assert store.try_claim("message:C1:1.0", 1.0) == Claim(True, 1000.0)
+    own_redis.stop()
+    now[0] = 1100.0
+    assert store.try_claim("message:C1:2.0", 2.0).won is None  # unreachable: nothing recorded
+    own_redis.start()
+    redis.Redis.from_url(own_redis.url).set(PREFIX + "born", "1000")  # as if its data had survived
+    now[0] = 1200.0
+    assert store.try_claim("message:C1:2.0", 2.0) == Claim(True, 1200.0)  # back: vouches from now on
+    now[0] = 1300.0
+    assert store.try_claim("message:C1:3.0", 3.0) == Claim(True, 1200.0)
+    store.close()
+
+
+@pytest.mark.parametrize("retry, event_time, born, why", [
+    (0, 1000.0, 900.0, None),
+    (0, 1000.0, 1000.5, None),  # Slack's whole seconds: possibly newer than the store
+    (0, 1000.0, 1002.0, "an event older than the state store's memory"),
+    (2, 1000.0, 900.0, "Slack's retry 2"),
+    (0, float("nan"), 1002.0, None),  # no event_time: nothing to compare
+])
+def test_unvouched(retry, event_time, born, why):
+    from bot.slack.guard import EVENT_TIME_KEY, RETRY_KEY, unvouched
+
+    assert unvouched({RETRY_KEY: retry, EVENT_TIME_KEY: event_time}, Claim(True, born)) == why
