@@ -226,6 +226,11 @@ class SlackStandIn:
                                          f"{[c.method for c in self._calls]}")
                 self._cond.wait(remaining)
 
+    def reactions(self) -> set[tuple[str, str, str]]:
+        """(channel, ts, name) of the bot's reactions on messages now."""
+        with self._cond:
+            return set(self._reactions)
+
     def posts(self, channel: str | None = None) -> list[Call]:
         return self.calls("chat.postMessage", where=lambda c: channel is None or c.params.get("channel") == channel)
 

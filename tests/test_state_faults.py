@@ -24,6 +24,7 @@ import pytest
 from bot.slack.store import Claim
 
 from .slack_requests import event_body, mention_event, message_event, twin_of
+from .slack_standin import wait_until
 
 QUESTIONS = ("What deadline did Ryabkov give?", "When are the talks in Geneva?", "Who is Sergei Ryabkov?")
 # Slack retries a delivery three times (after about 0 s, 1 min and 5 min) and then gives up.
@@ -288,3 +289,58 @@ def test_unvouched(retry, event_time, born, why):
     from bot.slack.guard import EVENT_TIME_KEY, RETRY_KEY, unvouched
 
     assert unvouched({RETRY_KEY: retry, EVENT_TIME_KEY: event_time}, Claim(True, born)) == why
+
+
+# --- the same with `qabot serve` processes ------------------------------------------------------------
+
+def test_two_serve_processes_without_redis_answer_twins_once_then_survive_its_empty_restart(
+        standin, sample_index, tmp_path, own_redis):
+    """Two real replicas (tests/replicas.py) on one Redis, which stops: 50 mentions and their twins
+    at once, one of each pair to each replica; Redis restarts empty and Slack retries them all."""
+    from .replicas import ServeProcess
+
+    env = {"QABOT_STATE_BACKEND": "redis", "QABOT_REDIS_URL": own_redis.url}
+    replicas = [ServeProcess(standin, sample_index, tmp_path / f"host{i}", env) for i in range(2)]
+    try:
+        for replica in replicas:
+            replica.wait_listening()
+        own_redis.stop()
+        pairs = _mentions(TWINS)
+        with ThreadPoolExecutor(2 * 8) as pool:
+            futures = [pool.submit(lambda r, b: replicas[r].post(b) == 200 or pytest.fail("not acknowledged"),
+                                   n % 2, body)
+                       for i, pair in enumerate(pairs) for n, body in enumerate(pair, start=i)]
+            for future in futures:
+                future.result()
+        # Each delivery logs what it decided; an answer's reaction comes off once it is posted.
+        _settled(standin, replicas, 2 * TWINS)
+        answers = _answers(standin)
+        duplicates = sum(1 for pair in pairs if answers[_ts(pair)] > 1)
+        unanswered = sum(1 for pair in pairs if answers[_ts(pair)] == 0)
+        print(f"{TWINS} twins on 2 `qabot serve` processes without Redis: {duplicates} duplicates, "
+              f"{unanswered} unanswered")
+        assert (duplicates, unanswered) == (0, 0)
+
+        own_redis.start()  # empty
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda item: replicas[item[0] % 2].post(item[1][0], {"X-Slack-Retry-Num": "1"}),
+                          enumerate(pairs)))
+        # Each retry is checked against its thread, which holds the answer: nothing new is posted.
+        _settled(standin, replicas, 3 * TWINS)
+        assert sum(_answers(standin).values()) == TWINS
+    finally:
+        outputs = [replica.stop() for replica in replicas]
+    assert all("without the state store" in out for out in outputs), "both replicas answered some"
+
+
+DECIDED = ("without the state store (on_unavailable", "another replica is answering it",
+           "its thread already holds our reply")
+
+
+def _settled(standin, replicas, deliveries: int) -> None:
+    """Wait until the replicas logged a decision on `deliveries` messages and no answer is still
+    in progress (the working reaction comes off after the reply is posted)."""
+    def done() -> bool:
+        decided = sum(1 for replica in replicas for line in list(replica.lines) if any(d in line for d in DECIDED))
+        return decided >= deliveries and not standin.reactions()
+    wait_until(done, timeout=180, message=f"{deliveries} decisions of the replicas")
