@@ -344,3 +344,23 @@ def _settled(standin, replicas, deliveries: int) -> None:
         decided = sum(1 for replica in replicas for line in list(replica.lines) if any(d in line for d in DECIDED))
         return decided >= deliveries and not standin.reactions()
     wait_until(done, timeout=180, message=f"{deliveries} decisions of the replicas")
+
+
+def test_admins_see_the_store_and_its_counters_on_the_home_tab(make_bot, standin, answerer, redis_settings,
+                                                               own_redis):
+    from .test_slack_home import home_opened, texts
+
+    admin = "U0ADMIN"
+    bot = make_bot(answerer, settings=redis_settings.replace("slack", admin_users=(admin,)))
+    own_redis.stop()
+    (mention, _), = _mentions(1)
+    _deliver(bot, mention)
+    bot.wait_idle(60)
+    _deliver(bot, event_body(home_opened(admin)))
+    standin.wait_for("views.publish")
+    body = "\n".join(texts(standin.views[admin]))
+    assert f"State store: redis {own_redis.url}, *unreachable* · answered without it: 1 · dropped without it: 0" \
+        in body
+    _deliver(bot, event_body(home_opened("U0ASKER")))  # not an admin: no store line
+    standin.wait_for("views.publish", 2)
+    assert "State store" not in "\n".join(texts(standin.views["U0ASKER"]))

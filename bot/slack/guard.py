@@ -37,7 +37,7 @@ from slack_sdk.errors import SlackApiError
 
 from .client import api_error
 from .dedupe import SeenKeys
-from .store import Claim, message_key, slack_ts
+from .store import AnsweredStore, Claim, message_key, slack_ts
 from .threads import THREAD_REPLIES_LIMIT, bot_replied_after
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class StoreHealth:
     """Which state store is in use, whether it was reachable the last time it was asked (a change
     is logged once), and how many messages were answered or dropped without it."""
 
-    def __init__(self, store: Any, on_unavailable: str, max_entries: int,
+    def __init__(self, store: AnsweredStore, on_unavailable: str, max_entries: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.on_unavailable = on_unavailable
@@ -82,7 +82,7 @@ class StoreHealth:
         self._lock = threading.Lock()
 
     def describe(self) -> str:
-        return str(self.store.describe())
+        return self.store.describe()
 
     def observe(self, reachable: bool) -> None:
         """Record what the last store call found; log a change (once, not per message)."""
@@ -103,7 +103,7 @@ class StoreHealth:
 
     def report(self) -> dict[str, Any]:
         """For ``/healthz``: the store, whether it answers now, and the degraded-mode counters."""
-        self.observe(bool(self.store.ping()))
+        self.observe(self.store.ping())
         with self._lock:
             return {"store": self.describe(), "reachable": self.reachable, "on_unavailable": self.on_unavailable,
                     "answered_without_store": self.degraded_answers, "dropped_without_store": self.dropped}

@@ -13,13 +13,12 @@ from ..settings import Settings
 from .blocks import suggested_prompts
 from .dedupe import SeenKeys
 from .feedback import FeedbackLog
+from .guard import StoreHealth
 from .question import AnswersQuestions
 from .store import AnsweredStore, SqliteAnsweredStore
 from .streaming import Streamer
 from .threads import ConversationMemory
 from .workers import WorkerPool
-
-from .guard import StoreHealth
 
 if TYPE_CHECKING:
     from .handover import HandOver, Reaper
@@ -131,7 +130,12 @@ def shared_state(settings: Settings) -> tuple[AnsweredStore, ConversationMemory,
     cfg = settings.slack
     if settings.state.state_backend == "redis":
         from .handover import LEASE_GRACE_S, HandOver
-        from .redis_state import RedisAnsweredStore, RedisConversationMemory, RedisFeedbackLog, connect
+        from .redis_state import (
+            RedisAnsweredStore,
+            RedisConversationMemory,
+            RedisFeedbackLog,
+            connect,
+        )
 
         client = connect(settings.state.redis_url)
         store = RedisAnsweredStore(client, ttl_s=cfg.dedupe_ttl_s, max_rows=cfg.dedupe_max_entries,
