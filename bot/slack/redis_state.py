@@ -181,7 +181,7 @@ class RedisAnsweredStore:
             self._recovered = self._clock()
         if won < 0:
             log.info("not answering %s: older than what the state Redis remembers", key)
-        return Claim(won == 1 if won >= 0 else False, max(born, self._recovered))
+        return Claim(won == 1, max(born, self._recovered))
 
     def release(self, key: str, owner: str) -> bool:
         """Forget `owner`'s claim on `key` so the message can be answered by another replica
