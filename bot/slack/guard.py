@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from slack_bolt import BoltContext, BoltResponse
 from slack_bolt.request import BoltRequest
@@ -39,9 +39,6 @@ from .client import api_error
 from .dedupe import SeenKeys
 from .store import AnsweredStore, Claim, message_key, slack_ts
 from .threads import THREAD_REPLIES_LIMIT, bot_replied_after
-
-if TYPE_CHECKING:
-    from .state import BotState
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +106,13 @@ class StoreHealth:
                     "answered_without_store": self.degraded_answers, "dropped_without_store": self.dropped}
 
 
+class Guarded(Protocol):
+    """What the guard needs of the app's state (state.BotState has it)."""
+
+    answered: AnsweredStore
+    health: StoreHealth
+
+
 def note_delivery(body: dict, request: BoltRequest, context: BoltContext,
                   next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002 (bolt's name)
     """Middleware: keep the delivery's retry number and event time for `claim_message`."""
@@ -118,7 +122,7 @@ def note_delivery(body: dict, request: BoltRequest, context: BoltContext,
     return next()
 
 
-def claim_message(state: "BotState", client: WebClient, context: BoltContext, channel: str, ts: str,
+def claim_message(state: Guarded, client: WebClient, context: BoltContext, channel: str, ts: str,
                   reply_thread: str | None, *, lock: bool = True) -> Granted:
     """Whether to answer message `ts` of `channel`, replied to in `reply_thread` (None: at the top
     level of a DM). `lock`: with the store unreachable, take the working reaction as the lock
@@ -149,7 +153,7 @@ def unvouched(context: BoltContext, claim: Claim) -> str | None:
     return None
 
 
-def _without_store(state: "BotState", client: WebClient, context: BoltContext, channel: str, ts: str,
+def _without_store(state: Guarded, client: WebClient, context: BoltContext, channel: str, ts: str,
                    reply_thread: str | None, lock: bool) -> Granted:
     """The store is unreachable: drop the message, or answer it guarded by its thread."""
     if state.health.on_unavailable == "drop":
