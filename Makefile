@@ -13,8 +13,10 @@ help:
 	@echo "            start the Slack bot (SLACK_BOT_TOKEN set) or the CLI chat (not set)"
 	@echo "make test   install if needed and run the whole test suite (what CI runs)"
 	@echo "make test-fast  the fast part only (tests not marked slow), under a minute"
-	@echo "make bench  performance benchmark (QUICK=1 for the 2-minute version)"
-	@echo "make eval   answer-quality evaluation on ../shared/eval (SQuAD subset)"
+	@echo "make bench  performance benchmark: about 7 minutes on 2 idle cores, 15 on a busy machine;"
+	@echo "            QUICK=1 for the small version CI runs, about 1.5 minutes"
+	@echo "make eval   answer-quality evaluation on ../shared/eval (SQuAD subset), about 2.5 minutes;"
+	@echo "            EVAL_DIR=DIR for another set, e.g. EVAL_DIR=tests/fixtures/squad-mini"
 	@echo "make train-reader  rebuild the shipped reader model from ../shared/train (about 1.5 h)"
 
 install: $(STAMP)
@@ -61,9 +63,24 @@ bench: $(STAMP)
 	@$(MAKE) --no-print-directory $(BENCH_STAMP) $(if $(QUICK),|| echo "bench extra not installed: the langchain section will be skipped",)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench.py $(if $(QUICK),--quick,)
 
+# The evaluation set: a folder with one NAME.contexts.jsonl and one NAME.questions.jsonl (the
+# format of ../shared/eval/README.md). Checked before anything installs, so a clone without
+# ../shared says so in one line: make's $(error) prints one line and stops.
+EVAL_DIR ?= ../shared/eval
+ifneq ($(filter eval,$(MAKECMDGOALS)),)
+  EVAL_CONTEXTS := $(wildcard $(EVAL_DIR)/*.contexts.jsonl)
+  EVAL_QUESTIONS := $(wildcard $(EVAL_DIR)/*.questions.jsonl)
+  ifneq ($(shell test -d '$(EVAL_DIR)' && echo yes),yes)
+    $(error make eval: no folder $(EVAL_DIR); pass EVAL_DIR=DIR (the tests ship a small set: EVAL_DIR=tests/fixtures/squad-mini))
+  endif
+  ifneq ($(words $(EVAL_CONTEXTS)) $(words $(EVAL_QUESTIONS)),1 1)
+    $(error make eval: $(EVAL_DIR) must hold one *.contexts.jsonl and one *.questions.jsonl (found $(words $(EVAL_CONTEXTS)) and $(words $(EVAL_QUESTIONS))))
+  endif
+endif
+
 eval: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/qabot eval --contexts ../shared/eval/squad-dev10.contexts.jsonl \
-		--questions ../shared/eval/squad-dev10.questions.jsonl --abstain-check
+	HF_HUB_OFFLINE=1 $(BIN)/qabot eval --contexts $(EVAL_CONTEXTS) \
+		--questions $(EVAL_QUESTIONS) --abstain-check
 
 # Rebuild the shipped reader model (bot/reader/model) from ../shared/train, seeded: the
 # candidates qabot's retrieval returns -> fine-tuning -> int8 ONNX + threshold + metrics.

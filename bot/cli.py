@@ -1,7 +1,7 @@
 """`qabot`: ingest documents, ask questions, chat, evaluate and serve the Slack bot.
 
 Every command reports a user error as one line on stderr and a non-zero exit code; `--json`
-prints machine-readable output (see README, "JSON output").
+prints machine-readable output (see docs/cli.md, "JSON output").
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from .cli_docs import docs_app, ingest_progress  # noqa: E402
 from .cli_render import StreamedText, out, render_answer  # noqa: E402
 from .settings import RETRIEVAL_MODES, Settings  # noqa: E402
 
+# rich_markup_mode=None: help in click's plain layout. Help texts name settings as "[slack] port",
+# which Rich markup would swallow, and typer's Rich panels print every flag as "<bool>".
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="qabot: answers questions about your articles, with quoted sources.")
 log = logging.getLogger("qabot")
 
@@ -43,12 +46,24 @@ def _setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _print_version(requested: bool) -> None:
+    """`qabot --version`: the installed distribution's version (pyproject.toml's), then exit; eager,
+    so it needs no command and reads no settings."""
+    if requested:
+        from importlib.metadata import version
+
+        print(f"qabot {version('qabot')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debugging detail."),
     config: Optional[Path] = typer.Option(
-        None, "--config", envvar="QABOT_CONFIG",
+        None, "--config", envvar="QABOT_CONFIG", metavar="FILE",
         help="Settings file (TOML, like config/default.toml); relative paths in it resolve from its folder."),
+    _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                  help="Print qabot's version and exit."),
 ) -> None:
     _setup_logging(verbose)
     use_config_file(config)
@@ -60,14 +75,14 @@ def main(
 def ingest(
     paths: Optional[List[str]] = typer.Argument(
         None, help="Files (.txt, .md, .html, .pdf, .docx), folders of them, http(s):// URLs or sitemap URLs "
-                   "(default: paths.sample, the bundled articles). URLs may be intranet, private or loopback "
-                   "addresses here (Slack's `/ask add` refuses those unless [ingest] allow_private_urls)."),
+                   "(default: the paths.sample setting; data/articles in this checkout). URLs may be intranet, "
+                   "private or loopback addresses here (Slack's `/ask add` refuses those unless [ingest] allow_private_urls)."),
     from_list: Optional[List[Path]] = typer.Option(
-        None, "--from-list", help="A file naming one URL or path a line (# comments); its dead links are refused one by one."),
+        None, "--from-list", metavar="FILE", help="A file naming one URL or path a line (# comments); its dead links are refused one by one."),
     index: Optional[Path] = IndexOption,
     rebuild: bool = typer.Option(False, "--rebuild", help="Build the index afresh from these paths alone."),
     if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing if the index already has documents."),
-    encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of non-UTF-8 files, e.g. latin-1."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", metavar="E", help="Text encoding of non-UTF-8 files, e.g. latin-1."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add documents to the index (unchanged ones are skipped, changed ones replaced)."""
@@ -220,9 +235,9 @@ def _line_reader(settings: Settings):
 @app.command()
 def serve(
     index: Optional[Path] = IndexOption,
-    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535,
+    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535, metavar="N",
                                        help="HTTP port when not in Socket Mode (default: [slack] port, 3000; 0 picks a free one)."),
-    host: Optional[str] = typer.Option(None, "--host",
+    host: Optional[str] = typer.Option(None, "--host", metavar="HOST",
                                        help="HTTP interface when not in Socket Mode (default: [slack] host, 0.0.0.0)."),
 ) -> None:
     """Run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP on --port)."""
@@ -267,17 +282,17 @@ def _serve(index: Optional[Path], port: Optional[int], host: Optional[str]) -> N
 
 @app.command("eval")
 def eval_command(
-    contexts: Path = typer.Option(..., "--contexts", help="JSON lines {context_id, title, text}: one document per title."),
-    questions: Path = typer.Option(..., "--questions", help="JSON lines {id, question, answers}."),
+    contexts: Path = typer.Option(..., "--contexts", metavar="FILE", help="JSON lines {context_id, title, text}: one document per title."),
+    questions: Path = typer.Option(..., "--questions", metavar="FILE", help="JSON lines {id, question, answers}."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
     abstain_check: bool = typer.Option(False, "--abstain-check",
                                        help="Also run the cross-split abstention protocol (index half the titles, ask all)."),
     unanswerable: Optional[Path] = typer.Option(
-        None, "--unanswerable",
+        None, "--unanswerable", metavar="FILE",
         help="Also ask these unanswerable questions (SQuAD 2.0 JSON lines, empty answers) and report declined/answered."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Ask only the first N questions (of each file)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Retrieval: hybrid (default), dense or keyword."),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir",
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="Ask only the first N questions (of each file)."),
+    mode: Optional[str] = typer.Option(None, "--mode", metavar="MODE", help="Retrieval: hybrid (default), dense or keyword."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", metavar="DIR",
                                             help="Keep the built indexes here and reuse them next time (default: a temporary directory)."),
     llm: bool = typer.Option(False, "--llm", help="Compose the answers with the [llm] server (enabled for this run) "
                                                   "and report citation validity and composed-answer accuracy."),

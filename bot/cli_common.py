@@ -18,7 +18,7 @@ from embeddings.errors import QabotError
 from .settings import Settings, load_settings
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-IndexOption = typer.Option(None, "--index", help="Index directory (default: $QABOT_INDEX or config).")
+IndexOption = typer.Option(None, "--index", metavar="DIR", help="Index directory (default: $QABOT_INDEX or config).")
 T = TypeVar("T")
 
 

@@ -20,14 +20,27 @@ from .cli_common import IndexOption, err, run, settings_for, shown
 from .cli_render import out
 
 docs_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                       help="List, show and remove indexed documents.")
+                       rich_markup_mode=None, help="List, show and remove indexed documents.")
 # `docs show` prints this many passages of the document.
 SHOW_CHUNKS = 3
 SHOW_CHARS = 300  # of each passage
 
 
-# Width of the Added (a date), Chunks and Size columns plus one space each side of all six columns.
-FIXED_COLUMNS = 10 + 6 + 8 + 12
+# The six columns of `docs list` are set one space apart (collapsed padding, none at the edges).
+COLUMN_GAPS = 5
+
+
+def _share(free: int, needs: tuple[int, int]) -> tuple[int, int]:
+    """Split `free` columns between the title and the source: each gets what it needs when both
+    fit; otherwise the shorter keeps its own width up to half, and the other takes the rest."""
+    title, source = needs
+    if title + source <= free:
+        return title, source
+    if title <= source:
+        title = min(title, free // 2)
+        return title, free - title
+    source = min(source, free // 2)
+    return free - source, source
 
 
 def _cut(text: str, width: int, left: bool = False) -> str:
@@ -72,11 +85,17 @@ def _list(index: Optional[Path], as_json: bool) -> None:
     if as_json:
         print(json.dumps([document_json(d) for d in infos], ensure_ascii=False))
         return
-    ids = max((len(d.short_id) for d in infos), default=2)
-    # The numbers always show; the title and source share what is left of the terminal's width.
-    free = max(out.width - ids - FIXED_COLUMNS, 12)
-    title_width, source_width = free * 3 // 5, free - free * 3 // 5
-    table = Table(box=None, header_style="bold")
+    sizes = {d.doc_id: _size(d.size) for d in infos}
+    # The ID, date and numbers always show whole; the title and source share what is left of the
+    # terminal's width, each whole when both fit.
+    widths = [max([len(h), *(len(v) for v in values)]) for h, values in (
+        ("ID", [d.short_id for d in infos]), ("Added", [(d.added or "")[:10] for d in infos]),
+        ("Chunks", [str(d.chunks) for d in infos]), ("Size", list(sizes.values())))]
+    fixed = sum(widths) + COLUMN_GAPS
+    sources = {d.doc_id: shown(d.source) for d in infos}
+    title_width, source_width = _share(max(out.width - fixed - 1, 12), (
+        max([len("Title"), *(len(d.title) for d in infos)]), max([len("Source"), *(len(s) for s in sources.values())])))
+    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("ID", no_wrap=True)
     table.add_column("Title", no_wrap=True)
     table.add_column("Source", no_wrap=True)
@@ -85,8 +104,8 @@ def _list(index: Optional[Path], as_json: bool) -> None:
     table.add_column("Size", justify="right", no_wrap=True)
     for d in infos:
         table.add_row(escape(d.short_id), escape(_cut(d.title, title_width)),
-                      escape(_cut(shown(d.source), source_width, left=True)),
-                      (d.added or "")[:10], str(d.chunks), _size(d.size))
+                      escape(_cut(sources[d.doc_id], source_width, left=True)),
+                      (d.added or "")[:10], str(d.chunks), sizes[d.doc_id])
     out.print(table, soft_wrap=False)
     out.print(f"{len(infos)} document{'s' if len(infos) != 1 else ''} in {shown(index_dir)}.")
 

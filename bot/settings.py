@@ -44,7 +44,7 @@ ENCODER_BACKENDS = ("torch", "onnx")
 # The read + judge steps: "onnx" = the trained reader (bot/reader/model), "off" = the rules.
 READERS = ("onnx", "off")
 # Where the Slack app's shared state lives (bot/slack/store.py, bot/slack/redis_state.py) and the
-# index's vectors and keywords (embeddings/vectors.py, embeddings/milvus.py): README, "Scale-out".
+# index's vectors and keywords (embeddings/vectors.py, embeddings/milvus.py): docs/scale-out.md.
 STATE_BACKENDS = ("sqlite", "redis")
 # What the Slack app does with a message when the state store cannot record it (docs/state.md).
 ON_UNAVAILABLE = ("answer", "drop")
@@ -175,7 +175,7 @@ class AnswerSettings:
     lexical_answers: bool = True
     show_nearest_on_abstain: bool = True
     # "onnx": the trained reader ranks the sentences and decides answer or decline (issue 10);
-    # "off": the rules above do (the README's ablation).
+    # "off": the rules above do (docs/quality.md, "Rules only vs the reader (ablation)").
     reader: str = _setting("off", choices=READERS)
 
 
@@ -203,7 +203,7 @@ class SlackSettings:
 
 @dataclass(frozen=True)
 class LlmSettings:
-    """Composed answers from an OpenAI-compatible server (README, "Composed answers"). Off by
+    """Composed answers from an OpenAI-compatible server (docs/composed-answers.md). Off by
     default; the key is read from the variable `api_key_env` names, never from a file."""
 
     enabled: bool = False

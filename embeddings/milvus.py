@@ -23,7 +23,7 @@ Keyword search: the entity's text field holds the chunk's BM25 tokens exactly as
 makes them (stemmed, stop words out), and Milvus's built-in BM25 function scores them with the
 same k1 and b as bm25s. So BM25 statistics live in Milvus, and the ranking equals bm25s's.
 milvus-lite 3.2 returns BM25 scores negated and multiplied by (k1 + 1): `keyword_search` undoes
-that, so the scores are bm25s's too (measured: README, "Scale-out").
+that, so the scores are bm25s's too (measured: docs/scale-out.md).
 
 pymilvus is imported only here, and this module only when the backend is "milvus".
 """

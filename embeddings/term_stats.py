@@ -5,7 +5,7 @@ term, how many chunks hold it (idf), whether the index knows it, its accented st
 for a name the index does not know, whether some word shares its first NAME_PREFIX letters or is
 one letter off it. Milvus has no term dictionary to enumerate, and its per-term count (a
 `TEXT_MATCH` filter with `count(*)`) took about 0.6 s a term on milvus-lite 3.2.2 at 20,000
-entities (README, "Scale-out"), too slow for the dozen look-ups of a question. So a version
+entities (docs/scale-out.md, "Scale-out"), too slow for the dozen look-ups of a question. So a version
 folder holds a small term table instead (`keywords/`, checksummed like every file):
 
 - ``hashes.npy`` / ``df.npy``: each stored term's 64-bit hash, sorted, and its document frequency;

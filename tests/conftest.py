@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "articles"
 SAMPLE = SAMPLE_DIR / "ryabkov-2022-01-06.txt"
 SHARED_EVAL = ROOT.parent / "shared" / "eval"
+# A small evaluation set in the same format, shipped with the tests (its README: what and whence).
+MINI_EVAL = ROOT / "tests" / "fixtures" / "squad-mini"
 
 
 @pytest.fixture(scope="session")

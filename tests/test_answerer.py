@@ -9,7 +9,7 @@ from bot.answering.answer import ABSTAIN_TEXT
 # Issue 10 acceptance the shipped reader (bot/reader/model, 3 layers; held-out top-sentence
 # accuracy 0.69, span exact match 0.29) does not meet yet: expected to fail until a stronger
 # reader ships. Not strict: a better model turns them into passes (then drop the marker).
-READER_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see README, 'Rules only vs the reader')",
+READER_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see docs/quality.md, 'Rules only vs the reader (ablation)')",
                                strict=False)
 
 
@@ -129,7 +129,7 @@ def test_the_rules_answer_by_default_and_the_reader_is_selectable(answerer, read
     from bot.answering.reading import ReaderScorer
     from bot.answering.sentences import WeightedSentenceScorer
 
-    # The rules stay the default until a reader beats them on the README's ablation table.
+    # The rules stay the default until a reader beats them on the ablation table (docs/quality.md).
     assert isinstance(answerer.scorer, WeightedSentenceScorer) and isinstance(answerer.judge, RuleJudge)
     answer = answerer.ask("When are the Geneva talks?")
     assert answer.highlighted == "Jan. 10" and answer.reader is None and answer.lead is None

@@ -157,3 +157,25 @@ def test_a_web_document_is_found_by_its_url_with_or_without_fragment_or_by_its_c
     for ref in (url, url + "#section-2", "https://news.example.org/vienna", info.short_id):
         assert match(documents, ref) == [info], ref
     assert match(documents, "http://127.0.0.1:8000/news/other.html") == []
+
+
+def test_title_and_source_share_the_free_width_by_what_they_need():
+    from bot.cli_docs import _share
+
+    assert _share(40, (11, 20)) == (11, 20)  # both fit: neither is cut
+    assert _share(30, (11, 60)) == (11, 19)  # a short title keeps its width, the source takes the rest
+    assert _share(30, (60, 11)) == (19, 11)
+    assert _share(30, (50, 60)) == (15, 15)  # both long: half each
+
+
+def test_docs_list_at_80_columns_gives_the_source_what_the_title_leaves(small, tmp_path):
+    result = run("docs", "list", index=small, env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()[:-1]  # the table; the last line names the index
+    assert all(len(row) <= 80 for row in rows), rows
+    for title, name in (("Port report", "port.txt"), ("Rail report", "rail.txt")):
+        row = next(r for r in rows if title in r)  # short titles whole
+        source = row.split(title, 1)[1].split()[0]
+        full = str(tmp_path / name)
+        assert source == full or (source.startswith("…") and full.endswith(source[1:])), row
+        assert source == full or len(row.rstrip()) >= 78, rows  # cut only when the width is used up

@@ -1,9 +1,11 @@
-"""`qabot eval` on a slice of the shared SQuAD set (SQuAD v1.1 / Wikipedia, CC BY-SA 4.0), run as a
-user runs it, plus the metric definitions it relies on."""
+"""`qabot eval` on the small SQuAD set the tests ship (tests/fixtures/squad-mini: SQuAD / Wikipedia,
+CC BY-SA 4.0), run as a user runs it, plus the metric definitions it relies on and `make eval`'s
+check of its folder."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -11,14 +13,14 @@ from bot.evaluation.data import EvalDataError, load_contexts, load_questions
 from bot.evaluation.metrics import contains_answer, exact_match, f1_score, normalize_answer
 from bot.evaluation.runner import split_titles
 
-from .conftest import SHARED_EVAL
+from .conftest import MINI_EVAL, ROOT
 from .test_cli import run
 
-CONTEXTS = SHARED_EVAL / "squad-dev10.contexts.jsonl"
-QUESTIONS = SHARED_EVAL / "squad-dev10.questions.jsonl"
-UNANSWERABLE = SHARED_EVAL / "squad-dev10.unanswerable.jsonl"
-# The two smallest articles of the shared set: a real two-document index in a few seconds.
-SLICE_TITLES = ("Sky_(United_Kingdom)", "Amazon_rainforest")
+CONTEXTS = MINI_EVAL / "squad-mini.contexts.jsonl"
+QUESTIONS = MINI_EVAL / "squad-mini.questions.jsonl"
+UNANSWERABLE = MINI_EVAL / "squad-mini.unanswerable.jsonl"
+# The set's two articles, in file order: a real two-document index in a few seconds.
+SLICE_TITLES = ("Construction", "Jacksonville,_Florida")
 METRICS = {"questions", "hit@1", "hit@5", "hit@10", "answer_accuracy", "answer_accuracy_answered",
            "top_sentence_accuracy", "answer_words_mean", "highlight_rate", "span_em", "span_f1",
            "span_em_all", "span_f1_all", "abstention_rate", "latency_ms_p50", "latency_ms_p95"}
@@ -26,35 +28,22 @@ METRICS = {"questions", "hit@1", "hit@5", "hit@10", "answer_accuracy", "answer_a
 # The reader is opt-in (the rules are the default): these runs switch it on to check its figures.
 READER_ON = {"QABOT_READER": "onnx"}
 
-needs_shared = pytest.mark.skipif(not CONTEXTS.is_file() or not QUESTIONS.is_file(),
-                                  reason="../shared/eval is not present")
-
 
 @pytest.fixture(scope="module")
 def eval_slice(tmp_path_factory):
-    """Contexts of two articles and 40 of their questions, alternating between the two."""
-    if not CONTEXTS.is_file():
-        pytest.skip("../shared/eval is not present")
+    """The contexts of both articles and their questions, alternating between the two."""
     directory = tmp_path_factory.mktemp("eval-slice")
-    contexts = [line for line in CONTEXTS.read_text(encoding="utf-8").splitlines()
-                if json.loads(line)["title"] in SLICE_TITLES]
     by_title: dict[str, list[str]] = {t: [] for t in SLICE_TITLES}
     for line in QUESTIONS.read_text(encoding="utf-8").splitlines():
-        title = json.loads(line)["title"]
-        if title in by_title:
-            by_title[title].append(line)
+        by_title[json.loads(line)["title"]].append(line)
     questions = [q for pair in zip(*by_title.values()) for q in pair]
-    (directory / "contexts.jsonl").write_text("\n".join(contexts) + "\n", encoding="utf-8")
+    (directory / "contexts.jsonl").write_bytes(CONTEXTS.read_bytes())
     (directory / "questions.jsonl").write_text("\n".join(questions) + "\n", encoding="utf-8")
-    if UNANSWERABLE.is_file():
-        impossible = [line for line in UNANSWERABLE.read_text(encoding="utf-8").splitlines()
-                      if json.loads(line)["title"] in SLICE_TITLES]
-        (directory / "unanswerable.jsonl").write_text("\n".join(impossible) + "\n", encoding="utf-8")
+    (directory / "unanswerable.jsonl").write_bytes(UNANSWERABLE.read_bytes())
     return directory
 
 
 @pytest.mark.slow  # three real-model indexes and 120 questions: about 20 s
-@needs_shared
 def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
     work = eval_slice / "work"
     result = run("eval", "--contexts", str(eval_slice / "contexts.jsonl"),
@@ -87,7 +76,6 @@ def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
 
 
 @pytest.mark.slow
-@needs_shared
 def test_eval_table_reuses_the_work_dir_and_takes_a_mode(eval_slice):
     work = eval_slice / "work"
     result = run("eval", "--contexts", str(eval_slice / "contexts.jsonl"),
@@ -145,13 +133,44 @@ def test_split_is_deterministic_and_alternates():
     assert split_titles(titles) == (a, b)
 
 
-@needs_shared
 def test_contexts_become_one_document_per_title_in_order():
-    documents = load_contexts(CONTEXTS, titles=["1973_oil_crisis"])
+    lines = [json.loads(line) for line in CONTEXTS.read_text(encoding="utf-8").splitlines()]
+    title = lines[0]["title"]
+    paragraphs_in_file = [c["text"] for c in lines if c["title"] == title]
+    documents = load_contexts(CONTEXTS, titles=[title])
     assert len(documents) == 1
     doc = documents[0]
-    assert doc.title == "1973 oil crisis"
-    paragraphs = doc.text.split("\n\n")
-    assert len(paragraphs) == 24 and paragraphs[0].startswith("The 1973 oil crisis began in October 1973")
+    assert doc.title == title.replace("_", " ")
+    paragraphs = doc.text.split("\n\n")  # cleaned (quotes straightened), in file order
+    assert len(paragraphs) == len(paragraphs_in_file)
+    assert [p[:25] for p in paragraphs] == [p[:25] for p in paragraphs_in_file]
+    assert len(load_contexts(CONTEXTS)) == len(SLICE_TITLES)
     questions = load_questions(QUESTIONS, limit=3)
-    assert len(questions) == 3 and questions[0].answers[0] in paragraphs[0]
+    first = json.loads(QUESTIONS.read_text(encoding="utf-8").splitlines()[0])
+    assert len(questions) == 3 and questions[0].answers[0] == first["answers"][0]
+    context = next(c["text"] for c in lines if c["context_id"] == first["context_id"])
+    assert all(answer in context for answer in questions[0].answers)
+
+
+# --- make eval ---------------------------------------------------------------------------------
+
+def _make_eval(eval_dir: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "--no-print-directory", "-n", "eval", f"EVAL_DIR={eval_dir}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_make_eval_names_a_missing_or_wrong_folder_in_one_line(tmp_path):
+    missing = _make_eval(str(tmp_path / "none"))
+    assert missing.returncode != 0 and missing.stderr.count("\n") == 1, missing.stderr
+    assert f"no folder {tmp_path / 'none'}; pass EVAL_DIR=DIR" in missing.stderr
+    empty = _make_eval(str(tmp_path))
+    assert empty.returncode != 0 and empty.stderr.count("\n") == 1, empty.stderr
+    assert "must hold one *.contexts.jsonl and one *.questions.jsonl (found 0 and 0)" in empty.stderr
+
+
+def test_make_eval_runs_qabot_eval_on_the_folder_given():
+    planned = _make_eval("tests/fixtures/squad-mini")  # -n: the command make would run
+    assert planned.returncode == 0, planned.stderr
+    command = planned.stdout.replace("\\\n", " ").split()
+    assert command[command.index("--contexts") + 1] == "tests/fixtures/squad-mini/squad-mini.contexts.jsonl"
+    assert command[command.index("--questions") + 1] == "tests/fixtures/squad-mini/squad-mini.questions.jsonl"

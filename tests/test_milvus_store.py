@@ -133,7 +133,7 @@ def test_the_manifest_checks_catch_a_collection_out_of_step(both, tmp_path):
 @pytest.mark.slow
 def test_the_real_answerer_gives_the_same_answers_on_milvus(answerer, settings, tmp_path):
     """The bundled article with the real model: every answer, decline and citation is the one the
-    FAISS index gives (the eval figures of README "Scale-out" are the same check at scale)."""
+    FAISS index gives (the eval figures of docs/scale-out.md are the same check at scale)."""
     from bot.answering.answerer import Answerer
 
     from .conftest import build_index

@@ -13,7 +13,7 @@ from bot.answering.question import is_follow_up, key_terms, resolve_follow_up
 from bot.answering.retrieval import retrieve
 
 # Issue 10 acceptance the shipped reader does not meet yet (see tests/test_answerer.py).
-READER_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see README, 'Rules only vs the reader')",
+READER_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see docs/quality.md, 'Rules only vs the reader (ablation)')",
                                strict=False)
 
 GENEVA = "What did Ryabkov say about the talks in Geneva?"

@@ -19,7 +19,7 @@ from embeddings.documents import load_document
 pytestmark = pytest.mark.slow
 # What the shipped 3-layer model (2,000 steps on 2 CPU cores) still gets wrong on the article;
 # issue 10 stays open for it. Not strict: a better model turns these into passes.
-MODEL_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see README, 'Rules only vs the reader')",
+MODEL_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see docs/quality.md, 'Rules only vs the reader (ablation)')",
                               strict=False)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -88,7 +88,7 @@ class Answer:
         return self.highlighted
 
     def to_json(self) -> dict[str, Any]:
-        """The documented ``--json`` object (see README, "JSON output")."""
+        """The documented ``--json`` object (see docs/cli.md, "JSON output")."""
         return {
             "question": self.question,
             "answer": self.text,

@@ -27,7 +27,7 @@ _PRONOUN = re.compile(r"\b(?:he|she|they|him|his|her|their|them)\b", re.IGNORECA
 # A sentence elsewhere joins the answer when it is among the next RUNNER_UPS best-scored sentences,
 # holds at least the best one's keyword share and scores at least ELSEWHERE_SCORE_RATIO of its
 # score: the text answers in two places. Both set by hand in the first version (6b88aee) and never
-# measured; the README's answer length / accuracy figures were measured with them.
+# measured; docs/quality.md's answer length / accuracy figures were measured with them.
 RUNNER_UPS = 3
 ELSEWHERE_SCORE_RATIO = 0.7
 

@@ -80,7 +80,7 @@ _AGENT_VERB = re.compile(r"^\s*who\s+(?!is\b|was\b|are\b|were\b|did\b|does\b|do\
 # A candidate span's cost is OUTSIDE_BEST_SENTENCE_COST (0 inside the best sentence) minus its
 # closeness to the question's words (per question keyword, 1 / its distance in words: at most one
 # per keyword) and the adjustments below. OUTSIDE_BEST_SENTENCE_COST dates from the first version
-# (6b88aee), the others from "sharper highlights" (809b503). All were set by hand: the README's
+# (6b88aee), the others from "sharper highlights" (809b503). All were set by hand: docs/quality.md's
 # highlight exact match / F1 were measured with these values, but the history records no
 # comparison with other values. Treat them as hand-set, not tuned.
 # Larger than any closeness score: a span in the best sentence always beats one in its neighbour.

@@ -7,7 +7,7 @@ from registries, so a new one is one class and one registry entry:
 - ``"score"`` (default): ``dense_weight * cosine + (1 - dense_weight) * bm25 / best_bm25``. The
   cosine is known for every candidate (BM25-only ones too, from the stored vectors), and BM25 is
   divided by the query's best BM25 score, so both terms run 0..1. On the SQuAD evaluation set this
-  beats both retrievers alone at every k, and beats reciprocal rank fusion (README, "Answer quality").
+  beats both retrievers alone at every k, and beats reciprocal rank fusion (docs/quality.md).
 - ``"rrf"``: weighted reciprocal rank fusion, ``weight / (rrf_k + rank)`` summed over both lists.
 - ``"milvus-rrf"`` / ``"milvus-weighted"`` (``store_backend = "milvus"`` only): Milvus's own hybrid
   search, one request that runs the dense and the BM25 search and fuses them server-side with its

@@ -4,7 +4,7 @@ The rule-based judge measures a few `Signals` (similarities, keyword coverage, n
 never mentions) and returns a typed `Verdict`: callers branch on `verdict.answer` and
 `verdict.kind`, never on the human-readable `verdict.reason`. `AnswerJudge` is the seam the
 trained reader's judge (`reading.ReaderJudge`, the default) plugs into; `RuleJudge` stays for
-``[answer] reader = "off"`` (the README's ablation).
+``[answer] reader = "off"`` (docs/quality.md, "Rules only vs the reader (ablation)").
 """
 
 from __future__ import annotations
