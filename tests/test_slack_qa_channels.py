@@ -11,7 +11,7 @@ import pytest
 from bot.settings import load_settings
 from bot.slack.intent import Kind, classify
 
-from .conftest import MINI_EVAL, SHARED_EVAL
+from .conftest import SHARED_EVAL
 from .slack_requests import SpyAnswerer, mention_event, message_event
 from .slack_standin import new_ts, wait_until
 
@@ -151,25 +151,17 @@ def test_a_question_is_read_from_its_form(text, kind):
     assert classify(text) is kind
 
 
-EVAL_SETS = [
-    pytest.param(MINI_EVAL / "squad-mini", id="squad-mini"),  # shipped with the tests: always runs
-    pytest.param(SHARED_EVAL / "squad-dev10", id="shared-eval",  # the figures in bot/slack/intent.py
-                 marks=pytest.mark.skipif(not (SHARED_EVAL / "squad-dev10.questions.jsonl").exists(),
-                                          reason="no ../shared/eval")),
-]
-
-
-@pytest.mark.parametrize("stem", EVAL_SETS)
-def test_the_form_test_on_real_questions_and_real_statements(stem):
+@pytest.mark.skipif(not (SHARED_EVAL / "squad-dev10.questions.jsonl").exists(), reason="no ../shared/eval")
+def test_the_form_test_on_real_questions_and_real_statements():
     """SQuAD's questions with their "?" removed still read as questions; the sentences of its
     passages (all declarative) almost never do (figures in bot/slack/intent.py)."""
     import pysbd
 
     questions = [json.loads(line)["question"].rstrip("? ")
-                 for line in stem.with_name(stem.name + ".questions.jsonl").open(encoding="utf-8")]
+                 for line in (SHARED_EVAL / "squad-dev10.questions.jsonl").open(encoding="utf-8")]
     found = sum(classify(q) is Kind.QUESTION for q in questions) / len(questions)
     segmenter = pysbd.Segmenter(language="en", clean=False)
-    sentences = [s.strip() for line in stem.with_name(stem.name + ".contexts.jsonl").open(encoding="utf-8")
+    sentences = [s.strip() for line in (SHARED_EVAL / "squad-dev10.contexts.jsonl").open(encoding="utf-8")
                  for s in segmenter.segment(json.loads(line)["text"])]
     mistaken = sum(classify(s) is not Kind.NOT_A_QUESTION for s in sentences) / len(sentences)
     assert found >= 0.85 and mistaken <= 0.01, (found, mistaken)
