@@ -58,7 +58,7 @@ def format_report(report: dict) -> str:
                   + (f"  (reader score AUC {una['reader_auc']:.3f})" if una.get("reader_auc") is not None else "")]
     check = report.get("abstain_check")
     if check:
-        lines += ["", "abstention check (index 5 of the articles, ask every question):"]
+        lines += ["", "abstention check (index half the articles, ask every question):"]
         for name in "AB":
             c = check[name]
             lines.append(f"  split {name} ({', '.join(check['split'][name])}):")
