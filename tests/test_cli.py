@@ -193,3 +193,30 @@ def test_help_lists_every_command():
     assert result.returncode == 0 and "--config" in result.stdout
     for command in ("ingest", "ask", "chat", "serve", "eval"):
         assert command in result.stdout
+
+
+def test_version_is_the_installed_distributions():
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout == f"qabot {version('qabot')}\n"
+
+
+@pytest.mark.parametrize("command", [(), ("ingest",), ("ask",), ("chat",), ("serve",), ("eval",),
+                                     ("docs",), ("docs", "list"), ("docs", "show"), ("docs", "remove")])
+def test_help_shows_flags_as_flags_and_settings_by_their_section(command):
+    """Plain help at 80 columns: a flag without a type, a value with its metavar, and "[slack]"
+    as written (Rich markup would swallow it)."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "80"})  # in-process: fast
+    assert result.exit_code == 0, result.output
+    shown = result.output
+    assert "<bool>" not in shown and "<path>" not in shown and "--help" in shown
+    assert all(len(line) <= 80 for line in shown.splitlines()), shown
+    if command == ("serve",):
+        assert "--port N" in shown and "[slack] port, 3000" in shown
+    if command == ("ingest",):
+        assert "paths.sample setting" in shown and "bundled" not in shown

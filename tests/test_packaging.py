@@ -111,6 +111,8 @@ def test_pip_install_outside_the_checkout_then_run_from_another_directory(tmp_pa
 
     served = run("serve", "--help")
     assert served.returncode == 0 and "--port" in served.stdout and "--host" in served.stdout
+    assert run("--version").stdout == "qabot 0.1.0\n"  # pyproject.toml's version, installed
+    assert "bundled" not in run("ingest", "--help").stdout  # an installed qabot ships no articles
 
     reader_model = ROOT / "bot" / "reader" / "model"
     if reader_model.is_dir():
