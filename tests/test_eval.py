@@ -36,7 +36,7 @@ def eval_slice(tmp_path_factory):
     by_title: dict[str, list[str]] = {t: [] for t in SLICE_TITLES}
     for line in QUESTIONS.read_text(encoding="utf-8").splitlines():
         by_title[json.loads(line)["title"]].append(line)
-    questions = [q for pair in zip(*by_title.values()) for q in pair]
+    questions = [q for pair in zip(*by_title.values(), strict=False) for q in pair]
     (directory / "contexts.jsonl").write_bytes(CONTEXTS.read_bytes())
     (directory / "questions.jsonl").write_text("\n".join(questions) + "\n", encoding="utf-8")
     (directory / "unanswerable.jsonl").write_bytes(UNANSWERABLE.read_bytes())

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import typer
+import typer.main
+
 # typer (0.2x) carries its own copy of click: its commands raise this copy's errors.
 from typer._click.exceptions import UsageError
 
@@ -215,8 +217,6 @@ def _make_targets() -> set[str]:
 def _parse_qabot(args: list[str]) -> None:
     """Parse `qabot ARGS` with the real click command, without running it: an unknown command
     or option, a missing argument or a bad value raises UsageError."""
-    import typer.main
-
     from bot.cli import app
 
     command = typer.main.get_command(app)
@@ -258,7 +258,7 @@ def _check_segment(words: list[str], where: str, fails: bool = False) -> None:
         for variable in (a.partition("=")[0] for a in args if "=" in a):
             assert re.search(rf"\b{variable}\b", _text(ROOT / "Makefile")), f"{where}: make ignores {variable}"
     elif program in ("docker", "kubectl"):
-        for flag, value in zip(args, args[1:]):
+        for flag, value in zip(args, args[1:], strict=False):
             if flag == "-f":
                 assert (ROOT / value).is_file(), f"{where}: {program} -f {value}: no such file"
     elif program.endswith("python"):
@@ -331,7 +331,7 @@ def test_every_transcript_prints_what_it_shows(tmp_path):
                                     cwd=work, env=env, timeout=180)
             printed = [line for line in result.stdout.splitlines() if line.strip()]
             assert len(printed) == len(expected) and all(
-                _expected(e).fullmatch(p.rstrip()) for e, p in zip(expected, printed)), (
+                _expected(e).fullmatch(p.rstrip()) for e, p in zip(expected, printed, strict=True)), (
                 f"{where}: $ {command}\nexpected:\n" + "\n".join(expected) + "\nprinted:\n" + result.stdout)
 
 
