@@ -76,7 +76,11 @@ def test_compose_builds_one_image_once_with_cpu_torch_and_pulls_it_by_registry_r
     assert all(services[name].get("pull_policy") for name in QABOT_SERVICES)
     builders = [name for name, service in services.items() if "build" in service]
     assert builders == ["ingest"], builders  # one build, not one per replica
-    assert services["ingest"]["build"]["args"]["TORCH_INDEX"] == CPU_INDEX
+    build = services["ingest"]["build"]
+    assert build["args"]["TORCH_INDEX"] == CPU_INDEX
+    assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv/" in ignored and ".git/" in ignored  # the build context stays small
 
 
 def test_compose_replicas_wait_for_the_ingest_and_may_write_the_index():
