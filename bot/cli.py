@@ -21,6 +21,7 @@ from rich.text import Text
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from .answering.answer import Answer  # noqa: E402
+from .answering.layout import layout_json  # noqa: E402
 from .cli_common import Failure, IndexOption, err, use_config_file  # noqa: E402
 from .cli_common import run as _run  # noqa: E402
 from .cli_common import settings_for as _settings  # noqa: E402
@@ -37,6 +38,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 log = logging.getLogger("qabot")
 
 app.add_typer(docs_app, name="docs")
+SourcesOption = typer.Option(False, "--sources", help="Also list the other passages found (folded away by default).")
+VerboseOption = typer.Option(False, "--verbose", "-v", help="Show more: the other passages found, as --sources.")
 
 
 def _setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
@@ -148,12 +151,14 @@ def ask(
     question: List[str] = typer.Argument(..., help="The question, or - to read one question per line from stdin."),
     index: Optional[Path] = IndexOption,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per question per line."),
+    sources: bool = SourcesOption,
+    verbose: bool = VerboseOption,
 ) -> None:
     """Answer a question from the indexed articles."""
-    _run(_ask, question, index, as_json)
+    _run(_ask, question, index, as_json, sources or verbose)
 
 
-def _ask(question: list[str], index: Optional[Path], as_json: bool) -> None:
+def _ask(question: list[str], index: Optional[Path], as_json: bool, sources: bool = False) -> None:
     if question == ["-"]:
         questions = [line.strip() for line in sys.stdin if line.strip()]
         if not questions:
@@ -166,22 +171,23 @@ def _ask(question: list[str], index: Optional[Path], as_json: bool) -> None:
     answerer = _answerer(_settings(index))
     for q in questions:
         if as_json:
-            print(json.dumps(answerer.ask(q).to_json(), ensure_ascii=False), flush=True)
+            answer = answerer.ask(q)
+            print(json.dumps({**answer.to_json(), **layout_json(answer)}, ensure_ascii=False), flush=True)
         else:
             if len(questions) > 1:
                 out.print(Text(f"Q: {q}", style="bold"))
-            _ask_and_show(answerer, q)
+            _ask_and_show(answerer, q, sources=sources)
             if len(questions) > 1:
                 out.print()
 
 
 @app.command()
-def chat(index: Optional[Path] = IndexOption) -> None:
+def chat(index: Optional[Path] = IndexOption, sources: bool = SourcesOption, verbose: bool = VerboseOption) -> None:
     """Ask questions interactively; follow-ups use the conversation so far. exit or Ctrl-D quits."""
-    _run(_chat, index)
+    _run(_chat, index, sources or verbose)
 
 
-def _chat(index: Optional[Path]) -> None:
+def _chat(index: Optional[Path], sources: bool = False) -> None:
     settings = _settings(index)
     answerer = _live_answerer(settings)
     docs = len(answerer.index.documents)
@@ -200,18 +206,18 @@ def _chat(index: Optional[Path]) -> None:
             continue
         if question.lower() in {"exit", "quit", ":q"}:
             break
-        _ask_and_show(answerer, question, history)
+        _ask_and_show(answerer, question, history, sources=sources)
         out.print()
         history.append(question)
 
 
-def _ask_and_show(answerer, question: str, history: list[str] | None = None) -> Answer:
+def _ask_and_show(answerer, question: str, history: list[str] | None = None, *, sources: bool = False) -> Answer:
     """Ask and print the answer; a composed answer's text appears as the LLM writes it."""
     if answerer.composer is None:
         answer = answerer.ask(question, history or ())
-        render_answer(answer)
+        render_answer(answer, sources=sources)
         return answer
-    stream = StreamedText()
+    stream = StreamedText(sources=sources)
     answer = answerer.ask(question, history or (), on_text=stream)
     stream.finish(answer)
     return answer

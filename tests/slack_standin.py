@@ -3,11 +3,12 @@
 `SlackStandIn` is a real HTTP server answering the Web API methods the bot calls (``auth.test``,
 ``chat.postMessage``, ``chat.postEphemeral``, ``reactions.add/remove``, ``conversations.replies``,
 ``apps.connections.open``, ``assistant.threads.*``, ``users.info``, ``chat.startStream`` /
-``appendStream`` / ``stopStream``, ``views.publish``) and ``response_url`` POSTs. It records every
+``appendStream`` / ``stopStream``, ``views.publish``, ``views.open``) and ``response_url`` POSTs. It records every
 call (method, parameters, raw body, the token used) and can be told to fail (HTTP 500, 429 with
 Retry-After, delays), or to lack methods (``unsupported``: ``unknown_method``, as a workspace
 without them answers). Messages the bot posts or streams are stored, so ``conversations.replies``
-answers with a real thread; published Home views are kept per user (``views``).
+answers with a real thread; published Home views are kept per user (``views``), opened modals in
+order (``modals``).
 
 Slack's side of Socket Mode is in slack_socket.py; the requests Slack sends (signed events,
 commands, actions) and the bot under test over HTTP are in slack_requests.py.
@@ -111,6 +112,7 @@ class SlackStandIn:
         self._reactions: set[tuple[str, str, str]] = set()  # (channel, ts, name) the bot reacted with
         self.views: dict[str, dict] = {}  # user id -> the Home view last published for them
         self._files: dict[str, bytes] = {}  # path -> a shared file's bytes (Slack's url_private)
+        self.modals: list[dict] = []  # the modals views.open opened, in order
         self._streams: dict[tuple[str, str], dict] = {}  # (channel, ts) -> a message still streaming
         standin = self
 
@@ -319,6 +321,8 @@ class SlackStandIn:
             return self._stream(method, params)
         if method == "views.publish":
             return self._publish(params)
+        if method == "views.open":
+            return self._open(params)
         if method == "auth.test":
             return {"ok": True, "url": "https://qabot-test.slack.com/", "team": "Qabot Test", "user": "qabot",
                     "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
@@ -419,6 +423,26 @@ class SlackStandIn:
         with self._cond:
             self.views[params["user_id"]] = view
         return {"ok": True, "view": {"id": "V0HOME", "type": "home", **view}}
+
+    def _open(self, params: dict) -> dict:
+        """views.open of a modal, with the checks Slack documents: a trigger_id, a ``modal`` view
+        with a plain_text title of at most 24 characters, at most 100 blocks, and section and
+        context texts within their caps."""
+        view = params.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if not params.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        title = (view or {}).get("title") or {}
+        blocks = (view or {}).get("blocks") or []
+        texts = [b["text"]["text"] for b in blocks if isinstance(b.get("text"), dict)]
+        texts += [e.get("text", "") for b in blocks for e in b.get("elements", []) if b.get("type") == "context"]
+        if not isinstance(view, dict) or view.get("type") != "modal" or title.get("type") != "plain_text" \
+                or not 0 < len(title.get("text", "")) <= 24 or len(blocks) > 100 \
+                or any(len(t) > 3000 for t in texts):
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._cond:
+            self.modals.append(view)
+        return {"ok": True, "view": {"id": f"V0MODAL{len(self.modals)}", **view}}
 
     def message(self, channel: str, ts: str) -> dict | None:
         """A stored message (posted or streamed) by its ts."""

@@ -73,7 +73,7 @@ def test_ask_answers_with_sources(sample_index):
     result = run("ask", "What", "deadline", "did", "Ryabkov", "give?", index=sample_index)
     assert result.returncode == 0, result.stderr
     assert "within a few weeks" in result.stdout
-    assert "Source: Russian Diplomat Ryabkov" in result.stdout
+    assert "  — Russian Diplomat Ryabkov" in result.stdout
 
 
 def test_ask_json_shape(sample_index):

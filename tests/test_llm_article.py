@@ -123,7 +123,7 @@ def test_chat_prints_the_tokens_as_they_arrive(sample_index, llm_standin):
     last = next(t for t, shown in so_far if b'immediately" [' in shown)
     assert last - first > 0.5  # the answer grew on screen over the ~2 s the stand-in took
     assert 'Ryabkov gave no firm deadline: Russia wants to see results "within a few weeks" [1]' in text
-    assert "[1]: Russian Diplomat Ryabkov" in text  # the numbered source under the text
+    assert "  [1] Russian Diplomat Ryabkov" in text  # the numbered source under the text
 
 
 def test_eval_llm_reports_citation_validity_and_composed_accuracy(tmp_path, llm_standin):

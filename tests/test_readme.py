@@ -344,7 +344,10 @@ def _json_section() -> str:
 def test_the_json_example_and_key_table_are_what_ask_prints(answerer):
     text = _json_section()
     example = json.loads(re.search(r"```json\n(.*?)```", text, re.DOTALL).group(1))
-    real = answerer.ask(example["question"]).to_json()
+    from bot.answering.layout import layout_json
+
+    answer = answerer.ask(example["question"])
+    real = {**answer.to_json(), **layout_json(answer)}  # what `qabot ask --json` prints
     shown = json.dumps(real, ensure_ascii=False, indent=2)
     assert set(example) == set(real), f"docs/cli.md's example has other keys than ask --json:\n{shown}"
     assert set(example["citations"][0]) == set(real["citations"][0]), shown

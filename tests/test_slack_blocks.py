@@ -65,13 +65,14 @@ def test_the_answer_bolds_the_highlight_and_quotes_its_passage_with_a_title_link
     linked = Answer(answer.question, answer.text, answer.abstained,
                     tuple(Citation(c.document, c.source, "https://example.com/news?id=1&x=<2>", c.chunk_id, c.text,
                                    c.score, c.quote) for c in answer.citations),
-                    answer.highlight, answer.timings_ms)
+                    answer.highlight, answer.timings_ms, sentence_spans=answer.sentence_spans)
     message = render_answer(linked, feedback_id="f1")
     sections = section_texts(message.blocks)
+    evidence = sections[-1]  # after the lead, when there is one
     if answer.highlight:
-        assert f"*{escape(answer.highlighted.strip())}*" in sections[0]
-    assert sections[1].startswith("> ")
-    assert "within a few weeks" in sections[1]
+        assert f"*{escape(answer.highlighted.strip())}*" in evidence
+    assert evidence.startswith("> “")
+    assert "within a few weeks" in evidence
     context = json.dumps([b for b in message.blocks if b["type"] == "context"])
     assert "<https://example.com/news?id=1&amp;x=&lt;2&gt;|Russian Diplomat Ryabkov" in json.loads(context)[0][
         "elements"][0]["text"]

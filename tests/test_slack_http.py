@@ -51,7 +51,8 @@ def test_mention_gets_one_threaded_reply_quoting_the_passage(make_bot, standin, 
     assert blocks[0]["type"] == "section"
     assert any("Ryabkov Affirms" in json.dumps(b) for b in blocks if b["type"] == "context")
     actions = [b for b in blocks if b["type"] == "actions"]
-    assert [e["action_id"] for e in actions[0]["elements"]] == ["qabot_feedback_up", "qabot_feedback_down"]
+    assert [e["action_id"] for e in actions[0]["elements"]] == ["qabot_feedback_up", "qabot_feedback_down",
+                                                                "qabot_sources"]
 
 
 def test_mention_in_a_thread_is_answered_in_that_thread(make_bot, standin, answerer):

@@ -47,7 +47,7 @@ def test_a_composed_answer_streams_into_the_thread_then_carries_its_sources_and_
     assert message["text"] == escape(answer.text)  # the LLM's words, every one, in order
     blocks = stop.blocks()
     labels = " ".join(e["text"] for b in blocks if b["type"] == "context" for e in b["elements"])
-    assert "[1] From Russian Diplomat Ryabkov" in labels
+    assert "[1] Russian Diplomat Ryabkov" in labels
     assert "results within a few weeks" in str(blocks)  # the sentence the answer rests on
     assert blocks[-1]["type"] == "actions"
     assert standin.posts() == [] and standin.calls("chat.update") == []

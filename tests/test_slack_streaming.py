@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import pytest
 from slack_sdk import WebClient
 
-from bot.slack.blocks import Message, escape
+from bot.slack.blocks import Message, escape, render_answer
 
 from .slack_requests import SpyAnswerer, mention_event, message_event
 from .slack_standin import TEAM_ID, USER, new_ts, wait_until
@@ -76,7 +76,7 @@ def test_a_slow_answer_is_streamed_into_the_thread(make_bot, standin, answerer, 
     stop = standin.calls("chat.stopStream")[0]
     kinds = [b["type"] for b in stop.blocks()]
     assert "context" in kinds and kinds[-1] == "actions"  # citations and 👍/👎 below the text
-    assert "section" in kinds  # the quoted passage; the answer's text is the streamed one
+    assert "section" not in kinds  # the text is the streamed one, shown once; the source below it
     assert not any(b.get("text", {}).get("text", "").startswith(answer.text[:20]) for b in stop.blocks())
     assert standin.posts() == []  # no second copy
     # The 👀 reaction is still on while the answer streams, and off at the end.
@@ -119,7 +119,7 @@ def test_without_streaming_in_the_workspace_the_answer_is_posted(make_bot, stand
     post = standin.wait_for("chat.postMessage")[0]
     assert post.params["thread_ts"] == first["ts"]
     message = final_message(standin, bot, post)  # posted as it grew, then edited into the whole answer
-    assert message["text"] == escape(spy.answers[0].text) and "within a few weeks" in str(message["blocks"])
+    assert message["text"] == render_answer(spy.answers[0]).text and "within a few weeks" in str(message["blocks"])
     assert message["blocks"][-1]["type"] == "actions"
     bot.send_event(mention_event("When are the Geneva talks?"))
     standin.wait_for("chat.postMessage", 2)
@@ -159,7 +159,7 @@ def test_without_streaming_a_growing_answer_is_edited_about_once_a_second(make_b
     assert all(len(a) < len(b) for a, b in zip(texts, texts[1:]))
     gaps = [b.at - a.at for a, b in zip([post, *growing], growing)]
     assert min(gaps) >= UPDATE_EVERY_S * 0.9 and max(gaps) < UPDATE_EVERY_S + 0.5
-    assert last.blocks()[-1]["type"] == "actions" and message["text"] == escape(answer.text)
+    assert last.blocks()[-1]["type"] == "actions" and message["text"] == render_answer(answer).text
 
 
 def test_a_broken_stream_is_replaced_by_the_whole_answer(make_bot, standin, answerer, stream_settings):

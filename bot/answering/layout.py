@@ -12,13 +12,15 @@ front end decides on its own what to show and nothing is shown twice:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .answer import Answer, Citation
 
 # An evidence sentence longer than this many words is cut to a window of about this size around
-# the lead (or its start, without a lead), with "…" where it was cut.
+# the lead (the bold span), with "…" where it was cut; a sentence with no bold span is kept whole.
 EVIDENCE_WORDS = 30
 ELLIPSIS = "…"
+FEW_WORDS = 4
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class AnswerLayout:
     abstained: bool
     composed: bool
     notice: str | None
+    # Every passage the evidence is quoted from, in the order first quoted (`source` first).
+    cited: tuple[Citation, ...] = ()
 
     @property
     def shown_text(self) -> str:
@@ -53,9 +57,11 @@ class AnswerLayout:
 def trim_around(text: str, span: tuple[int, int] | None, max_words: int = EVIDENCE_WORDS
                 ) -> tuple[str, tuple[int, int] | None]:
     """`text` cut to about `max_words` words around `span` (offsets in `text`), with "…" at each
-    cut end; returns the new text and the span's offsets in it."""
+    cut end; returns the new text and the span's offsets in it. Without a span the sentence is
+    kept whole: nothing says which part answers, and a blind cut drops the answer (measured on
+    the eval: "shown text contains a gold answer" fell from 0.875 to 0.812)."""
     words = text.split()
-    if len(words) <= max_words:
+    if len(words) <= max_words or span is None:
         return text, span
     # Word boundaries as character offsets.
     bounds: list[tuple[int, int]] = []
@@ -64,20 +70,20 @@ def trim_around(text: str, span: tuple[int, int] | None, max_words: int = EVIDEN
         start = text.index(word, pos)
         bounds.append((start, start + len(word)))
         pos = start + len(word)
-    if span is None:
-        first = 0
-    else:
-        inside = [i for i, (a, b) in enumerate(bounds) if b > span[0] and a < span[1]] or [0]
-        width = inside[-1] - inside[0] + 1
-        first = max(0, inside[0] - max(0, (max_words - width) // 2))
+    inside = [i for i, (a, b) in enumerate(bounds) if b > span[0] and a < span[1]] or [0]
+    width = inside[-1] - inside[0] + 1
+    first = max(0, inside[0] - max(0, (max_words - width) // 2))
     last = min(len(bounds), first + max_words)
     first = max(0, min(first, last - max_words))
+    # A cut that would drop only a few words is not worth its "…": keep them.
+    if first <= FEW_WORDS:
+        first = 0
+    if len(bounds) - last <= FEW_WORDS:
+        last = len(bounds)
     cut_start, cut_end = bounds[first][0], bounds[last - 1][1]
     prefix = ELLIPSIS if first > 0 else ""
     suffix = ELLIPSIS if last < len(bounds) else ""
     shown = prefix + text[cut_start:cut_end] + suffix
-    if span is None:
-        return shown, None
     a = max(span[0], cut_start) - cut_start + len(prefix)
     b = min(span[1], cut_end) - cut_start + len(prefix)
     return shown, ((a, b) if b > a else None)
@@ -93,14 +99,42 @@ def answer_layout(answer: Answer) -> AnswerLayout:
         return AnswerLayout(None, (line,), source, more, answer.abstained, answer.composed, answer.notice)
     spans = answer.sentence_spans or ((0, len(answer.text), 0),)
     lines: list[EvidenceLine] = []
-    for start, end, cited in spans:
+    said: set[str] = set()
+    for start, end, passage in spans:
+        # Overlapping passages can hold the same sentence; it is quoted once.
+        key = " ".join(answer.text[start:end].split()).casefold()
+        if key in said:
+            continue
+        said.add(key)
         bold = None
         if answer.highlight is not None and answer.highlight[0] >= start and answer.highlight[1] <= end:
             bold = (answer.highlight[0] - start, answer.highlight[1] - start)
         text, bold = trim_around(answer.text[start:end], bold)
-        lines.append(EvidenceLine(text, bold, cited))
+        lines.append(EvidenceLine(text, bold, passage))
+    quoted_from = {line.citation for line in lines if line.citation is not None} or {0}
     cited_first = next((line.citation for line in lines if line.citation is not None), 0)
     if answer.citations and 0 <= cited_first < len(answer.citations):
         source = answer.citations[cited_first]
-        more = tuple(c for i, c in enumerate(answer.citations) if i != cited_first)
-    return AnswerLayout(answer.lead, tuple(lines), source, more, False, False, answer.notice)
+        # Every passage the evidence is quoted from is shown; only the others are folded away.
+        more = tuple(c for i, c in enumerate(answer.citations) if i not in quoted_from)
+    order = dict.fromkeys(line.citation for line in lines if line.citation is not None)
+    cited = tuple(answer.citations[i] for i in order if 0 <= i < len(answer.citations))
+    cited = cited or ((source,) if source is not None else ())
+    return AnswerLayout(answer.lead, tuple(lines), source, more, False, False, answer.notice, cited)
+
+
+def layout_json(answer: Answer) -> dict[str, Any]:
+    """The ``--json`` keys the layout adds to `Answer.to_json`: ``lead`` and ``evidence`` (each
+    line's ``text``, the lead's ``bold`` offsets in it or null, and the index of the passage in
+    ``citations`` it is quoted from). A decline has no evidence; a composed answer's evidence is
+    the sentence each numbered source backs it with."""
+    layout = answer_layout(answer)
+    if layout.abstained:
+        lines: list[dict[str, Any]] = []
+    elif layout.composed:
+        lines = [{"text": c.quote, "bold": None, "citation": i}
+                 for i, c in enumerate(answer.citations) if c.quote]
+    else:
+        lines = [{"text": line.text, "bold": list(line.bold) if line.bold else None, "citation": line.citation}
+                 for line in layout.evidence]
+    return {"lead": layout.lead, "evidence": lines}

@@ -10,6 +10,8 @@ A request travels top to bottom through these modules:
   decides whether a message is a question at all); `replies` is the one path that answers it
   (through an `question.AnswersQuestions`, in the `workers` pool) and hands the `blocks`
   rendering or an apology to a `streaming` sink: posted whole, or streamed into the thread.
+- `sources` puts a Sources button under an answer; `sources_modal` opens the passages it found,
+  looked up in the index, in a modal (``views.open``).
 - `home` publishes the Home tab (``app_home_opened``): the indexed documents, how to ask, and the
   👍/👎 tally for admins.
 - Shared state lives in `state.BotState`: `store` (messages answered and the bot's threads, durable

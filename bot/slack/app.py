@@ -20,13 +20,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
 from ..settings import Settings
-from . import guard, home, listeners, middleware
+from . import guard, home, listeners, middleware, sources_modal
 from .blocks import FEEDBACK_ACTION_DOWN, FEEDBACK_ACTION_UP
 from .client import api_error, make_web_client
 from .errors import SlackConfigError
 from .handover import Reaper, signed_headers
 from .logfilters import DROP_CLIENT_TOKEN_WARNING, RequestBodyRedactor, install_body_redactor
 from .question import AnswersQuestions
+from .sources import SOURCES_ACTION
 from .state import SHUTDOWN_GRACE_S, BotState
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def register(app: App, state: BotState) -> None:
     app.event("app_home_opened")(home.on_app_home_opened)
     app.command("/ask")(listeners.on_ask)
     app.action(FEEDBACK_ACTION_IDS)(listeners.on_feedback)
+    app.action(SOURCES_ACTION)(sources_modal.on_sources)
     app.error(listeners.on_error)
 
 

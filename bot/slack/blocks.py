@@ -15,6 +15,8 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from ..answering.answer import Answer, Citation
+from ..answering.layout import AnswerLayout, answer_layout
+from .sources import sources_button
 
 SECTION_TEXT_LIMIT = 3000  # characters in a section's text object
 CONTEXT_TEXT_LIMIT = 2000  # characters in one context element (kept well under Slack's cap)
@@ -272,48 +274,94 @@ def limit_blocks(blocks: list[dict[str, Any]], max_blocks: int = MAX_BLOCKS) -> 
     return blocks[:max_blocks]
 
 
+def _evidence_mrkdwn(layout: AnswerLayout) -> str:
+    """The evidence lines as one block quote, each quoted once, the lead in bold inside it."""
+    room = (SECTION_TEXT_LIMIT - 8 * len(layout.evidence)) // max(len(layout.evidence), 1)
+    lines = [_bold_mrkdwn(_single_line(line.text), [line.bold] if line.bold else [], room)
+             for line in layout.evidence]
+    return "\n".join(f"> “{line}”" for line in lines if line)
+
+
+def _source_context(layout: AnswerLayout) -> dict[str, Any]:
+    """📄 the passage(s) the evidence is quoted from (title link, page), and how many more were found."""
+    labels = [source_label(c) + (f", p. {c.page}" if c.page else "") for c in layout.cited]
+    text = "📄 " + " · ".join(dict.fromkeys(labels))
+    if layout.more:
+        text += f" · {len(layout.more)} more passage{'s' if len(layout.more) != 1 else ''}"
+    return _context(text)
+
+
+def _composed_sources(answer: Answer) -> list[dict[str, Any]]:
+    """A composed answer's numbered sources, each with the sentence it rests on unless the text
+    already says it word for word (each sentence once)."""
+    said = _single_line(answer.text).casefold()
+    blocks = []
+    for citation in answer.citations[:MAX_PASSAGES * 3]:
+        number = f"[{citation.number}] " if citation.number is not None else ""
+        quote = _single_line(citation.quote)
+        line = f"{number}{source_label(citation)}"
+        if quote and quote.casefold() not in said:
+            line += f": “{escape_truncate(quote, CONTEXT_TEXT_LIMIT - len(line) - 8)}”"
+            said += " " + quote.casefold()
+        blocks.append(_context(line))
+    return blocks
+
+
 def render_answer(answer: Answer, *, feedback_id: str | None = None, asked_by: str | None = None,
                   echo_question: bool = False, include_text: bool = True) -> Message:
-    """The Block Kit message for an answer (or an abstention).
+    """The Block Kit message for an answer (or an abstention), from its `AnswerLayout`: the lead,
+    the evidence quoted once with the lead in bold, the source, then a Sources button (the other
+    passages, in a modal) beside the feedback buttons.
 
     `echo_question` repeats the question on top (for ``/ask`` answers, which have no thread);
     `asked_by` is the Slack user id of the asker, mentioned in that line. Without `include_text`
     the answer's own text is left out: the blocks that go below a streamed text (`streaming`).
     """
+    layout = answer_layout(answer)
     blocks: list[dict[str, Any]] = []
     if echo_question and answer.question:
         who = f"<@{asked_by}> asked" if asked_by and re.fullmatch(r"[A-Z0-9]+", asked_by) else "Question"
         blocks.append(_context(f"{who}: {escape_truncate(answer.question, CONTEXT_TEXT_LIMIT - 40)}"))
 
-    if answer.notice:  # "LLM unavailable; showing the passage"
-        blocks.append(_context(f"⚠️ {escape_truncate(answer.notice, CONTEXT_TEXT_LIMIT - 4)}"))
-    if answer.abstained:
+    if layout.notice:  # "LLM unavailable; showing the passage"
+        blocks.append(_context(f"⚠️ {escape_truncate(layout.notice, CONTEXT_TEXT_LIMIT - 4)}"))
+    buttons: list[dict[str, Any]] = []
+    if layout.abstained:
         if include_text:
             blocks.append(_section(escape_truncate(answer.text, SECTION_TEXT_LIMIT)))
-        nearest = answer.citations[:1]
-        for citation in nearest:
+        if layout.source is not None:
             blocks.append(_context("The nearest passage I found (it may not answer your question):"))
-            blocks.append(passage_block(citation, "", NEAREST_CHARS))
-            blocks.append(_context(f"📄 {source_label(citation)}"))
-    else:
-        spans = [answer.highlight] if answer.highlight else []
+            blocks.append(passage_block(layout.source, "", NEAREST_CHARS))
+            blocks.append(_context(f"📄 {source_label(layout.source)}"))
+    elif layout.composed:
         if include_text:
-            lead = answer.lead
-            if lead:  # the answer first ("*within a few weeks*"), then the quote as its evidence
-                blocks.append(_section(_bold_mrkdwn(lead, [(0, len(lead))], SECTION_TEXT_LIMIT)))
-            blocks.append(_section(_bold_mrkdwn(answer.text, spans, SECTION_TEXT_LIMIT)))
-        cited = [c for c in answer.citations if c.quote][:MAX_PASSAGES] or list(answer.citations[:1])
-        for citation in cited:
-            number = f"[{citation.number}] " if citation.number is not None else ""
-            blocks.append(_context(f"📄 {number}From {source_label(citation)}"))
-            blocks.append(passage_block(citation, citation.quote or answer.text))
+            blocks.append(_section(escape_truncate(answer.text, SECTION_TEXT_LIMIT)))
+        blocks.extend(_composed_sources(answer))
+    else:
+        if include_text:
+            if layout.lead:  # the answer first ("*Jan. 10*"), then the sentence that proves it
+                blocks.append(_section(_bold_mrkdwn(layout.lead, [(0, len(layout.lead))], SECTION_TEXT_LIMIT)))
+            blocks.append(_section(_evidence_mrkdwn(layout)))
+        if answer.citations:
+            blocks.append(_source_context(layout))
+    if answer.citations and not layout.abstained:
+        buttons.append(sources_button(answer.citations))
     if feedback_id:
-        blocks.append(feedback_actions(feedback_id))
+        buttons = feedback_actions(feedback_id)["elements"] + buttons
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "qabot_feedback", "elements": buttons})
+    return Message(escape_truncate(notification_text(answer, layout, echo_question), FALLBACK_TEXT_LIMIT),
+                   limit_blocks(blocks))
 
-    fallback = f"{answer.lead}: {answer.text}" if answer.lead else answer.text
-    if echo_question and answer.question:
-        fallback = f"{answer.question}: {answer.text}"
-    return Message(escape_truncate(fallback, FALLBACK_TEXT_LIMIT), limit_blocks(blocks))
+
+def notification_text(answer: Answer, layout: AnswerLayout, echo_question: bool = False) -> str:
+    """The plain notification / screen-reader text: the lead, then the evidence once."""
+    if layout.abstained or layout.composed:
+        text = answer.text
+    else:
+        evidence = " ".join(f"“{_single_line(line.text)}”" for line in layout.evidence)
+        text = f"{layout.lead} — {evidence}" if layout.lead else evidence
+    return f"{answer.question}: {text}" if echo_question and answer.question else text
 
 
 def render_notice(text: str) -> Message:
