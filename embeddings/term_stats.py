@@ -27,7 +27,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -77,7 +77,8 @@ class TermStatistics:
         self._counts: Counter[str] | None = None if directory is not None else Counter()
         self._tables: dict[str, np.ndarray] = {}
         self._forms: dict[str, tuple[str, ...]] | None = None
-        self._derived: dict[str, object] = {}  # while counts change: forms, vocabulary, deletions
+        # While counts change: forms, vocabulary, deletions (each its own type, hence Any).
+        self._derived: dict[str, Any] = {}
 
     @classmethod
     def load(cls, directory: Path, size: int) -> "TermStatistics":
@@ -156,6 +157,7 @@ class TermStatistics:
 
     def _load_counts(self) -> Counter[str]:
         if self._counts is None:
+            assert self._directory is not None, "a new table has counts; only a loaded one reads them"
             counts: Counter[str] = Counter()
             with (self._directory / "terms.tsv").open(encoding="utf-8") as handle:
                 for line in handle:

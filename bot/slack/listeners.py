@@ -195,9 +195,9 @@ def on_assistant_message(payload: dict, context: BoltContext, client: WebClient,
 def answer_assistant_message(payload: dict, context: BoltContext, client: WebClient, say: Say, set_status: SetStatus,
                              set_title: SetTitle, qabot: BotState) -> None:
     channel, ts = payload.get("channel"), payload.get("ts")
-    thread_ts = payload.get("thread_ts") or ts
     if not channel or not ts or payload.get("subtype") not in ANSWERABLE_SUBTYPES:
         return
+    thread_ts: str = payload.get("thread_ts") or ts
     thread = thread_context(qabot, client, context, channel, thread_ts, ts)
     if not claim_message(qabot, client, context, channel, ts, thread_ts, lock=False).answer:
         return
@@ -286,6 +286,7 @@ def on_error(error: Exception, body: dict) -> BoltResponse | None:
         log.debug("acknowledged %s, which no listener handles", kind_of(body))
         return BoltResponse(status=200, body="")
     log.error("unhandled error in a Slack listener (%s): %s", kind_of(body), api_error(error), exc_info=error)
+    return None
 
 
 # --- helpers --------------------------------------------------------------------------------------
