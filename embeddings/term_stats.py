@@ -31,7 +31,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .keyword import IDF_SMOOTHING, NAME_PREFIX, question_terms, stem
+from .keyword import IDF_SMOOTHING, NAME_PREFIX, folded_forms, question_terms
 
 DIRECTORY = "keywords"
 FILES = ("hashes.npy", "df.npy", "prefixes.npy", "deletions.npy", "forms.json", "terms.tsv")
@@ -50,17 +50,6 @@ def _contains(table: np.ndarray, term: str) -> bool:
     h = np.uint64(term_hash(term))
     at = int(np.searchsorted(table, h))
     return at < len(table) and table[at] == h
-
-
-def _folded_forms(terms: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Folded stem -> the accented stored terms it stands for (as `KeywordIndex` builds it)."""
-    folded: dict[str, list[str]] = {}
-    for term in terms:
-        if not term.isascii():
-            key = stem(term)
-            if key != term:
-                folded.setdefault(key, []).append(term)
-    return {k: tuple(sorted(v)) for k, v in folded.items()}
 
 
 class TermStatistics:
@@ -104,7 +93,7 @@ class TermStatistics:
     def _all_forms(self) -> dict[str, tuple[str, ...]]:
         if self._counts is not None:  # being changed: from the counts (an ingest, not the bot)
             if "forms" not in self._derived:
-                self._derived["forms"] = _folded_forms(t for t, n in self._counts.items() if n > 0)
+                self._derived["forms"] = folded_forms(t for t, n in self._counts.items() if n > 0)
             return self._derived["forms"]
         return self._forms or {}
 
@@ -150,7 +139,7 @@ class TermStatistics:
         only for an index being changed (the bot uses `has_prefix` and `is_deletion`)."""
         if "vocabulary" not in self._derived:
             terms = {t for t, n in self._load_counts().items() if n > 0}
-            self._derived["vocabulary"] = sorted(terms | set(_folded_forms(terms)))
+            self._derived["vocabulary"] = sorted(terms | set(folded_forms(terms)))
         return self._derived["vocabulary"]
 
     # --- changing and saving -------------------------------------------------------------------
@@ -187,7 +176,7 @@ class TermStatistics:
         words = self.vocabulary()
         np.save(directory / "prefixes.npy", _hashes(w[:NAME_PREFIX] for w in words if len(w) >= NAME_PREFIX))
         np.save(directory / "deletions.npy", _hashes(_deletions(words)))
-        (directory / "forms.json").write_text(json.dumps(_folded_forms(terms), ensure_ascii=False), encoding="utf-8")
+        (directory / "forms.json").write_text(json.dumps(folded_forms(terms), ensure_ascii=False), encoding="utf-8")
         with (directory / "terms.tsv").open("w", encoding="utf-8") as handle:
             for term in terms:
                 handle.write(f"{term}\t{counts[term]}\n")
