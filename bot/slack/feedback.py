@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from embeddings.jsonl import read_json_lines
+
 from ..answering.answer import Answer
 
 log = logging.getLogger(__name__)
@@ -92,15 +94,9 @@ class FeedbackLog:
 
 def read_log(path: Path) -> list[dict[str, Any]]:
     """Every vote in a feedback log (skipping a torn last line)."""
-    entries = []
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
-    for line in text.splitlines():
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            continue
-    return entries
+    return list(read_json_lines(text.splitlines(), str(path), strict=False))
 

@@ -11,7 +11,6 @@ The index records no document dates today; a document's date is shown when its r
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import OrderedDict
@@ -21,6 +20,8 @@ from typing import Any, Mapping, Sequence
 
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
+
+from embeddings.jsonl import read_json_lines
 
 from .blocks import SECTION_TEXT_LIMIT, escape_truncate, safe_url
 from .client import api_error
@@ -130,15 +131,7 @@ def _tail_entries(path: Path, max_bytes: int) -> list[dict]:
     lines = data.decode("utf-8", errors="replace").splitlines()
     if size > max_bytes and lines:
         lines = lines[1:]  # started mid-line
-    entries = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            entries.append(entry)
-    return entries
+    return list(read_json_lines(lines, "feedback log", strict=False))
 
 
 # --- rendering ---------------------------------------------------------------------------------
