@@ -33,6 +33,12 @@ from .llm_standin import llm_standin  # noqa: F401 (a fixture: pytest finds it h
 # A real redis-server on a free port, for the shared-state tests (`redis_server`, `redis_url`).
 from .redis_server import own_redis, redis_server, redis_url  # noqa: F401 (a fixture: pytest finds it here)
 
+# What the shipped reader does not get right yet (issue 10's acceptance; docs/quality.md, "Rules
+# only vs the reader (ablation)"): the one xfail marker of the suite. Strict, so a test that starts to pass fails
+# until its marker is removed, and a regression never hides behind it.
+READER_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see docs/quality.md, 'Rules only vs the reader (ablation)')",
+                               strict=True)
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "articles"
 SAMPLE = SAMPLE_DIR / "ryabkov-2022-01-06.txt"
