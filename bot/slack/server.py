@@ -65,6 +65,7 @@ class _EventsHandler(BaseHTTPRequestHandler):
             lists.setdefault(key.lower(), []).append(value)
         headers: dict[str, str | Sequence[str]] = dict(lists)
         try:
+            # `server` is our EventsServer (which has `app`); the stdlib types it as the base class.
             response = self.server.app.dispatch(BoltRequest(body=body, query=query, headers=headers))  # type: ignore[attr-defined]
         except Exception as exc:
             log.error("could not handle a Slack request: %s", api_error(exc), exc_info=True)
