@@ -18,7 +18,8 @@ A request travels top to bottom through these modules:
   `markup` turns a message's Slack markup into the plain question (inbound; `blocks` renders).
 - `admin` adds documents from Slack (``/ask add``, files shared in a DM) for admin users.
 - Replicas: `redis_state` keeps that state in Redis for processes on several hosts, and
-  `handover` answers what a replica that died had acknowledged.
+  `handover` answers what a replica that died had acknowledged; `guard` keeps answers exactly
+  once when the store cannot vouch for an event, and never silent when it fails.
 - `secrets`, `logfilters` and `client` keep tokens and request bodies out of logs and talk to the
   Web API; `errors` holds the one error the transport raises to its caller.
 """
