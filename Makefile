@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 # Exactly this torch: a CPU wheel that installs in seconds here. Any other pulls a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install run test test-fast bench eval clean-index help test-services
+.PHONY: install run test test-fast lint bench eval clean-index help test-services
 
 help:
 	@echo "make run    install if needed, index the bundled article if the index is empty, then"
 	@echo "            start the Slack bot (SLACK_BOT_TOKEN set) or the CLI chat (not set)"
 	@echo "make test   install if needed and run the whole test suite (what CI runs)"
 	@echo "make test-fast  the fast part only (tests not marked slow), under a minute"
+	@echo "make lint   ruff and mypy, as configured in pyproject.toml (CI runs it before the tests)"
 	@echo "make bench  performance benchmark: about 7 minutes on 2 idle cores, 15 on a busy machine;"
 	@echo "            QUICK=1 for the small version CI runs, about 1.5 minutes"
 	@echo "make eval   answer-quality evaluation on ../shared/eval (SQuAD subset), about 2.5 minutes;"
@@ -49,6 +50,11 @@ test: $(STAMP) test-services
 
 test-fast: $(STAMP) test-services
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# ruff (bug-finding rules) on the whole tree, then mypy on the packages; either finding fails.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The bench extra (LangChain, for the side-by-side ingest comparison) is installed with torch
 # pinned in the same command so nothing can replace it. QUICK (CI) goes on without it if the

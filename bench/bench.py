@@ -36,16 +36,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.common import CONTEXTS, EVAL, FULL, QUICK, RESULTS, log, machine_info, write_results  # noqa: E402
-from bench.report import table, verdicts  # noqa: E402
-from bench.sections.cold import bench_cold  # noqa: E402
-from bench.sections.ingest import bench_ingest  # noqa: E402
-from bench.sections.langchain import bench_langchain  # noqa: E402
-from bench.sections.query import bench_query  # noqa: E402
-from bench.sections.reader import bench_reader  # noqa: E402
-from bench.sections.milvus import bench_milvus  # noqa: E402
-from bench.sections.scale import bench_scale  # noqa: E402
-from bench.sections.slack import bench_slack  # noqa: E402
+from bench.common import CONTEXTS, EVAL, FULL, QUICK, RESULTS, log, machine_info, write_results  # noqa: E402 (after the sys.path line above)
+from bench.report import table, verdicts  # noqa: E402 (after the sys.path line above)
+from bench.sections.cold import bench_cold  # noqa: E402 (after the sys.path line above)
+from bench.sections.ingest import bench_ingest  # noqa: E402 (after the sys.path line above)
+from bench.sections.langchain import bench_langchain  # noqa: E402 (after the sys.path line above)
+from bench.sections.query import bench_query  # noqa: E402 (after the sys.path line above)
+from bench.sections.reader import bench_reader  # noqa: E402 (after the sys.path line above)
+from bench.sections.milvus import bench_milvus  # noqa: E402 (after the sys.path line above)
+from bench.sections.scale import bench_scale  # noqa: E402 (after the sys.path line above)
+from bench.sections.slack import bench_slack  # noqa: E402 (after the sys.path line above)
 
 SECTIONS = {"ingest": bench_ingest, "langchain": bench_langchain, "query": bench_query, "reader": bench_reader,
             "cold": bench_cold, "slack": bench_slack, "scale": bench_scale, "milvus": bench_milvus}

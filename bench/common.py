@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.jsonl import read_json_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 
 EVAL = ROOT.parent / "shared" / "eval"
@@ -71,7 +73,7 @@ def ms(seconds_list) -> dict:
 
 def load_jsonl(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        return list(read_json_lines(handle, str(path)))
 
 
 def log(message: str) -> None:

@@ -20,15 +20,15 @@ from rich.text import Text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from .answering.answer import Answer  # noqa: E402
-from .answering.layout import layout_json  # noqa: E402
-from .cli_common import Failure, IndexOption, err, use_config_file  # noqa: E402
-from .cli_common import run as _run  # noqa: E402
-from .cli_common import settings_for as _settings  # noqa: E402
-from .cli_common import shown as _shown  # noqa: E402
-from .cli_docs import docs_app, ingest_progress  # noqa: E402
-from .cli_render import StreamedText, out, render_answer  # noqa: E402
-from .settings import RETRIEVAL_MODES, Settings  # noqa: E402
+from .answering.answer import Answer
+from .answering.layout import layout_json
+from .cli_common import Failure, IndexOption, err, use_config_file
+from .cli_common import run as _run
+from .cli_common import settings_for as _settings
+from .cli_common import shown as _shown
+from .cli_docs import docs_app, ingest_progress
+from .cli_render import StreamedText, out, render_answer
+from .settings import RETRIEVAL_MODES, Settings
 
 # rich_markup_mode=None: help in click's plain layout. Help texts name settings as "[slack] port",
 # which Rich markup would swallow, and typer's Rich panels print every flag as "<bool>".
@@ -231,7 +231,7 @@ def _line_reader(settings: Settings):
 
         history_file = Path(settings.paths.index).parent / ".chat_history"
         history_file.parent.mkdir(parents=True, exist_ok=True)
-        session = PromptSession(history=FileHistory(str(history_file)))
+        session: PromptSession[str] = PromptSession(history=FileHistory(str(history_file)))
         return lambda: session.prompt("? ")
     return lambda: input("? ")
 
@@ -327,7 +327,7 @@ def _eval(contexts, questions, as_json, abstain_check, limit, mode, work_dir, un
         report = run_eval(contexts, questions, settings, limit=limit, abstain_check=abstain_check,
                           unanswerable=unanswerable, work_dir=work_dir, progress=True)
     except EvalDataError as exc:
-        raise Failure(str(exc), 2)
+        raise Failure(str(exc), 2) from None
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
     else:

@@ -67,7 +67,7 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
     except QabotError as exc:
         err.print(f"[red]Error:[/red] {escape(str(exc))}")
-        raise typer.Exit(exc.code if isinstance(exc, Failure) else 1)
+        raise typer.Exit(exc.code if isinstance(exc, Failure) else 1) from None
     except KeyboardInterrupt:
         err.print("Interrupted.")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None

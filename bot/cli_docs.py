@@ -50,7 +50,7 @@ def _cut(text: str, width: int, left: bool = False) -> str:
     return "…" + text[-(width - 1):] if left else text[:width - 1] + "…"
 
 
-def _size(size: int) -> str:
+def _size(size: float) -> str:
     for unit in ("B", "KB", "MB"):
         if size < 1024 or unit == "MB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -177,14 +177,14 @@ def _remove(refs: list[str], index: Optional[Path], as_json: bool) -> None:
 def ingest_progress(show: bool) -> Iterator[tuple[Callable[[float, int, str], None], Callable[[float, int], None]]]:
     """(on_load, on_embed) callbacks that drive two progress bars on stderr, shown only when
     `show` (a terminal, not --json): one for fetching/reading inputs, one for embedding."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("[dim]{task.fields[item]}"), console=err,
                   disable=not show, transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
-        def task(name: str) -> int:
+        def task(name: str) -> TaskID:
             if name not in tasks:
                 tasks[name] = bar.add_task(name, total=None, item="")
             return tasks[name]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Iterable, Iterator, Protocol, Sequence, overload, runtime_checkable
+from typing import Iterable, Iterator, Protocol, Sequence, SupportsIndex, overload, runtime_checkable
 
 from .chunking import Chunk
 
@@ -54,6 +54,9 @@ class ChunkRecords(Protocol):
 
     def __iter__(self) -> Iterator[ChunkRecord]: ...
 
+    def __getitem__(self, row: int, /) -> ChunkRecord:
+        """One row's record (`fetch` gets many at once)."""
+
     def fetch(self, rows: Iterable[int]) -> list[ChunkRecord]:
         """The records of `rows`, in their order."""
 
@@ -65,12 +68,12 @@ class MemoryChunks(list[ChunkRecord]):
     """Every record in RAM, in row order: a list (equal to one, sliceable) that is `ChunkRecords`."""
 
     @overload
-    def __getitem__(self, row: int) -> ChunkRecord: ...
+    def __getitem__(self, row: SupportsIndex, /) -> ChunkRecord: ...
 
     @overload
-    def __getitem__(self, row: slice) -> "MemoryChunks": ...
+    def __getitem__(self, row: slice, /) -> "MemoryChunks": ...
 
-    def __getitem__(self, row: int | slice) -> "ChunkRecord | MemoryChunks":
+    def __getitem__(self, row: SupportsIndex | slice, /) -> "ChunkRecord | MemoryChunks":
         if isinstance(row, slice):
             return MemoryChunks(super().__getitem__(row))
         return super().__getitem__(row)

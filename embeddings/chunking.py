@@ -41,7 +41,7 @@ def _segmenter():
 
     # pysbd uses more distinct regex patterns than `re` caches by default, so it would recompile
     # them constantly; a larger cache makes sentence splitting about a quarter faster.
-    re._MAXCACHE = max(re._MAXCACHE, 4096)  # type: ignore[attr-defined]
+    re._MAXCACHE = max(re._MAXCACHE, 4096)
 
     return pysbd.Segmenter(language="en", clean=False)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, Union, cast
+from typing import AbstractSet, Callable, Iterable, Sequence, Union, cast
 
 import numpy as np
 
@@ -155,7 +155,7 @@ class Index:
         return report
 
     def add_records(self, records: Sequence[ChunkRecord], texts: Sequence[str], vectors: np.ndarray,
-                    replaced: set[str] = frozenset()) -> None:
+                    replaced: AbstractSet[str] = frozenset()) -> None:
         """Drop the chunks of the `replaced` documents and append `records`, embedded already
         (`texts` as the encoder saw them, their `vectors`). `add` calls it; the bench too, with
         synthetic vectors. The documents' `DocumentInfo` is the caller's."""
@@ -229,7 +229,7 @@ class Index:
             rows, scores = cast(KeywordIndex, self.keyword).search(query, k)
         return self._hits(rows, scores)
 
-    def _hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
+    def _hits(self, rows: Iterable[int] | np.ndarray, scores: Iterable[float] | np.ndarray) -> list[Hit]:
         kept = [(int(r), float(s)) for r, s in zip(rows, scores) if r >= 0]
         return [Hit(r, c, s) for (r, s), c in zip(kept, self._chunks.fetch([r for r, _ in kept]))]
 

@@ -49,12 +49,10 @@ class IngestOptions:
 
     @classmethod
     def from_settings(cls, settings) -> "IngestOptions":
-        """From qabot's settings (duck-typed: its model, chunking and ingest sections), so that
+        """From qabot's settings (duck-typed: its model, chunking, ingest and store sections), so that
         embeddings/ needs nothing from bot/."""
-        m, c, i = settings.model, settings.chunking, settings.ingest
-        st = getattr(settings, "store", None)
-        milvus = MilvusConfig(st.store_uri, st.collection, st.milvus_index) \
-            if st is not None and st.store_backend == "milvus" else None
+        m, c, i, st = settings.model, settings.chunking, settings.ingest, settings.store
+        milvus = MilvusConfig(st.store_uri, st.collection, st.milvus_index) if st.store_backend == "milvus" else None
         return cls(model_name=m.model_name, backend=m.ingest_backend, max_seq_length=m.max_seq_length,
                    batch_size=m.batch_size, chunk_words=c.chunk_words, sentence_overlap=c.sentence_overlap,
                    chunk_vectors=c.chunk_vectors,

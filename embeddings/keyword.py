@@ -8,7 +8,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -97,6 +97,19 @@ def question_terms(question: str) -> list[str]:
     return tokenize([question], QUESTION_STOPWORDS)[0]
 
 
+def folded_forms(terms: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Folded stem -> the accented stored terms it stands for ("herv" -> ("hervé",)), sorted;
+    from the non-ASCII terms only (a small share of a vocabulary). `KeywordIndex` and the Milvus
+    term table (term_stats.py) both use this one, so their forms agree."""
+    folded: dict[str, list[str]] = {}
+    for term in terms:
+        if not term.isascii():
+            key = stem(term)
+            if key != term:
+                folded.setdefault(key, []).append(term)
+    return {k: tuple(sorted(v)) for k, v in folded.items()}
+
+
 class KeywordIndex:
     """A BM25 index whose rows are the rows of the dense index (row i = chunk i)."""
 
@@ -130,17 +143,9 @@ class KeywordIndex:
         return [form for term in question_terms(query) for form in self.forms(term)]
 
     def _folded_forms(self) -> dict[str, tuple[str, ...]]:
-        """Folded stem -> the accented stored terms it stands for ("herv" -> ("hervé",)), built
-        once from the vocabulary's non-ASCII terms (a small share of it)."""
+        """`folded_forms` of the vocabulary, built once."""
         if self._folded is None:
-            folded: dict[str, list[str]] = {}
-            vocab = self._retriever.vocab_dict if self._retriever is not None else {}
-            for term in vocab:
-                if not term.isascii():
-                    key = stem(term)
-                    if key != term:
-                        folded.setdefault(key, []).append(term)
-            self._folded = {k: tuple(v) for k, v in folded.items()}
+            self._folded = folded_forms(self._retriever.vocab_dict if self._retriever is not None else ())
         return self._folded
 
     def forms(self, term: str) -> tuple[str, ...]:

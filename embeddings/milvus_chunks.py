@@ -15,7 +15,7 @@ import threading
 from array import array
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence, overload
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from .errors import IndexCorruptError
 from .milvus import MilvusStore
 from .storage import REBUILD_HINT
 from .term_stats import DIRECTORY, TermStatistics
+from .vectors import RecordStore
 
 DOC_ROWS_FILE = "milvus_doc_rows.npy"
 DOC_IDS_FILE = "milvus_doc_ids.json"
@@ -35,7 +36,7 @@ FETCH_BATCH = 512  # records a request when iterating
 class MilvusChunks(Sequence[ChunkRecord]):
     """Row -> `ChunkRecord`, read from the Milvus store's entities."""
 
-    def __init__(self, store: MilvusStore, doc_ids: Sequence[str] = (), doc_rows: Iterable[int] = ()) -> None:
+    def __init__(self, store: RecordStore, doc_ids: Sequence[str] = (), doc_rows: Iterable[int] = ()) -> None:
         self.store = store
         self._doc_ids: list[str] = list(doc_ids)
         self._doc_number = {d: i for i, d in enumerate(self._doc_ids)}
@@ -46,7 +47,13 @@ class MilvusChunks(Sequence[ChunkRecord]):
     def __len__(self) -> int:
         return len(self._doc_rows)
 
-    def __getitem__(self, row):  # type: ignore[override]
+    @overload
+    def __getitem__(self, row: int) -> ChunkRecord: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[ChunkRecord]: ...
+
+    def __getitem__(self, row: int | slice) -> ChunkRecord | list[ChunkRecord]:
         if isinstance(row, slice):
             return self.fetch(range(len(self))[row])
         return self.fetch([row])[0]

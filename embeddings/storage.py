@@ -61,7 +61,7 @@ def current_version(directory: Path) -> Path | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise IndexCorruptError(f"{directory / CURRENT}: cannot read ({exc.strerror}); {REBUILD_HINT}")
+        raise IndexCorruptError(f"{directory / CURRENT}: cannot read ({exc.strerror}); {REBUILD_HINT}") from None
     if not name or "/" in name or name.startswith("."):
         raise IndexCorruptError(f"{directory / CURRENT}: invalid content; {REBUILD_HINT}")
     return directory / name

@@ -27,11 +27,11 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .keyword import IDF_SMOOTHING, NAME_PREFIX, question_terms, stem
+from .keyword import IDF_SMOOTHING, NAME_PREFIX, folded_forms, question_terms
 
 DIRECTORY = "keywords"
 FILES = ("hashes.npy", "df.npy", "prefixes.npy", "deletions.npy", "forms.json", "terms.tsv")
@@ -52,17 +52,6 @@ def _contains(table: np.ndarray, term: str) -> bool:
     return at < len(table) and table[at] == h
 
 
-def _folded_forms(terms: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Folded stem -> the accented stored terms it stands for (as `KeywordIndex` builds it)."""
-    folded: dict[str, list[str]] = {}
-    for term in terms:
-        if not term.isascii():
-            key = stem(term)
-            if key != term:
-                folded.setdefault(key, []).append(term)
-    return {k: tuple(sorted(v)) for k, v in folded.items()}
-
-
 class TermStatistics:
     """What `KeywordIndex` tells the answer step (`size`, `idf`, `document_frequency`, `forms`,
     `query_tokens`), plus `has_prefix` and `is_deletion` for the judge's name look-up.
@@ -77,7 +66,8 @@ class TermStatistics:
         self._counts: Counter[str] | None = None if directory is not None else Counter()
         self._tables: dict[str, np.ndarray] = {}
         self._forms: dict[str, tuple[str, ...]] | None = None
-        self._derived: dict[str, object] = {}  # while counts change: forms, vocabulary, deletions
+        # While counts change: forms, vocabulary, deletions (each its own type, hence Any).
+        self._derived: dict[str, Any] = {}
 
     @classmethod
     def load(cls, directory: Path, size: int) -> "TermStatistics":
@@ -103,7 +93,7 @@ class TermStatistics:
     def _all_forms(self) -> dict[str, tuple[str, ...]]:
         if self._counts is not None:  # being changed: from the counts (an ingest, not the bot)
             if "forms" not in self._derived:
-                self._derived["forms"] = _folded_forms(t for t, n in self._counts.items() if n > 0)
+                self._derived["forms"] = folded_forms(t for t, n in self._counts.items() if n > 0)
             return self._derived["forms"]
         return self._forms or {}
 
@@ -149,13 +139,14 @@ class TermStatistics:
         only for an index being changed (the bot uses `has_prefix` and `is_deletion`)."""
         if "vocabulary" not in self._derived:
             terms = {t for t, n in self._load_counts().items() if n > 0}
-            self._derived["vocabulary"] = sorted(terms | set(_folded_forms(terms)))
+            self._derived["vocabulary"] = sorted(terms | set(folded_forms(terms)))
         return self._derived["vocabulary"]
 
     # --- changing and saving -------------------------------------------------------------------
 
     def _load_counts(self) -> Counter[str]:
         if self._counts is None:
+            assert self._directory is not None, "a new table has counts; only a loaded one reads them"
             counts: Counter[str] = Counter()
             with (self._directory / "terms.tsv").open(encoding="utf-8") as handle:
                 for line in handle:
@@ -185,7 +176,7 @@ class TermStatistics:
         words = self.vocabulary()
         np.save(directory / "prefixes.npy", _hashes(w[:NAME_PREFIX] for w in words if len(w) >= NAME_PREFIX))
         np.save(directory / "deletions.npy", _hashes(_deletions(words)))
-        (directory / "forms.json").write_text(json.dumps(_folded_forms(terms), ensure_ascii=False), encoding="utf-8")
+        (directory / "forms.json").write_text(json.dumps(folded_forms(terms), ensure_ascii=False), encoding="utf-8")
         with (directory / "terms.tsv").open("w", encoding="utf-8") as handle:
             for term in terms:
                 handle.write(f"{term}\t{counts[term]}\n")

@@ -12,9 +12,9 @@ load and deletes what a new version dropped only once it is live (`ExternalStore
 
 from __future__ import annotations
 
-from pathlib import Path
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -132,21 +132,26 @@ def ivf_params(chunks: int) -> dict:
     return {"nlist": nlist, "nprobe": min(nlist, max(IVF_MIN_PROBES, nlist // 64))}
 
 
-def build_dense_index(vectors: np.ndarray, index_type: str, params: dict | None = None):
+# FAISS indexes are typed `Any`: its SWIG classes gain attributes by type (an IVF index's `nprobe`,
+# `cp`, `make_direct_map`) that its stubs do not follow through `index_factory`.
+FaissIndex = Any
+
+
+def build_dense_index(vectors: np.ndarray, index_type: str, params: dict | None = None) -> FaissIndex:
     """A FAISS inner-product index of `index_type` holding `vectors` (row i = vector i)."""
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dimension = vectors.shape
     if index_type == FLAT:
-        index = faiss.IndexFlatIP(dimension)
+        flat: FaissIndex = faiss.IndexFlatIP(dimension)
         if n:
-            index.add(vectors)
-        return index
+            flat.add(vectors)
+        return flat
     if index_type != IVF_SQ8:
         raise ValueError(f"unknown dense index type {index_type!r} (use one of {', '.join(INDEX_TYPES)})")
     params = params or ivf_params(n)
-    index = faiss.index_factory(dimension, f"IVF{params['nlist']},SQ8", faiss.METRIC_INNER_PRODUCT)
+    index: FaissIndex = faiss.index_factory(dimension, f"IVF{params['nlist']},SQ8", faiss.METRIC_INNER_PRODUCT)
     # k-means on a fixed-seed sample: stable enough lists at a bounded cost on a million vectors.
     index.cp.niter = IVF_KMEANS_ROUNDS
     sample = min(n, IVF_SAMPLE_PER_LIST * params["nlist"])
@@ -160,7 +165,7 @@ def build_dense_index(vectors: np.ndarray, index_type: str, params: dict | None 
     return index
 
 
-def search_one(index, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def search_one(index: FaissIndex, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows) of one query's `k` nearest vectors, searched on the calling thread alone.
 
     A single query gains nothing from FAISS's OpenMP threads (flat and IVF search split the work
@@ -196,7 +201,7 @@ class FaissStore:
         self.index_type = FLAT
         self.index_params: dict = {}
         self._float: np.ndarray | None = np.zeros((0, dimension), dtype=np.float32)
-        self._faiss = None
+        self._faiss: FaissIndex = None
 
     def __len__(self) -> int:
         return len(self._float) if self._float is not None else int(self._faiss.ntotal)
@@ -256,7 +261,7 @@ class FaissStore:
 
         path = version / VECTORS_FILE
         try:
-            index = faiss.read_index(str(path))
+            index: FaissIndex = faiss.read_index(str(path))
         except (OSError, RuntimeError) as exc:
             raise IndexCorruptError(f"{version}: cannot read the index ({type(exc).__name__}); "
                                     f"{REBUILD_HINT}") from None

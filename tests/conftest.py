@@ -26,12 +26,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The Slack Web API stand-in's fixtures (`standin`, `slack_settings`, `make_bot`), for every test
 # module: pytest finds fixtures imported into conftest, so no module has to import them itself.
-from .slack_requests import make_bot, slack_settings  # noqa: E402,F401
-from .slack_standin import standin  # noqa: E402,F401
+from .slack_requests import make_bot, slack_settings  # noqa: F401 (a fixture: pytest finds it here)
+from .slack_standin import standin  # noqa: F401 (a fixture: pytest finds it here)
 # The LLM stand-in (an OpenAI-compatible server on 127.0.0.1; milliseconds, so not integration).
-from .llm_standin import llm_standin  # noqa: E402,F401
+from .llm_standin import llm_standin  # noqa: F401 (a fixture: pytest finds it here)
 # A real redis-server on a free port, for the shared-state tests (`redis_server`, `redis_url`).
-from .redis_server import own_redis, redis_server, redis_url  # noqa: E402,F401
+from .redis_server import own_redis, redis_server, redis_url  # noqa: F401 (a fixture: pytest finds it here)
+
+# What the shipped reader does not get right yet (issue 10's acceptance; docs/quality.md, "Rules
+# only vs the reader (ablation)"): the one xfail marker of the suite. Strict, so a test that starts to pass fails
+# until its marker is removed, and a regression never hides behind it.
+READER_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see docs/quality.md, 'Rules only vs the reader (ablation)')",
+                               strict=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "articles"

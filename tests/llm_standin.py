@@ -90,7 +90,7 @@ class LlmStandIn:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 standin._handle(self)
 
             def log_message(self, *args: Any) -> None:

@@ -6,11 +6,7 @@ import pytest
 
 from bot.answering.answer import ABSTAIN_TEXT
 
-# Issue 10 acceptance the shipped reader (bot/reader/model, 3 layers; held-out top-sentence
-# accuracy 0.69, span exact match 0.29) does not meet yet: expected to fail until a stronger
-# reader ships. Not strict: a better model turns them into passes (then drop the marker).
-READER_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see docs/quality.md, 'Rules only vs the reader (ablation)')",
-                               strict=False)
+from .conftest import READER_GAP
 
 
 def _all_text(answer) -> str:

@@ -156,8 +156,13 @@ def test_ingest_of_bad_files_fails_in_one_line_and_changes_nothing(index_copy, t
 
 
 def test_ingest_with_a_model_mismatch_says_how_to_rebuild(index_copy, tmp_path):
-    result = run("ask", "When are the talks?", index=index_copy, env={"QABOT_MODEL_NAME": "other-model"})
+    """Refused when the index is opened, before any model is loaded or anything written."""
+    note = tmp_path / "note.txt"
+    note.write_text("A short note about the talks.", encoding="utf-8")
+    before = snapshot(index_copy)
+    result = run("ingest", str(note), index=index_copy, env={"QABOT_MODEL_NAME": "other-model"})
     _one_line_error(result, "--rebuild")
+    assert snapshot(index_copy) == before
 
 
 @pytest.mark.parametrize("env, fragment", [

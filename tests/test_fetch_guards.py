@@ -31,7 +31,7 @@ class Recorder:
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 recorder.requests.append((self.path, self.headers.get("Authorization")))
                 if redirect_to:
                     self.send_response(302)

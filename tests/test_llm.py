@@ -213,7 +213,7 @@ def test_with_the_llm_off_the_openai_client_is_never_imported(small_index, fake_
 def _sources(*texts):
     from bot.answering.grounding import Source
 
-    return [Source(i, None, f"T{i}", t) for i, t in enumerate(texts, start=1)]  # type: ignore[arg-type]
+    return [Source(i, None, f"T{i}", t) for i, t in enumerate(texts, start=1)]  # type: ignore[arg-type]  # no chunk: the prompt needs only the texts
 
 
 def test_each_claim_is_checked_against_the_source_it_cites():

@@ -17,15 +17,15 @@ import pytest
 
 pytest.importorskip("pymilvus", reason="the Milvus backend needs qabot[scale] (make install installs it)")
 
-from bot.answering.judge import NameLookup  # noqa: E402
-from embeddings.index import BM25_DIR, CHUNKS_FILE, Index  # noqa: E402
-from embeddings.ingest import IngestOptions, ingest, remove_documents  # noqa: E402
-from embeddings.keyword import KeywordIndex  # noqa: E402
-from embeddings.milvus_chunks import MilvusChunks  # noqa: E402
-from embeddings.storage import current_version  # noqa: E402
-from embeddings.term_stats import TermStatistics  # noqa: E402
+from bot.answering.judge import NameLookup
+from embeddings.index import BM25_DIR, CHUNKS_FILE, Index
+from embeddings.ingest import IngestOptions, ingest, remove_documents
+from embeddings.keyword import KeywordIndex
+from embeddings.milvus_chunks import MilvusChunks
+from embeddings.storage import current_version
+from embeddings.term_stats import TermStatistics
 
-from .conftest import ROOT, SAMPLE, HashEncoder  # noqa: E402
+from .conftest import ROOT, SAMPLE, HashEncoder
 
 PORT = "Port report\n\nThe port of Odesa reopened on May 2 after repairs to berth 4. Captain Hervé " \
        "Céloron steered the first ship out. Grain ships left the port of Odesa for Istanbul.\n"

@@ -11,13 +11,13 @@ import pytest
 
 pytest.importorskip("pymilvus", reason="the Milvus backend needs qabot[scale] (make install installs it)")
 
-from embeddings.errors import IndexCorruptError, IndexMismatchError  # noqa: E402
-from embeddings.index import Index  # noqa: E402
-from embeddings.ingest import IngestOptions, ingest, remove_documents  # noqa: E402
-from embeddings.milvus import KEYS_FILE, MilvusStore  # noqa: E402
-from embeddings.storage import current_version  # noqa: E402
+from embeddings.errors import IndexCorruptError, IndexMismatchError
+from embeddings.index import Index
+from embeddings.ingest import IngestOptions, ingest, remove_documents
+from embeddings.milvus import KEYS_FILE, MilvusStore
+from embeddings.storage import current_version
 
-from .conftest import SAMPLE, HashEncoder  # noqa: E402
+from .conftest import SAMPLE, HashEncoder
 
 PORT = "Port report\n\nThe port of Odesa reopened on May 2 after repairs to berth 4. " \
        "Grain ships left the port of Odesa for Istanbul.\n"

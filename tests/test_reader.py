@@ -15,12 +15,10 @@ from bot.reader.runtime import MODEL_DIR, Reader
 from embeddings.chunking import split_sentences
 from embeddings.documents import load_document
 
+from .conftest import READER_GAP
+
 # The real shipped model on the bundled article: the integration tier.
 pytestmark = pytest.mark.slow
-# What the shipped 3-layer model (2,000 steps on 2 CPU cores) still gets wrong on the article;
-# issue 10 stays open for it. Not strict: a better model turns these into passes.
-MODEL_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see docs/quality.md, 'Rules only vs the reader (ablation)')",
-                              strict=False)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTICLE = ROOT / "data" / "articles" / "ryabkov-2022-01-06.txt"
@@ -52,7 +50,7 @@ def best(reader: Reader, question: str, candidates: list[Candidate]):
 @pytest.mark.parametrize("question", ["What deadline did Ryabkov give?",
                                       "How soon does the Kremlin want an outcome?",
                                       "How soon does Russia want results?"])
-@MODEL_GAP
+@READER_GAP
 def test_the_within_a_few_weeks_sentence_answers_when(reader, candidates, question):
     text, span, reading, readings = best(reader, question, candidates)
     assert "within a few weeks" in text
@@ -60,7 +58,7 @@ def test_the_within_a_few_weeks_sentence_answers_when(reader, candidates, questi
     assert not reader.declines(readings)
 
 
-@MODEL_GAP
+@READER_GAP
 def test_agency_question_highlights_tass(reader, candidates):
     text, span, _, readings = best(reader, "Which news agency reported his remarks?", candidates)
     assert "reported TASS" in text

@@ -251,7 +251,7 @@ def test_the_llm_api_key_never_reaches_logs_errors_or_slack(capture, make_bot, s
                                               ("status", {"status": 500}), ("drop", {}), ("slow", {"delay": 3.0}))):
         llm_standin.script(mode, GOOD, **options)
         bot.send_event(mention_event(DEADLINE_Q))
-        wait_until(lambda: len(llm_standin.calls) > number, message="the LLM call")
+        wait_until(lambda number=number: len(llm_standin.calls) > number, message="the LLM call")
         bot.wait_idle()
     assert any(c.authorization == f"Bearer {API_KEY}" for c in llm_standin.calls)  # it was sent, as a header
     assert standin.calls("chat.stopStream")  # the composed answer streamed

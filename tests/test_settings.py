@@ -167,11 +167,11 @@ def test_the_llm_section_is_switched_on_from_the_environment():
 def test_an_api_key_put_where_its_variable_name_belongs_is_refused_without_echoing_it(tmp_path, where):
     key = "sk-proj-QBsecLLMkeyA1b2C3d4E5f6G7h8"
     if where == "env":
-        loading = lambda: load_settings(environ={"QABOT_LLM_API_KEY_ENV": key})  # noqa: E731
+        loading = lambda: load_settings(environ={"QABOT_LLM_API_KEY_ENV": key})
     else:
         config = tmp_path / "c.toml"
         config.write_text(f'[llm]\napi_key_env = "{key}"\n')
-        loading = lambda: load_settings(config, environ={})  # noqa: E731
+        loading = lambda: load_settings(config, environ={})
     with pytest.raises(SettingsError) as caught:
         loading()
     text = str(caught.value)

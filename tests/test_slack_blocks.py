@@ -18,9 +18,9 @@ from bot.slack.blocks import (
     render_answer,
     render_apology,
     safe_url,
-    slack_to_plain,
     suggested_prompts,
 )
+from bot.slack.markup import slack_to_plain
 
 ACTIVE_MARKUP = re.compile(r"<\s*[!@#]|<https?:")
 

@@ -71,7 +71,7 @@ def many_documents(n: int) -> list[KnownDocument]:
 @pytest.mark.parametrize("count", [0, 1, 17, 400, 5000])
 def test_home_view_stays_within_slack_limits_however_many_documents(slack_settings, count):
     settings = slack_settings.replace("slack", qa_channels=("C0ASKDOCS",))
-    tally = tally_feedback(slack_settings.paths.feedback_log)
+    tally = tally_feedback(FeedbackLog(slack_settings.paths.feedback_log))
     for with_tally in (None, tally):
         view = render_home(many_documents(count), settings, bot_user_id="UQABOT", tally=with_tally)
         check_limits(view)
@@ -93,11 +93,11 @@ def test_tally_counts_each_users_latest_vote_on_recent_answers(tmp_path, answere
         log.record_vote(feedback_id=feedback_id, vote=vote, user=user, channel="C1", message_ts=new_ts())
     with open(log.path, "a", encoding="utf-8") as handle:
         handle.write('{"vote": "up", "torn')  # a crash mid-write leaves a torn last line
-    tally = tally_feedback(log.path)
+    tally = tally_feedback(log)
     assert (tally.votes, tally.up, tally.down) == (4, 2, 2)  # U1 changed their mind on the first
     assert [(a.question, a.up, a.down) for a in tally.answers] == [
         ("When are the Geneva talks?", 2, 0), ("What deadline did Ryabkov give?", 0, 2)]
-    assert tally_feedback(tmp_path / "missing.jsonl").votes == 0
+    assert tally_feedback(FeedbackLog(tmp_path / "missing.jsonl")).votes == 0
 
 
 def home_opened(user: str, tab: str = "home") -> dict[str, Any]:

@@ -22,6 +22,7 @@ import pytest
 from bot.slack.client import make_web_client
 
 from .slack_requests import SpyAnswerer, mention_event, twin_of
+from .slack_standin import wait_until
 
 # Load and fault trials take seconds each (200 events, retries with real back-off, a stalled call).
 pytestmark = pytest.mark.slow
@@ -96,8 +97,9 @@ def test_two_hundred_mentions_from_twenty_channels_each_answered_once(make_bot, 
     send_seconds = time.monotonic() - started
     deliveries = len(acks)
     standin.wait_for("chat.postMessage", EVENTS, timeout=90)
+    # Every delivery is acknowledged and no worker is busy: nothing is left that could still post
+    # (a late duplicate would have been posted by now).
     assert bot.bot.wait_idle(30)
-    time.sleep(0.3)  # a late duplicate would show up here
 
     posts = standin.posts()
     per_thread = Counter((p.params["channel"], p.params.get("thread_ts")) for p in posts)
@@ -147,7 +149,9 @@ def test_a_timed_out_post_is_retried_and_answered_once(standin, make_bot, answer
     bot.send_event(event)
     post = standin.wait_for("chat.postMessage", timeout=20)[0]
     bot.wait_idle()
-    time.sleep(1.8)  # let the slow first attempt finish on the stand-in's side
+    # The slow first attempt is recorded when the stand-in answers it (after its delay).
+    wait_until(lambda: len([c for c in standin.all_calls() if c.method == "chat.postMessage"]) == 2,
+               message="the slow first attempt's answer")
     attempts = [c for c in standin.all_calls() if c.method == "chat.postMessage"]
     assert sorted(c.status for c in attempts) == [200, 503]
     assert len(standin.posts()) == 1 and post.params["thread_ts"] == event["ts"]
@@ -160,12 +164,12 @@ def test_a_post_that_keeps_failing_is_logged_with_its_cause_and_not_retried_fore
     standin.fail("chat.postMessage", status=500, times=1000)
     with caplog.at_level(logging.ERROR, logger="bot.slack"):
         bot.send_event(mention_event(DEADLINE_Q))
-        time.sleep(0.5)
-        bot.wait_idle(30)
+        wait_until(lambda: any(c.method == "chat.postMessage" for c in standin.all_calls()),
+                   message="the first post attempt")
+        # Idle: the answer and the apology were each given up; no worker is left to try again.
+        assert bot.bot.wait_idle(30)
         attempts = len([c for c in standin.all_calls() if c.method == "chat.postMessage"])
-        time.sleep(1.0)
     # The answer and then the apology, each tried 1 + 2 retries (ServerErrorRetryHandler), then given up.
-    assert attempts == len([c for c in standin.all_calls() if c.method == "chat.postMessage"])
     assert 2 <= attempts <= 6
     assert standin.posts() == []
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -182,14 +186,19 @@ class StallFirst(SpyAnswerer):
         super().__init__(real)
         self.release = threading.Event()
         self.stalled = threading.Event()
+        self.first_returned = threading.Event()  # the stalled call has returned its (late) answer
 
     def ask(self, question: str, history: Iterable[str] = ()) -> Any:
         with self._lock:
             first = not self.stalled.is_set()
             self.stalled.set()
-        if first:
-            self.release.wait(60)
-        return super().ask(question, history)
+        if not first:
+            return super().ask(question, history)
+        self.release.wait(60)
+        try:
+            return super().ask(question, history)
+        finally:
+            self.first_returned.set()
 
 
 def test_a_stalled_answer_times_out_and_frees_its_worker(make_bot, standin, answerer, slack_settings):
@@ -213,6 +222,6 @@ def test_a_stalled_answer_times_out_and_frees_its_worker(make_bot, standin, answ
         assert bot.bot.wait_idle(5), "the stalled call must not count as work in progress"
     finally:
         stall.release.set()
-    time.sleep(0.3)
+    assert stall.first_returned.wait(30)  # its answer is back, into a future no one reads
     assert len(standin.posts()) == 2  # the late answer to the first question is dropped
     assert json.dumps([p.params.get("thread_ts") for p in standin.posts()]).count(first["ts"]) == 1

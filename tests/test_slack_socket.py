@@ -76,7 +76,7 @@ def test_socket_mode_mention_is_acked_and_answered_once(serving, slack, standin)
     body = event_body(event)
     first = slack.send("events_api", body)
     assert slack.wait_ack(first)["envelope_id"] == first
-    in_thread = lambda c: c.params.get("thread_ts") == event["ts"]  # noqa: E731
+    in_thread = lambda c: c.params.get("thread_ts") == event["ts"]
     post = standin.wait_for("chat.postMessage", where=in_thread)[0]
     assert "within a few weeks" in post.text_and_blocks()
     # Slack redelivers the envelope it thinks was not acked, and sends the `message` twin.

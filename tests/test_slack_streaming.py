@@ -35,16 +35,20 @@ class WordByWordAnswerer(SpyAnswerer):
         self.pause = pause
         self.stall_after = stall_after
         self.release = threading.Event()
+        self.done = threading.Event()  # set once every word was handed over (and its calls made)
         self.answers: list[Any] = []
 
     def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None]) -> Any:
         answer = self.ask(question, history)
         self.answers.append(answer)
-        for i, word in enumerate(answer.text.split(" ")):
-            if self.stall_after is not None and i == self.stall_after:
-                self.release.wait(30)
-            time.sleep(self.pause)
-            on_text(word if i == 0 else " " + word)
+        try:
+            for i, word in enumerate(answer.text.split(" ")):
+                if self.stall_after is not None and i == self.stall_after:
+                    self.release.wait(30)
+                time.sleep(self.pause)  # the pace of a model writing, not a wait for the bot
+                on_text(word if i == 0 else " " + word)
+        finally:
+            self.done.set()
         return answer
 
 
@@ -188,7 +192,7 @@ def test_a_stalled_stream_ends_with_the_apology(make_bot, standin, answerer, str
     finally:
         spy.release.set()
     bot.wait_idle()
-    time.sleep(0.3)  # the abandoned answer finishes its words: none may reach Slack
+    assert spy.done.wait(30)  # the abandoned answer has handed over all its words: none may reach Slack
     assert len(standin.calls("chat.stopStream")) == 1
     assert standin.message(event["channel"], standin.calls("chat.stopStream")[0].params["ts"])["text"].count(" ") < 16
 

@@ -8,6 +8,7 @@ still a dependency) or under ``if TYPE_CHECKING`` (a type a module needs ties it
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,3 +154,14 @@ def test_modules_and_classes_are_small():
                 if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
                     too_big.append(f"{where}: class {node.name}, {node.end_lineno - node.lineno + 1} lines")
     assert too_big == []
+
+
+def test_the_package_maps_name_every_module():
+    """bot/answering and bot/slack describe their modules in the package docstring: all of them."""
+    unnamed = []
+    for package in ("bot/answering", "bot/slack"):
+        docstring = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text(encoding="utf-8"))) or ""
+        for path in sorted((ROOT / package).glob("*.py")):
+            if path.stem != "__init__" and not re.search(rf"\b{path.stem}\b", docstring):
+                unnamed.append(f"{package}/{path.name}")
+    assert unnamed == []

@@ -26,8 +26,8 @@ from bench.fixtures import write_squad_documents
 def langchain_available() -> bool:
     """Whether the bench extra (`pip install -e ".[bench]"`, which `make bench` runs) is there."""
     try:
-        import langchain_community.vectorstores  # noqa: F401
-        import langchain_text_splitters  # noqa: F401
+        import langchain_community.vectorstores  # noqa: F401 (imported only to see that it is installed)
+        import langchain_text_splitters  # noqa: F401 (the same)
     except ImportError:
         return False
     return True
@@ -38,10 +38,10 @@ class LangChainPipeline:
 
     def __init__(self, model_dir: Path) -> None:
         # Imported here, before anything is timed (as qabot's modules are): only the work is timed.
-        from langchain_community.document_loaders import TextLoader  # noqa: F401
+        from langchain_community.document_loaders import TextLoader  # noqa: F401 (loaded before timing)
         from langchain_community.embeddings import HuggingFaceEmbeddings
-        from langchain_community.vectorstores import FAISS  # noqa: F401
-        from langchain_text_splitters import RecursiveCharacterTextSplitter  # noqa: F401
+        from langchain_community.vectorstores import FAISS  # noqa: F401 (loaded before timing)
+        from langchain_text_splitters import RecursiveCharacterTextSplitter  # noqa: F401 (loaded before timing)
 
         with warnings.catch_warnings():  # the class moved to langchain-huggingface; same code
             warnings.simplefilter("ignore")
@@ -103,8 +103,8 @@ def bench_langchain(ctx: dict, sizes: Sizes) -> dict:
     lc = qb = None
     for r in range(rounds):
         out_q, out_l = ctx["work"] / f"lc-qabot-{r}", ctx["work"] / f"lc-langchain-{r}"
-        sides = [("qabot", lambda: ingest(paths, out_q, options, rebuild=True)),
-                 ("langchain", lambda: reference.run(paths, out_l))]
+        sides = [("qabot", lambda out_q=out_q: ingest(paths, out_q, options, rebuild=True)),
+                 ("langchain", lambda out_l=out_l: reference.run(paths, out_l))]
         row = {}
         for name, fn in sides if r % 2 == 0 else sides[::-1]:
             value, wall, cpu = _timed(fn)

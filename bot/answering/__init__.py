@@ -11,5 +11,13 @@ The data path, one module per step, read top to bottom:
     focus.py      the words of the answer that answer the question's type
     compose.py    quote the chosen sentences with citations -> `Answer`
     answer.py     the plain `Answer`/`Citation` data every front end renders
+    layout.py     `AnswerLayout`: the lead, the evidence once, the source, for every front end
     answerer.py   `Answerer`: runs the steps above, nothing else
+
+Beside the data path:
+
+    llm.py        composed answers ([llm] enabled): the passages to an LLM, its reply checked
+    llm_client.py one chat completion from an OpenAI-compatible server, whole or streamed
+    grounding.py  the numbered sources and prompt for the LLM, and the check of its reply
+    live.py       `LiveAnswerer`: an `Answerer` that follows its index directory (serve, chat)
 """

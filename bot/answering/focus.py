@@ -68,7 +68,7 @@ _NOT_NAMES = {
     "other", "others", "all", "both", "each", "such", "several", "today", "also", "then", "thus",
     "instead", "later", "under", "between", "within", "among", "despite", "following", "until",
     "once", "nonetheless", "nevertheless", "meanwhile", "furthermore", "moreover", "because",
-    "although", "unlike", "like", "one", "two", "three", "another", "what", "which", "who", "where",
+    "unlike", "like", "one", "two", "three", "another", "what", "which", "who", "where",
 }
 # "Spanish architect", "American television": one capitalised adjective before a lower-case word.
 _DEMONYM = re.compile(r"^[A-Z][a-z]+(?:an|ian|ish|ese|ic|i)$")

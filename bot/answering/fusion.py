@@ -42,8 +42,11 @@ class Candidates:
 class FusionStrategy(Protocol):
     """One fused score per candidate row (higher is better)."""
 
-    uses_dense: bool
-    uses_keyword: bool
+    @property
+    def uses_dense(self) -> bool: ...  # read-only: the strategies are frozen dataclasses
+
+    @property
+    def uses_keyword(self) -> bool: ...
 
     def fuse(self, candidates: Candidates) -> dict[int, float]: ...
 

@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 from embeddings.index import Index
 from embeddings.keyword import NAME_PREFIX, question_terms
+from embeddings.term_stats import TermStatistics
 
 from ..settings import AnswerSettings
 from .focus import find_focus, question_type
@@ -153,7 +154,7 @@ class NameLookup:
         term table answers both from hashed files (embeddings/term_stats.py); otherwise the
         sorted vocabulary and the deletion set, built here."""
         keyword = self.index.keyword
-        if hasattr(keyword, "has_prefix"):
+        if isinstance(keyword, TermStatistics):
             return keyword.has_prefix, keyword.is_deletion
         words, deleted = self._vocabulary()
 

@@ -51,7 +51,7 @@ def _in_store_candidates(index: Index, query: str, query_vector: np.ndarray, dep
     hits = index.search_hybrid(query, query_vector, depth, ranker=fusion.ranker, rrf_k=fusion.k,
                                dense_weight=fusion.dense_weight)
     rows = [h.row for h in hits]
-    sims = index.vectors(rows) @ np.asarray(query_vector, dtype=np.float32).reshape(-1) if rows else []
+    sims = index.vectors(rows) @ np.asarray(query_vector, dtype=np.float32).reshape(-1) if rows else np.zeros(0)
     dense = {row: float(s) for row, s in zip(rows, sims)}
     return Candidates(hits, [], rows, dense, {}, {}, store_fused={h.row: h.score for h in hits})
 

@@ -11,13 +11,13 @@ Wikipedia, CC BY-SA 4.0):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from embeddings.documents import Document, normalize_text
 from embeddings.errors import QabotError
+from embeddings.jsonl import JsonLinesError, read_json_lines
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,10 @@ def _read_jsonl(path: Path) -> Iterable[dict]:
     except OSError as exc:
         raise EvalDataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                raise EvalDataError(f"{path}:{number}: not a JSON object") from None
-            if not isinstance(record, dict):
-                raise EvalDataError(f"{path}:{number}: not a JSON object")
-            yield record
+        try:
+            yield from read_json_lines(handle, str(path))
+        except JsonLinesError as exc:
+            raise EvalDataError(str(exc)) from None
 
 
 def load_contexts(path: Path, titles: Iterable[str] | None = None) -> list[Document]:

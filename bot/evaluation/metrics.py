@@ -83,7 +83,7 @@ def summarize(results: Sequence[QuestionResult]) -> dict:
     answered = [r for r in results if not r.abstained]
     highlighted = [r for r in answered if r.highlight]
     latencies = [r.latency_ms for r in results]
-    out = {"questions": n}
+    out: dict[str, float] = {"questions": n}
     for i, k in enumerate(HIT_KS):
         out[f"hit@{k}"] = _mean([r.hits[i] for r in results])
     out.update({
@@ -127,7 +127,7 @@ def reader_figures(results: Sequence[QuestionResult]) -> dict:
         "lead_rate": round(_mean([bool(r.lead) for r in answered]), 4),
         "lead_em": round(_mean([r.em for r in leads]), 4),
         "lead_f1": round(_mean([r.f1 for r in leads]), 4),
-        "score_p50_answerable": round(_percentile([r.reader_score for r in read], 50), 4),
+        "score_p50_answerable": round(_percentile([r.reader_score for r in read if r.reader_score is not None], 50), 4),
     }
 
 
@@ -136,7 +136,7 @@ def unanswerable_protocol(answerable: Sequence[QuestionResult], unanswerable: Se
     ones (same index), their mean (balanced accuracy) and, with the reader, its score's AUC."""
     answered = _mean([not r.abstained for r in answerable])
     declined = _mean([r.abstained for r in unanswerable])
-    out = {
+    out: dict[str, float | None] = {
         "questions": len(unanswerable),
         "declined": round(declined, 4),
         "answerable_answered": round(answered, 4),

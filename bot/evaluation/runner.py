@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from embeddings.documents import Document
-from embeddings.encoders import DIMENSION, MODEL_NAME, get_encoder
+from embeddings.encoders import DIMENSION, MODEL_NAME, Encoder, get_encoder
 from embeddings.index import Index
 from embeddings.ingest import IngestOptions, ingest_documents
 
@@ -36,7 +36,7 @@ class MemoEncoder:
 
     def __init__(self, factory, model_name: str = MODEL_NAME, dimension: int = DIMENSION) -> None:
         self._factory = factory
-        self._encoder = None
+        self._encoder: Encoder | None = None
         self.model_name = model_name
         self.dimension = dimension
         self._memo: dict[str, np.ndarray] = {}

@@ -17,6 +17,11 @@ A request travels top to bottom through these modules:
 - Shared state lives in `state.BotState`: `store` (messages answered and the bot's threads, durable
   and shared by every process on the data folder), `threads` (conversation memory), `dedupe` (a
   short-lived cache), `feedback`.
+  `markup` turns a message's Slack markup into the plain question (inbound; `blocks` renders).
+- `admin` adds documents from Slack (``/ask add``, files shared in a DM) for admin users.
+- Replicas: `redis_state` keeps that state in Redis for processes on several hosts, and
+  `handover` answers what a replica that died had acknowledged; `guard` keeps answers exactly
+  once when the store cannot vouch for an event, and never silent when it fails.
 - `secrets`, `logfilters` and `client` keep tokens and request bodies out of logs and talk to the
-  Web API.
+  Web API; `errors` holds the one error the transport raises to its caller.
 """

@@ -108,7 +108,9 @@ def register(app: App, state: BotState) -> None:
     assistant = Assistant()
     assistant.thread_started(listeners.on_assistant_thread_started)
     # Only real assistant threads: bolt would also route plain DM threads here.
-    assistant.user_message(listeners.on_assistant_message, matchers=[middleware.in_assistant_thread])
+    # bolt takes a list of matchers here (as everywhere), though this method's annotation says one.
+    assistant.user_message(listeners.on_assistant_message,
+                           matchers=[middleware.in_assistant_thread])  # type: ignore[arg-type]
     app.assistant(assistant)
 
     app.event("app_mention")(listeners.on_app_mention)
@@ -127,7 +129,10 @@ def start_reaper(app: App, state: BotState, signing_secret: str | None) -> Reape
         raw = json.dumps(body)
         app.dispatch(BoltRequest(body=raw, headers=signed_headers(raw, signing_secret)))
 
-    return Reaper(state.handover, state.answered.release, dispatch).start()
+    assert state.handover is not None, "a reaper runs only where there is a handover (Redis state)"
+    # Redis state, the one with a handover, has the store that releases claims (RedisAnsweredStore).
+    release = state.answered.release  # type: ignore[attr-defined]
+    return Reaper(state.handover, release, dispatch).start()
 
 
 def _bolt_error_reason(exc: BoltError) -> str:

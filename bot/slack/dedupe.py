@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from typing import Callable, Hashable
+
+from cachetools import TTLCache
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,8 @@ class SeenKeys:
     """Thread-safe set of keys that forgets a key `ttl_s` seconds after it was first claimed.
 
     At most `max_entries` keys are kept; past that the oldest are forgotten early (and a warning
-    is logged once), so memory stays bounded whatever the traffic.
+    is logged once), so memory stays bounded whatever the traffic. The expiry and the bound are
+    cachetools' `TTLCache` (a claim never renews a key: a repeat only reads it).
     """
 
     def __init__(self, ttl_s: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -30,42 +32,29 @@ class SeenKeys:
             raise ValueError("max_entries must be at least 1")
         self.ttl_s = float(ttl_s)
         self.max_entries = int(max_entries)
-        self._clock = clock
-        self._expiry: OrderedDict[Hashable, float] = OrderedDict()  # insertion order = expiry order
+        self._keys: TTLCache[Hashable, bool] = TTLCache(self.max_entries, self.ttl_s, timer=clock)
         self._lock = threading.Lock()
         self._warned_full = False
 
     def claim(self, key: Hashable) -> bool:
         """True the first time `key` is claimed (within the TTL), False for every repeat."""
-        now = self._clock()
         with self._lock:
-            self._expire(now)
-            if key in self._expiry:
+            if key in self._keys:
                 return False
-            self._expiry[key] = now + self.ttl_s
-            while len(self._expiry) > self.max_entries:
-                self._expiry.popitem(last=False)
-                if not self._warned_full:
-                    self._warned_full = True
-                    log.warning("de-duplication memory is full (%d keys): forgetting the oldest early; "
-                                "raise dedupe_max_entries if this happens often", self.max_entries)
+            self._keys.expire()
+            if len(self._keys) >= self.max_entries and not self._warned_full:
+                self._warned_full = True
+                log.warning("de-duplication memory is full (%d keys): forgetting the oldest early; "
+                            "raise dedupe_max_entries if this happens often", self.max_entries)
+            self._keys[key] = True  # evicts the oldest key when full
             return True
 
     def seen(self, key: Hashable) -> bool:
         """Whether `key` has been claimed and not yet forgotten (does not claim it)."""
-        now = self._clock()
         with self._lock:
-            self._expire(now)
-            return key in self._expiry
+            return key in self._keys
 
     def __len__(self) -> int:
         with self._lock:
-            self._expire(self._clock())
-            return len(self._expiry)
-
-    def _expire(self, now: float) -> None:
-        while self._expiry:
-            key, expiry = next(iter(self._expiry.items()))
-            if expiry > now:
-                break
-            del self._expiry[key]
+            self._keys.expire()
+            return len(self._keys)

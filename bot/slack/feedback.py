@@ -17,11 +17,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from embeddings.jsonl import read_json_lines
+
 from ..answering.answer import Answer
 
 log = logging.getLogger(__name__)
 
 MAX_REMEMBERED_ANSWERS = 10_000
+# Only the end of the log is read for the recent votes (a vote line is well under 2 KB, so this
+# holds far more than the Home tab's 500): opening it must not read a log that grew for years.
+TAIL_BYTES = 1 << 20
 
 
 def answer_record(answer: Answer) -> dict[str, Any]:
@@ -46,6 +51,10 @@ class FeedbackLog:
         self.max_remembered = max_remembered
         self._answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def recent_votes(self, count: int) -> list[dict[str, Any]]:
+        """The last `count` votes, oldest first (what the Home tab tallies), from the log's end."""
+        return tail_entries(self.path, TAIL_BYTES)[-count:] if count > 0 else []
 
     def remember(self, answer: Answer) -> str:
         """Keep `answer` for later votes; returns the id to put in its buttons."""
@@ -92,15 +101,24 @@ class FeedbackLog:
 
 def read_log(path: Path) -> list[dict[str, Any]]:
     """Every vote in a feedback log (skipping a torn last line)."""
-    entries = []
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
-    for line in text.splitlines():
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            continue
-    return entries
+    return list(read_json_lines(text.splitlines(), str(path), strict=False))
 
+
+def tail_entries(path: Path, max_bytes: int) -> list[dict]:
+    """The JSON lines in the last `max_bytes` of `path` (a torn first or last line is skipped)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if size > max_bytes and lines:
+        lines = lines[1:]  # started mid-line
+    return list(read_json_lines(lines, "feedback log", strict=False))

@@ -114,7 +114,7 @@ class Guarded(Protocol):
 
 
 def note_delivery(body: dict, request: BoltRequest, context: BoltContext,
-                  next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002 (bolt's name)
+                  next: Callable[[], BoltResponse]) -> BoltResponse:
     """Middleware: keep the delivery's retry number and event time for `claim_message`."""
     retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
     context[RETRY_KEY] = int(retry) if str(retry).isdigit() else 0

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable
+from typing import Callable, Sequence
 
 from .store import message_key
 
@@ -104,7 +104,7 @@ class HandOver:
         return int(self.redis.zcard(self._keys[0]))
 
 
-def signed_headers(body: str, signing_secret: str | None) -> dict[str, list[str]]:
+def signed_headers(body: str, signing_secret: str | None) -> dict[str, str | Sequence[str]]:
     """Headers that let a re-dispatched body pass bolt's request verification, as Slack signs."""
     if not signing_secret:
         return {"content-type": ["application/json"]}

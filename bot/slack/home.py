@@ -11,16 +11,15 @@ The index records no document dates today; a document's date is shown when its r
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
+
 
 from .blocks import SECTION_TEXT_LIMIT, escape_truncate, safe_url
 from .client import api_error
@@ -44,9 +43,6 @@ URL_CHARS = 1000
 RECENT_VOTES = 500
 ANSWERS_SHOWN = 10
 QUESTION_CHARS = 120
-# Only the end of the feedback log is read (a vote line is well under 2 KB, so this holds far
-# more than RECENT_VOTES): opening the Home tab must not read a log that grew for years.
-FEEDBACK_TAIL_BYTES = 1 << 20
 
 _SLACK_ID = re.compile(r"^[A-Z0-9]+$")
 
@@ -87,18 +83,23 @@ class FeedbackTally:
 def known_documents(answerer: Any) -> list[KnownDocument]:
     """The documents of the answerer's index (``index.documents``: `embeddings.index.DocumentInfo`
     records), by title; none when the answerer has no index."""
-    documents = getattr(getattr(answerer, "index", None), "documents", None) or {}
-    known = [KnownDocument(info.title or "Untitled", info.source, info.url, int(info.chunks),
-                           getattr(info, "date", None))
+    index = answerer.index  # every answerer has one; None only for a stand-in without documents
+    documents = index.documents if index is not None else {}
+    known = [KnownDocument(info.title or "Untitled", info.source, info.url, int(info.chunks))
              for info in documents.values()]
     return sorted(known, key=lambda d: (d.title.casefold(), d.source))
 
 
-def tally_feedback(path: Path | Any, recent: int = RECENT_VOTES, answers_shown: int = ANSWERS_SHOWN) -> FeedbackTally:
-    """The tally of the last `recent` votes in the feedback log (`feedback.FeedbackLog`). A user who
-    voted twice on one answer (changed their mind) counts once, with their latest vote."""
-    shared = getattr(path, "recent_votes", None)  # a log kept elsewhere (Redis) gives its votes itself
-    votes = shared(recent) if shared else _tail_entries(path, FEEDBACK_TAIL_BYTES)[-recent:]
+class VoteLog(Protocol):
+    """Where votes are kept: `feedback.FeedbackLog` (a file) or `redis_state.RedisFeedbackLog`."""
+
+    def recent_votes(self, count: int) -> list[dict[str, Any]]: ...
+
+
+def tally_feedback(log: VoteLog, recent: int = RECENT_VOTES, answers_shown: int = ANSWERS_SHOWN) -> FeedbackTally:
+    """The tally of the last `recent` votes in the feedback log. A user who voted twice on one
+    answer (changed their mind) counts once, with their latest vote."""
+    votes = log.recent_votes(recent)
     latest: OrderedDict[tuple[str, str], dict] = OrderedDict()
     for entry in votes:
         answer_key = str(entry.get("answer_id") or entry.get("message_ts") or "")
@@ -115,30 +116,6 @@ def tally_feedback(path: Path | Any, recent: int = RECENT_VOTES, answers_shown: 
         for entries in list(per_answer.values())[:answers_shown])
     return FeedbackTally(len(counted), sum(e.get("vote") == "up" for e in counted),
                          sum(e.get("vote") == "down" for e in counted), answers)
-
-
-def _tail_entries(path: Path, max_bytes: int) -> list[dict]:
-    """The JSON lines in the last `max_bytes` of `path` (a torn first or last line is skipped)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read()
-    except FileNotFoundError:
-        return []
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    if size > max_bytes and lines:
-        lines = lines[1:]  # started mid-line
-    entries = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            entries.append(entry)
-    return entries
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -276,7 +253,7 @@ def on_app_home_opened(event: Mapping, context: BoltContext, client: WebClient, 
     tally = None
     if qabot.is_admin(user):
         try:
-            tally = tally_feedback(qabot.feedback if hasattr(qabot.feedback, "recent_votes") else qabot.feedback.path)
+            tally = tally_feedback(qabot.feedback)
         except OSError as exc:
             log.warning("could not read the feedback log %s for the Home tab: %s", qabot.feedback.path, exc)
     view = render_home(known_documents(qabot.answerer), qabot.settings, bot_user_id=context.bot_user_id,

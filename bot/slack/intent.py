@@ -104,7 +104,7 @@ _ASIDE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # "(formerly BSkyB)", "[citatio
 
 
 def classify(text: str) -> Kind:
-    """The kind of a plain-text message (Slack markup already removed, see `blocks.slack_to_plain`)."""
+    """The kind of a plain-text message (Slack markup already removed, see `markup.slack_to_plain`)."""
     text = _ASIDE.sub(" ", _URL.sub(" ", text))
     words = _WORD.findall(text)
     if not words:

@@ -29,17 +29,17 @@ from .blocks import (
     escape_truncate,
     parse_feedback_value,
     render_greeting,
-    slack_to_plain,
 )
 from .client import api_error, post_to_response_url
 from .guard import claim_message
 from .intent import Kind, classify
-from .middleware import EXTERNAL_REFUSAL, HOLD_KEY, is_bot_event, kind_of, refuses_external
+from .markup import slack_to_plain
+from .middleware import EXTERNAL_REFUSAL, HOLD_KEY, kind_of, refuses_external
 from .question import SlackQuestion
 from .replies import answer_and_post
 from .state import BotState
 from .store import message_key
-from .threads import ANSWERABLE_SUBTYPES, THREAD_REPLIES_LIMIT, ThreadContext, from_replies
+from .threads import THREAD_REPLIES_LIMIT, ThreadContext, from_replies
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,10 @@ def finished(state: BotState, context: BoltContext) -> Iterator[None]:
 
 
 def add_shared_files(state: BotState, event: dict, context: BoltContext, client: WebClient) -> None:
-    """Files shared with the bot in a DM: ingested for admins (admin.py), once per message."""
+    """Files shared with the bot in a DM: ingested for admins (admin.py), once per message (a bot's
+    files never get here: middleware.ignore_bots_and_other_channels drops them first)."""
     channel, ts = event.get("channel"), event.get("ts")
-    if not channel or not ts or is_bot_event(event, context.bot_user_id, context.bot_id):
+    if not channel or not ts:
         return
     if not claim_message(state, client, context, channel, ts, event.get("thread_ts"), lock=False).answer:
         return
@@ -100,9 +101,8 @@ def answer_user_message(state: BotState, event: dict, context: BoltContext, clie
                         mentioned: bool) -> None:
     """Answer a person's message if it is for the bot: a DM, a mention, a follow-up in a thread
     the bot answered in, or a question at the top level of a Q&A channel. A mention arrives twice
-    (``app_mention`` and ``message``): one answer."""
-    if event.get("subtype") not in ANSWERABLE_SUBTYPES or is_bot_event(event, context.bot_user_id, context.bot_id):
-        return
+    (``app_mention`` and ``message``): one answer. What no person wrote (bots, edits, other
+    subtypes) never gets here: middleware.ignore_bots_and_other_channels drops it first."""
     channel, ts = event.get("channel"), event.get("ts")
     if not channel or not ts or state.answered.claimed(message_key(channel, ts)):
         return  # (the twin of a mention already being answered: skip the thread lookup)
@@ -195,9 +195,9 @@ def on_assistant_message(payload: dict, context: BoltContext, client: WebClient,
 def answer_assistant_message(payload: dict, context: BoltContext, client: WebClient, say: Say, set_status: SetStatus,
                              set_title: SetTitle, qabot: BotState) -> None:
     channel, ts = payload.get("channel"), payload.get("ts")
-    thread_ts = payload.get("thread_ts") or ts
-    if not channel or not ts or payload.get("subtype") not in ANSWERABLE_SUBTYPES:
+    if not channel or not ts:  # (a subtype no person writes was dropped by middleware)
         return
+    thread_ts: str = payload.get("thread_ts") or ts
     thread = thread_context(qabot, client, context, channel, thread_ts, ts)
     if not claim_message(qabot, client, context, channel, ts, thread_ts, lock=False).answer:
         return
@@ -286,6 +286,7 @@ def on_error(error: Exception, body: dict) -> BoltResponse | None:
         log.debug("acknowledged %s, which no listener handles", kind_of(body))
         return BoltResponse(status=200, body="")
     log.error("unhandled error in a Slack listener (%s): %s", kind_of(body), api_error(error), exc_info=error)
+    return None
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -42,14 +42,14 @@ def provide_state(state: BotState) -> Middleware:
     """Middleware putting `state` in bolt's context: bolt then passes it to any listener or
     middleware with a ``qabot`` parameter (bolt injects context keys by name)."""
 
-    def attach_state(context: BoltContext, next: Next) -> BoltResponse:  # noqa: A002 (bolt's name)
+    def attach_state(context: BoltContext, next: Next) -> BoltResponse:
         context[STATE_KEY] = state
         return next()
 
     return attach_state
 
 
-def ignore_duplicates(body: dict, qabot: BotState, next: Next) -> BoltResponse:  # noqa: A002
+def ignore_duplicates(body: dict, qabot: BotState, next: Next) -> BoltResponse:
     """Each event id once, in any process sharing the state database: HTTP retries
     (X-Slack-Retry-Num) and Socket Mode redeliveries reuse it, and may reach another replica.
 
@@ -71,7 +71,7 @@ def ignore_duplicates(body: dict, qabot: BotState, next: Next) -> BoltResponse: 
 HOLD_KEY = "qabot_hold"
 
 
-def hold_until_answered(body: dict, context: BoltContext, qabot: BotState, next: Next) -> BoltResponse:  # noqa: A002
+def hold_until_answered(body: dict, context: BoltContext, qabot: BotState, next: Next) -> BoltResponse:
     """The last middleware: with Redis state, a message event that got this far is held in Redis
     until its listener finishes, so another replica answers it if this one dies after the ack
     (handover.py). Without a hand-over (SQLite) it does nothing."""
@@ -85,7 +85,7 @@ def hold_until_answered(body: dict, context: BoltContext, qabot: BotState, next:
 
 
 def skip_handovers_already_answered(body: dict, context: BoltContext, client: WebClient,
-                                    next: Next) -> BoltResponse:  # noqa: A002
+                                    next: Next) -> BoltResponse:
     """A message taken over from a dead replica (handover.py) that the replica did answer after
     all (it died between posting and ending its hold) gets no second answer: the thread, as Slack
     shows it, says whether the bot already replied there after the message. If the thread cannot
@@ -108,7 +108,7 @@ def skip_handovers_already_answered(body: dict, context: BoltContext, client: We
 
 
 def ignore_bots_and_other_channels(body: dict, context: BoltContext, qabot: BotState,
-                                   next: Next) -> BoltResponse:  # noqa: A002
+                                   next: Next) -> BoltResponse:
     """Never answer what no person wrote (bots, this one included, apps, Slackbot, edits and other
     message subtypes); answer only in allowed channels (DMs always)."""
     event = body.get("event") or {}
@@ -123,7 +123,7 @@ def ignore_bots_and_other_channels(body: dict, context: BoltContext, qabot: BotS
     return next()
 
 
-def mark_external_users(body: dict, context: BoltContext, qabot: BotState, next: Next) -> BoltResponse:  # noqa: A002
+def mark_external_users(body: dict, context: BoltContext, qabot: BotState, next: Next) -> BoltResponse:
     """Unless ``answer_external_users`` is on, people from other organisations get a one-line
     refusal instead of index content: at once for ``/ask``; for messages the listeners post it
     (only they know whether a message was for the bot), when `refuses_external` says so."""

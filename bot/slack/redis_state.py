@@ -248,6 +248,7 @@ class RedisConversationMemory(ConversationMemory):
                  max_history: int = MAX_HISTORY, dm_context_s: float = DM_CONTEXT_S,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(ttl_s=ttl_s, max_history=max_history, dm_context_s=dm_context_s, clock=clock, store=store)
+        self.store: RedisAnsweredStore = store  # always given here
         self.redis = client
 
     def record(self, channel: str, thread_ts: str | None, question: str, *, assistant: bool = False) -> None:

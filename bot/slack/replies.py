@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from ..answering.answer import Answer
 from .blocks import Message, render_answer, render_apology
@@ -56,7 +56,7 @@ def answer_and_post(state: BotState, question: SlackQuestion, *, sink: ReplySink
         log.info("no answer found in %s: staying silent (not clearly a question)", where)
         return None
     feedback_id = state.feedback.remember(answer)
-    options = {"feedback_id": feedback_id, "asked_by": question.asked_by, "echo_question": question.echo_question}
+    options: dict[str, Any] = {"feedback_id": feedback_id, "asked_by": question.asked_by, "echo_question": question.echo_question}
     message = render_answer(answer, **options)
     details = render_answer(answer, include_text=False, **options).blocks if sink.streams else []
     try:

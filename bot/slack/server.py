@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 from urllib.error import URLError
 
 from slack_bolt.request import BoltRequest
@@ -47,7 +47,7 @@ class _EventsHandler(BaseHTTPRequestHandler):
     server_version = "qabot"
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         path, _, query = self.path.partition("?")
         if path != EVENTS_PATH:
             self._reply(404, b"not found\n", "text/plain")
@@ -60,10 +60,12 @@ class _EventsHandler(BaseHTTPRequestHandler):
             self._reply(413, b"request too large\n", "text/plain")
             return
         body = self.rfile.read(length).decode("utf-8", errors="replace")
-        headers: dict[str, list[str]] = {}
+        lists: dict[str, list[str]] = {}
         for key, value in self.headers.items():
-            headers.setdefault(key.lower(), []).append(value)
+            lists.setdefault(key.lower(), []).append(value)
+        headers: dict[str, str | Sequence[str]] = dict(lists)
         try:
+            # `server` is our EventsServer (which has `app`); the stdlib types it as the base class.
             response = self.server.app.dispatch(BoltRequest(body=body, query=query, headers=headers))  # type: ignore[attr-defined]
         except Exception as exc:
             log.error("could not handle a Slack request: %s", api_error(exc), exc_info=True)
@@ -80,7 +82,7 @@ class _EventsHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.partition("?")[0] == HEALTH_PATH:
             # Always 200 while serving: a state store outage is degraded mode, not a dead bot
             # (a probe restarting every replica would not bring Redis back).
@@ -96,7 +98,7 @@ class _EventsHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 

@@ -93,7 +93,7 @@ def event_key(event_id: str) -> str:
 def slack_ts(value: object, default: float) -> float:
     """A Slack timestamp ("1700000000.000100", or event_time seconds) as a number."""
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]  # any object: what float() refuses is caught below
     except (TypeError, ValueError):
         return default
 

@@ -12,6 +12,11 @@ apology). Two sinks:
   or the installed slack_sdk lacks the streaming methods (``unknown_method``, a missing scope, an
   older SDK), the `Streamer` stops trying for the rest of the process and the answer goes to an
   `UpdatedReply` instead.
+  slack_sdk's own `WebClient.chat_stream` / `ChatStream` does not fit here: it starts the stream
+  on its first flush of a size buffer, with no way to wait `stream_after_s` first (so a quick
+  answer is posted whole) or to hand the text so far to another sink when ``chat.startStream``
+  is refused, and it does not cap the streamed text at STREAM_TEXT_LIMIT; the three calls it
+  wraps are made here directly instead.
 - `UpdatedReply`, where Slack cannot stream: the text so far is posted once it has been arriving
   for a moment, the message is edited (``chat.update``) about once a second as it grows, and the
   last edit puts in the whole answer with its citations and buttons.
@@ -155,7 +160,7 @@ class StreamedReply:
         self._post = post
         self._channel = channel
         self._thread_ts = thread_ts
-        self._recipient = {k: v for k, v in (("recipient_user_id", recipient_user),
+        self._recipient: dict[str, Any] = {k: v for k, v in (("recipient_user_id", recipient_user),
                                              ("recipient_team_id", recipient_team)) if v}
         self._clock = clock
         self._started = clock()
@@ -262,7 +267,7 @@ class StreamedReply:
 
     def _send_pending(self) -> None:
         try:
-            self._client.chat_appendStream(channel=self._channel, ts=self._ts, markdown_text=self._pending)
+            self._client.chat_appendStream(channel=self._channel, ts=_known(self._ts), markdown_text=self._pending)
             self._pending = ""
         except Exception as exc:
             log.warning("streaming into %s/%s failed: %s", self._channel, self._ts, api_error(exc))
@@ -271,7 +276,7 @@ class StreamedReply:
     def _stop(self, blocks: list[dict[str, Any]]) -> bool:
         """End the stream with the text still pending and `blocks` below it; False on failure."""
         try:
-            self._client.chat_stopStream(channel=self._channel, ts=self._ts, markdown_text=self._pending or None,
+            self._client.chat_stopStream(channel=self._channel, ts=_known(self._ts), markdown_text=self._pending or None,
                                          blocks=blocks or None)
             self._pending = ""
             return True
@@ -281,7 +286,7 @@ class StreamedReply:
 
     def _replace(self, message: Message) -> None:
         """Put the complete answer in place of a broken stream; raises when even that fails."""
-        self._client.chat_update(channel=self._channel, ts=self._ts, **message.as_kwargs())
+        self._client.chat_update(channel=self._channel, ts=_known(self._ts), **message.as_kwargs())
 
 
 class UpdatedReply:
@@ -372,6 +377,12 @@ class UpdatedReply:
     def _edit(self, now: float) -> None:
         self._edited = now
         try:
-            self._client.chat_update(channel=self._channel, ts=self._ts, text=self._text())
+            self._client.chat_update(channel=self._channel, ts=_known(self._ts), text=self._text())
         except Exception as exc:  # the next edit, or the last one, tries again
             log.warning("could not edit %s/%s: %s", self._channel, self._ts, api_error(exc))
+
+
+def _known(ts: str | None) -> str:
+    """The message's ts, in the calls made only once it was started or posted."""
+    assert ts is not None, "the message was not started or posted"
+    return ts

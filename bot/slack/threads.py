@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
+
+from cachetools import TTLCache
 
 from .store import AnsweredStore
 
@@ -55,8 +57,9 @@ class ConversationMemory:
         self.max_history = max_history
         self.dm_context_s = dm_context_s
         self._clock = clock
-        # key -> (last use, deque of (time, question)); ordered by last use
-        self._items: OrderedDict[tuple[str, str | None], tuple[float, deque]] = OrderedDict()
+        # key -> deque of (time, question): forgotten `ttl_s` after its last record, the least
+        # recently used first when more than `max_conversations` (cachetools' TTLCache).
+        self._items: TTLCache[tuple[str, str | None], deque] = TTLCache(max_conversations, ttl_s, timer=clock)
         self._lock = threading.Lock()
 
     def record(self, channel: str, thread_ts: str | None, question: str, *, assistant: bool = False) -> None:
@@ -67,24 +70,19 @@ class ConversationMemory:
         now = self._clock()
         key = (channel, thread_ts)
         with self._lock:
-            self._expire(now)
-            _, questions = self._items.pop(key, (now, deque(maxlen=self.max_history)))
+            questions = self._items.pop(key, None) or deque(maxlen=self.max_history)
             if question:
                 questions.append((now, question))
-            self._items[key] = (now, questions)
-            while len(self._items) > self.max_conversations:
-                self._items.popitem(last=False)
+            self._items[key] = questions  # (re)starts its TTL
 
     def get(self, channel: str, thread_ts: str | None) -> ThreadContext | None:
         """The remembered context, or None when the bot has not answered here (or forgot)."""
         now = self._clock()
         key = (channel, thread_ts)
         with self._lock:
-            self._expire(now)
-            item = self._items.get(key)
-            if item is None:
+            questions = self._items.get(key)
+            if questions is None:
                 return None
-            questions = item[1]
             if thread_ts is None:
                 recent = [q for t, q in questions if now - t <= self.dm_context_s]
             else:
@@ -98,13 +96,6 @@ class ConversationMemory:
     def is_assistant_thread(self, channel: str, thread_ts: str) -> bool:
         """Whether this thread was opened in the assistant panel (per the store)."""
         return self.store is not None and self.store.is_assistant_thread(channel, thread_ts)
-
-    def _expire(self, now: float) -> None:
-        while self._items:
-            key, (last, _) = next(iter(self._items.items()))
-            if now - last < self.ttl_s:
-                break
-            del self._items[key]
 
 
 def is_from_bot(message: Mapping, bot_user_id: str | None, bot_id: str | None) -> bool:

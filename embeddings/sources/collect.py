@@ -92,15 +92,16 @@ def collect(specs: Sequence[str | Path], *, max_bytes: int, encoding: str | None
     total, done = len(queue), 0
     while queue:
         spec, named, sitemap_ok = queue.popleft()
-        key = normalize_url(spec) if is_url(spec) else str(Path(spec).resolve())
+        key = normalize_url(str(spec)) if is_url(spec) else str(Path(spec).resolve())
         if key in seen:
             total -= 1
             continue
         seen.add(key)
         parts = None
         if progress is not None:
+            # `total` is read when called, on purpose: pages a sitemap adds later raise it.
             def parts(part: int, of: int, at=done, item=str(spec)) -> None:
-                progress(at + part / of, total, f"{item} ({part}/{of})")
+                progress(at + part / of, total, f"{item} ({part}/{of})")  # noqa: B023
         try:
             if is_url(spec):
                 pages = _load_url(key, result, validators, limits, encoding, sitemap_ok, parts)

@@ -49,7 +49,7 @@ def _title(reader, source: str) -> str:
     """The PDF's own title when it has a real one, else the file name."""
     try:
         title = normalize_text(str((reader.metadata or {}).get("/Title") or ""))
-    except Exception:  # noqa: BLE001 - broken metadata must not cost the text
+    except Exception:
         title = ""
     if title and not title.lower().startswith(("microsoft word - ", "untitled")):
         return title

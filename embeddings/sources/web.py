@@ -306,7 +306,14 @@ def _local(tag: str) -> str:
 
 
 def parse_sitemap(data: bytes, url: str) -> tuple[str, list[str]]:
-    """("urlset" | "sitemapindex", the <loc> URLs) of a sitemap; `DocumentError` for other XML."""
+    """("urlset" | "sitemapindex", the <loc> URLs) of a sitemap; `DocumentError` for other XML.
+
+    Not trafilatura's sitemap support (trafilatura.sitemaps, 2.x): its `sitemap_search` and
+    `SitemapObject` fetch every sitemap themselves, through trafilatura's downloader, so qabot's
+    fetch limits (size cap read as a stream, timeouts, redirects, conditional re-fetch) would not
+    apply, and they sleep between requests, drop other hosts' pages and guess sitemap locations;
+    parsing the bytes qabot already fetched is these dozen lines of the standard library.
+    """
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
