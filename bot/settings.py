@@ -41,8 +41,6 @@ RETRIEVAL_MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("score", "rrf", "milvus-rrf", "milvus-weighted")
 CHUNK_VECTORS = ("sentences", "text")
 ENCODER_BACKENDS = ("torch", "onnx")
-# The read + judge steps: "onnx" = the trained reader (bot/reader/model), "off" = the rules.
-READERS = ("onnx", "off")
 # Where the Slack app's shared state lives (bot/slack/store.py, bot/slack/redis_state.py) and the
 # index's vectors and keywords (embeddings/vectors.py, embeddings/milvus.py): docs/scale-out.md.
 STATE_BACKENDS = ("sqlite", "redis")
@@ -174,9 +172,6 @@ class AnswerSettings:
     min_passage_score: float = _setting(0.1, minimum=-1, maximum=1)
     lexical_answers: bool = True
     show_nearest_on_abstain: bool = True
-    # "onnx": the trained reader ranks the sentences and decides answer or decline (issue 10);
-    # "off": the rules above do (docs/quality.md, "Rules only vs the reader (ablation)").
-    reader: str = _setting("off", choices=READERS)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ real model, and a real `Answerer` over it; and, for fast unit tests, a tiny dete
 Tests come in two tiers. `make test-fast` (``pytest -m "not slow"``) runs the unit tier in under
 a minute: synthetic signals, hits and sentences, the fake encoder, FAISS and BM25 in memory.
 `make test` runs the whole suite, as CI does, adding the integration tier (``slow``): the real
-model, the real reader, the Slack app over real HTTP and websockets, `qabot` processes, kill
+model and spaCy's NER at ingest, the Slack app over real HTTP and websockets, `qabot` processes, kill
 trials, a new venv. A test joins the integration tier by asking for one of the
 `INTEGRATION_FIXTURES` below (marked here, so no test can forget it) or by its own
 ``@pytest.mark.slow``.
@@ -69,14 +69,6 @@ def answerer(sample_index, settings):
     return Answerer.from_settings(settings, index_dir=sample_index)
 
 
-@pytest.fixture(scope="session")
-def reader_answerer(sample_index, settings):
-    """The same index answered with the trained reader switched on (`[answer] reader = "onnx"`)."""
-    from bot.answering.answerer import Answerer
-
-    return Answerer.from_settings(settings.replace("answer", reader="onnx"), index_dir=sample_index)
-
-
 @pytest.fixture
 def index_copy(sample_index, tmp_path) -> Path:
     """A private copy of the sample index, for tests that write to it."""
@@ -129,7 +121,7 @@ def fake_encoder() -> HashEncoder:
 
 # Fixtures that bring in the real model or a real server: a test that asks for one is in the
 # integration tier (`slow`) whatever its own marks say.
-INTEGRATION_FIXTURES = frozenset({"sample_index", "answerer", "reader_answerer", "index_copy", "standin", "make_bot",
+INTEGRATION_FIXTURES = frozenset({"sample_index", "answerer", "index_copy", "standin", "make_bot",
                                   "slack_settings"})
 
 
