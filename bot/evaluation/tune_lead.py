@@ -24,7 +24,7 @@ from typing import Iterator
 from embeddings.documents import Document
 from embeddings.encoders import get_encoder
 
-from ..answering import answer_type, lead
+from ..answering import answer_type, layout, lead
 from ..answering.answerer import Answerer, AnswerTrace
 from ..answering.compose import choose_sentences, compose_answer
 from ..answering.layout import answer_layout
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--train", type=Path, default=Path("../shared/train"))
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--work", type=Path, default=None, help="keep the training index here")
+    parser.add_argument("--stage", choices=("typing", "evidence"), default="typing")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qabot-tune-") as tmp:
         work = args.work or Path(tmp)
@@ -101,21 +102,40 @@ def main() -> None:
             recs = list(records(answerer, args.train, args.limit))
             saved.write_bytes(pickle.dumps(recs))
     answerer.typed_answers = True
-    settings = answerer.settings
-    grid = itertools.product((0.1, 0.15, 0.2), (0.3, 0.5), (0.5, 0.6, 0.7), (1, 3), (0.8, 0.9), (0.0, 0.5))
-    for label_share, lead_share, typed_share, window, ratio, weight in grid:
-        answer_type.MIN_LABEL_SHARE, answer_type.MIN_TYPED_SHARE = label_share, typed_share
-        answer_type.MIN_LEAD_SHARE = lead_share
-        lead.TYPED_WINDOW, lead.TYPED_SCORE_RATIO, lead.LABEL_WEIGHT = window, ratio, weight
+    for setting in grid(args.stage):
+        print(json.dumps({**setting, **score(answerer, recs, setting)}), flush=True)
+
+
+def grid(stage: str) -> list[dict]:
+    """The settings tried: the typing numbers first, then the evidence length with the chosen
+    typing numbers (module defaults)."""
+    if stage == "evidence":
+        return [{"evidence_words": n, "max_sentences": m} for n in (14, 16, 18, 20, 22, 25, 30) for m in (1, 2)]
+    keys = ("label_share", "lead_share", "typed_share", "window", "ratio", "label_weight")
+    values = ((0.1, 0.15, 0.2), (0.3, 0.4, 0.5), (0.5, 0.6, 0.7, 0.8), (1, 3), (0.8, 0.9), (0.5,))
+    return [dict(zip(keys, v)) for v in itertools.product(*values) if v[1] <= v[2]]
+
+
+def score(answerer: Answerer, recs: list[Record], setting: dict) -> dict:
+    """Replay every record with `setting`'s numbers in place of the modules' own."""
+    saved = (answer_type.MIN_LABEL_SHARE, answer_type.MIN_LEAD_SHARE, answer_type.MIN_TYPED_SHARE,
+             lead.TYPED_WINDOW, lead.TYPED_SCORE_RATIO, lead.LABEL_WEIGHT, layout.EVIDENCE_WORDS)
+    answer_type.MIN_LABEL_SHARE = setting.get("label_share", saved[0])
+    answer_type.MIN_LEAD_SHARE = setting.get("lead_share", saved[1])
+    answer_type.MIN_TYPED_SHARE = setting.get("typed_share", saved[2])
+    lead.TYPED_WINDOW = setting.get("window", saved[3])
+    lead.TYPED_SCORE_RATIO = setting.get("ratio", saved[4])
+    lead.LABEL_WEIGHT = setting.get("label_weight", saved[5])
+    layout.EVIDENCE_WORDS = setting.get("evidence_words", saved[6])
+    max_sentences = setting.get("max_sentences", answerer.settings.answer.max_sentences)
+    try:
         answerable = [r for r in recs if r.answers]
         impossible = [r for r in recs if not r.answers]
-        out = [(r, *replay(answerer, r, settings.answer.max_sentences)) for r in answerable]
+        out = [(r, *replay(answerer, r, max_sentences)) for r in answerable]
         answered = [o for o in out if o[1]]
         leads = [o for o in answered if o[2]]
         declined = sum(not replay(answerer, r, 1)[0] for r in impossible)
-        print(json.dumps({
-            "label_share": label_share, "lead_share": lead_share, "typed_share": typed_share, "window": window, "ratio": ratio,
-            "label_weight": weight,
+        return {
             "answered": round(len(answered) / max(len(answerable), 1), 4),
             "declined": round(declined / max(len(impossible), 1), 4),
             "lead_rate": round(len(leads) / max(len(answered), 1), 4),
@@ -124,7 +144,10 @@ def main() -> None:
             "shown_words": round(sum(len(o[3].split()) for o in answered) / max(len(answered), 1), 2),
             "shown_accuracy": round(sum(contains_answer(o[3], o[0].answers) for o in answered)
                                     / max(len(answerable), 1), 4),
-        }), flush=True)
+        }
+    finally:
+        (answer_type.MIN_LABEL_SHARE, answer_type.MIN_LEAD_SHARE, answer_type.MIN_TYPED_SHARE,
+         lead.TYPED_WINDOW, lead.TYPED_SCORE_RATIO, lead.LABEL_WEIGHT, layout.EVIDENCE_WORDS) = saved
 
 
 if __name__ == "__main__":
