@@ -131,8 +131,9 @@ def test_the_request_path_does_not_import_spacy(sample_index):
     import subprocess
     import sys
 
-    code = ("import sys; from bot.answering.answerer import Answerer; from bot.settings import load_settings; "
-            f"a = Answerer.from_settings(load_settings(environ={{}}), index_dir={str(sample_index)!r}); "
+    code = ("import sys; from pathlib import Path; from bot.answering.answerer import Answerer; "
+            "from bot.settings import load_settings; "
+            f"a = Answerer.from_settings(load_settings(environ={{}}), index_dir=Path({str(sample_index)!r})); "
             "r = a.ask('When are the Geneva talks?'); "
             "assert r.lead == 'Jan. 10', r; assert 'spacy' not in sys.modules, 'spacy imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

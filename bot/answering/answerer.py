@@ -20,6 +20,7 @@ import numpy as np
 
 from embeddings.encoders import Encoder, get_encoder
 from embeddings.index import Index
+from embeddings.keyword import question_terms
 
 from ..settings import Settings, load_settings
 from .answer import EMPTY_QUESTION_TEXT, Answer
@@ -36,6 +37,10 @@ from .sentences import (ScoredSentence, SentenceScorer, SentenceVectors, Weighte
 
 log = logging.getLogger(__name__)
 
+# A follow-up with at least this many keywords of its own is first answered alone (see `ask`);
+# "and when are they?" has none. Set by hand with tests/test_answerer.py and test_quality.py's
+# follow-ups: the SQuAD evaluation has no conversations to measure it on.
+STANDALONE_TERMS = 2
 # `warm()`: sentences per encoder batch (set by hand in 809b503), and batches handed to the cache
 # at a time, so a stop request is seen between steps (760fd1f). Speed and shutdown-latency
 # numbers, not answer tuning (answers are the same warm or cold); never measured against others.
@@ -144,11 +149,12 @@ class Answerer:
             on_text: Callable[[str], None] | None = None) -> Answer:
         """Answer `question` (a follow-up leans on `history`, oldest first), or decline.
 
-        A question that reads like a follow-up ("Which newspaper interviewed him?") is first
-        answered as it stands, exactly as `qabot ask` answers it without a conversation; only if
-        that declines is it searched again with the subject of the conversation (question.py). So
-        chat and ask give the same answer whenever the question is answerable alone, and the
-        conversation fills in only what the question leaves out ("and when are they?").
+        A question that reads like a follow-up but says what it asks about ("Which newspaper
+        interviewed him?": STANDALONE_TERMS keywords) is first answered as it stands, exactly as
+        `qabot ask` answers it without a conversation; only if that declines is it searched again
+        with the subject of the conversation (question.py). So chat and ask give the same answer
+        whenever such a question is answerable alone, and the conversation fills in what a bare
+        follow-up leaves out ("and when are they?").
 
         `trace`, if given, is filled with what the answer was made from; the answer is the same.
         `on_text` receives a composed answer's text piece by piece as the LLM streams it (an
@@ -164,7 +170,7 @@ class Answerer:
         vectors = self.encoder.encode([q.text, q.query] if q.follow_up else [q.text])
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
         answer = None
-        if q.follow_up:
+        if q.follow_up and len(set(question_terms(q.text))) >= STANDALONE_TERMS:
             alone = self._answer(Question(q.text, q.text), vectors[0], vectors[0], timings, trace, on_text)
             if not alone.abstained:
                 answer = alone

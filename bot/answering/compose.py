@@ -21,6 +21,12 @@ from .sentences import ScoredSentence
 _CONTINUES = re.compile(
     r"^(?:\"|'|“|he|she|it|they|this|that|these|those|but|however|although|though|yet|so|also|"
     r"and|or|which|as a result|in addition|still)\b", re.IGNORECASE)
+# ... and one that says "he" or "they" anywhere needs the one naming who, when no lead was found
+# in it (the answer may be there: "... within a few weeks." / "... he said, without a deadline").
+_PRONOUN = re.compile(r"\b(?:he|she|they|him|his|her|their|them)\b", re.IGNORECASE)
+# Whether a pronoun anywhere (not only an opening one) brings the sentence before along. Chosen on
+# ../shared/train (bot/evaluation/tune_lead.py --stage evidence), never on ../shared/eval.
+PRONOUN_BRINGS_PREVIOUS = True
 
 
 @dataclass(frozen=True)
@@ -44,14 +50,15 @@ def _quoted(s: ScoredSentence) -> QuotedSentence:
 
 
 def completing_sentences(best: ScoredSentence, ranked: Sequence[ScoredSentence]) -> list[QuotedSentence]:
-    """The sentence before the best one when the best one opens leaning on it ("He said ...",
-    "But ...": the reader needs the sentence naming who speaks), within its paragraph (across a
+    """The sentence before the best one when the best one leans on it ("But ...", "he said": the
+    reader needs the sentence naming who speaks), within its paragraph (across a
     paragraph break starts another thought). Nothing else: the evidence is the sentence that
     holds the answer (on ../shared/train, neighbours and runners-up doubled the words shown for
     1-2 points of "contains a gold answer"; bot/evaluation/tune_lead.py)."""
     chunk = best.passage.hit.chunk
     i = best.index
-    if i == 0 or not _CONTINUES.match(best.text):
+    leans = _CONTINUES.match(best.text) or PRONOUN_BRINGS_PREVIOUS and _PRONOUN.search(best.text)
+    if i == 0 or not leans:
         return []
     if "\n" in chunk.text[chunk.sentences[i - 1][1]:chunk.sentences[i][0]]:
         return []

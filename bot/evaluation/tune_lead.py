@@ -24,7 +24,7 @@ from typing import Iterator
 from embeddings.documents import Document
 from embeddings.encoders import get_encoder
 
-from ..answering import answer_type, layout, lead
+from ..answering import answer_type, compose, layout, lead
 from ..answering.answerer import Answerer, AnswerTrace
 from ..answering.compose import choose_sentences, compose_answer
 from ..answering.layout import answer_layout
@@ -110,7 +110,8 @@ def grid(stage: str) -> list[dict]:
     """The settings tried: the typing numbers first, then the evidence length with the chosen
     typing numbers (module defaults)."""
     if stage == "evidence":
-        return [{"evidence_words": n, "max_sentences": m} for n in (14, 16, 18, 20, 22, 25, 30) for m in (1, 2)]
+        return [{"evidence_words": n, "max_sentences": m, "pronoun": p}
+                for n in (14, 16, 18, 20, 22, 25, 30) for m in (1, 2) for p in ((False, True) if m == 2 else (False,))]
     keys = ("label_share", "lead_share", "typed_share", "window", "ratio", "label_weight")
     values = ((0.1, 0.15, 0.2), (0.3, 0.4, 0.5), (0.5, 0.6, 0.7, 0.8), (1, 3), (0.8, 0.9), (0.5,))
     return [dict(zip(keys, v)) for v in itertools.product(*values) if v[1] <= v[2]]
@@ -119,7 +120,9 @@ def grid(stage: str) -> list[dict]:
 def score(answerer: Answerer, recs: list[Record], setting: dict) -> dict:
     """Replay every record with `setting`'s numbers in place of the modules' own."""
     saved = (answer_type.MIN_LABEL_SHARE, answer_type.MIN_LEAD_SHARE, answer_type.MIN_TYPED_SHARE,
-             lead.TYPED_WINDOW, lead.TYPED_SCORE_RATIO, lead.LABEL_WEIGHT, layout.EVIDENCE_WORDS)
+             lead.TYPED_WINDOW, lead.TYPED_SCORE_RATIO, lead.LABEL_WEIGHT, layout.EVIDENCE_WORDS,
+             compose.PRONOUN_BRINGS_PREVIOUS)
+    compose.PRONOUN_BRINGS_PREVIOUS = setting.get("pronoun", saved[7])
     answer_type.MIN_LABEL_SHARE = setting.get("label_share", saved[0])
     answer_type.MIN_LEAD_SHARE = setting.get("lead_share", saved[1])
     answer_type.MIN_TYPED_SHARE = setting.get("typed_share", saved[2])
@@ -147,7 +150,8 @@ def score(answerer: Answerer, recs: list[Record], setting: dict) -> dict:
         }
     finally:
         (answer_type.MIN_LABEL_SHARE, answer_type.MIN_LEAD_SHARE, answer_type.MIN_TYPED_SHARE,
-         lead.TYPED_WINDOW, lead.TYPED_SCORE_RATIO, lead.LABEL_WEIGHT, layout.EVIDENCE_WORDS) = saved
+         lead.TYPED_WINDOW, lead.TYPED_SCORE_RATIO, lead.LABEL_WEIGHT, layout.EVIDENCE_WORDS,
+         compose.PRONOUN_BRINGS_PREVIOUS) = saved
 
 
 if __name__ == "__main__":
