@@ -56,9 +56,8 @@ def train_answerer(train: Path, work: Path) -> Answerer:
     m = settings.model
     encoder = MemoEncoder(lambda: get_encoder(m.ingest_backend, m.max_seq_length), m.model_name)
     index = build_index(train_documents(train), settings, work, encoder)
-    answerer = Answerer(index, get_encoder(m.query_backend, m.max_seq_length), settings)
-    answerer.warm()
-    return answerer
+    # Not warmed: sentences are embedded as questions reach them (the same answers, less work).
+    return Answerer(index, get_encoder(m.query_backend, m.max_seq_length), settings)
 
 
 def records(answerer: Answerer, train: Path, limit: int | None) -> Iterator[Record]:
