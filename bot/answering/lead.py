@@ -23,8 +23,8 @@ from .sentences import ScoredSentence
 
 # A candidate's score is its closeness to the question's keywords (per keyword, 1 / its distance
 # in words; a clause boundary between them counts CLAUSE_WORDS more words) plus LABEL_WEIGHT x the
-# learned share of its label. Set by hand (CLAUSE_WORDS as focus.py's rules); LABEL_WEIGHT was
-# kept at 0.5 on ../shared/train (the grid of bot/evaluation/tune_lead.py).
+# learned share of its label. Both set by hand (CLAUSE_WORDS as in focus.py); LABEL_WEIGHT was
+# not varied in the final grid of bot/evaluation/tune_lead.py.
 CLAUSE_WORDS = 2
 LABEL_WEIGHT = 0.5
 # A typed question takes the best-ranked sentence that holds an entity of its type, among the
