@@ -202,7 +202,7 @@ class Answerer:
         # A follow-up ("and when are they?") says little alone: its sentences are read against
         # the question together with the subject it leans on.
         ranked = self.scorer.score(q, query_vector if q.follow_up else question_vector, passages)
-        best, lead, untyped = self._typed(q.text, ranked)
+        best, lead, untyped = self._typed(q, ranked)
         verdict = self.judge.judge(q, passages, best)
         if verdict.answer and untyped is not None:
             verdict = Verdict(VerdictKind.NO_TYPED_ENTITY, untyped, verdict.signals)
@@ -221,17 +221,20 @@ class Answerer:
             answer = self.composer.compose(q, answer, passages, chosen, on_text)
         return answer
 
-    def _typed(self, question: str, ranked: Sequence[ScoredSentence]
+    def _typed(self, q: Question, ranked: Sequence[ScoredSentence]
                ) -> tuple[ScoredSentence | None, Lead | None, str | None]:
         """(best sentence, its lead, why a typed question is declined): a typed question takes the
-        best-ranked sentence holding an entity of its type (lead.py), or is declined."""
+        best-ranked sentence holding an entity of its type (lead.py), or is declined. The type is
+        the question's own ("and when are they?": a DATE); the lead stands near the words of the
+        question with the subject a follow-up leans on."""
         best = ranked[0] if ranked else None
-        kind = answer_type(question) if self.typed_answers and best is not None else None
+        kind = answer_type(q.text) if self.typed_answers and best is not None else None
+        context = q.query if q.follow_up else ""
         if kind is None or best is None or not (kind.leads or kind.typed):
             return best, None, None
         if not kind.typed:
-            return best, find_lead(question, kind, best.text, sentence_entities(best) or ()), None
-        found = typed_best(question, kind, ranked)
+            return best, find_lead(q.text, kind, best.text, sentence_entities(best) or (), context), None
+        found = typed_best(q.text, kind, ranked, context)
         if found is None:
             labels = "/".join(sorted(kind.labels))
             return best, None, f"a {labels} is asked for and the evidence holds none"

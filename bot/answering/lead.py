@@ -46,24 +46,36 @@ class Lead:
     label: str
 
 
-def _named_by_question(text: str, question_stems: set[str]) -> bool:
-    """The question already says this entity ("Geneva" in "When are the Geneva talks?")."""
+# Entities that are amounts or times: the question names one only when it says all its words
+# ("1973" in "What happened after 1973?", not "10" in "When are the Jan. 10 talks?" for "Jan. 11").
+_AMOUNTS = frozenset({"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT"})
+
+
+def _named_by_question(text: str, label: str, question_stems: set[str], terms: set[str]) -> bool:
+    """The question already says this entity: all its words ("Geneva" in "When are the Geneva
+    talks?"), or, for a name, any of its keywords ("Sergey Ryabkov" in "Who interviewed Ryabkov?")."""
     words = stems(text)
-    return bool(words) and words <= question_stems
+    if not words:
+        return False
+    return words <= question_stems or label not in _AMOUNTS and bool(words & terms)
 
 
 def find_lead(question: str, kind: AnswerType, sentence: str,
-              entities: Sequence[tuple[int, int, str]]) -> Lead | None:
-    """The entity of `sentence` (its `entities`, offsets in it) that answers `question`, or None."""
+              entities: Sequence[tuple[int, int, str]], context: str = "") -> Lead | None:
+    """The entity of `sentence` (its `entities`, offsets in it) that answers `question`, or None.
+    `context` (the earlier question a follow-up leans on) names more of what is no answer, and its
+    words place the lead only when the question's own are not in the sentence."""
     labels = kind.labels
-    question_stems = stems(question)
+    question_stems = stems(question) | stems(context)
+    terms = set(question_terms(question)) | set(question_terms(context))
     candidates = [(a, b, label) for a, b, label in entities
-                  if label in labels and not _named_by_question(sentence[a:b], question_stems)]
+                  if label in labels and not _named_by_question(sentence[a:b], label, question_stems, terms)]
     if not candidates:
         return None
-    terms = set(question_terms(question))
     words = list(_WORD.finditer(sentence))
-    anchors = [(i, stem(w.group())) for i, w in enumerate(words) if stem(w.group()) in terms]
+    own = set(question_terms(question))
+    anchors = [(i, stem(w.group())) for i, w in enumerate(words) if stem(w.group()) in own] or \
+        [(i, stem(w.group())) for i, w in enumerate(words) if stem(w.group()) in terms]
 
     def position(offset: int) -> int:
         return next((i for i, w in enumerate(words) if w.end() > offset), len(words) - 1)
@@ -90,7 +102,7 @@ def sentence_entities(sentence: ScoredSentence) -> tuple[tuple[int, int, str], .
     return sentence.passage.hit.chunk.sentence_entities(sentence.index)
 
 
-def typed_best(question: str, kind: AnswerType, ranked: Sequence[ScoredSentence]
+def typed_best(question: str, kind: AnswerType, ranked: Sequence[ScoredSentence], context: str = ""
                ) -> tuple[ScoredSentence, Lead] | None:
     """The best-ranked sentence holding an entity that answers a typed question, with it: among
     the first TYPED_WINDOW sentences scoring at least TYPED_SCORE_RATIO of the best; or None."""
@@ -100,7 +112,7 @@ def typed_best(question: str, kind: AnswerType, ranked: Sequence[ScoredSentence]
     for sentence in ranked[:TYPED_WINDOW]:
         if sentence.score < floor:
             break
-        lead = find_lead(question, kind, sentence.text, sentence_entities(sentence) or ())
+        lead = find_lead(question, kind, sentence.text, sentence_entities(sentence) or (), context)
         if lead is not None:
             return sentence, lead
     return None

@@ -75,7 +75,7 @@ def replay(answerer: Answerer, rec: Record, max_sentences: int) -> tuple[bool, s
     if not rec.base_answer or rec.trace.best is None:
         return False, None, ""
     ranked = rec.trace.sentences
-    best, found, untyped = answerer._typed(rec.question, ranked)
+    best, found, untyped = answerer._typed(Question(rec.question, rec.question), ranked)
     if untyped is not None or best is None:
         return False, None, ""
     q = Question(rec.question, rec.question)
