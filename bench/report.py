@@ -72,7 +72,7 @@ def table(results: dict) -> str:
             f"encoder share of the pipeline: {i['encode_share_in_pipeline']})", "≥ 0.9", mark("ingest_ratio"))
         if "ner" in i:
             n = i["ner"]
-            row(f"NER at ingest (en_core_web_sm: tok2vec + ner), {n['paragraphs']} paragraphs / {n['words']} words",
+            row(f"NER at ingest (en_core_web_sm, its NER component), {n['paragraphs']} paragraphs / {n['words']} words",
                 f"{n['cpu_s']} CPU-s ({n['words_per_cpu_s']} words/CPU-s)",
                 f"pipeline {i['pipeline_cpu_s']} CPU-s", f"{n['share_of_pipeline_cpu']} of the pipeline's CPU",
                 "", "")
