@@ -24,9 +24,6 @@ from .fixtures.webserver import HUGE_BYTES, Page, Site, huge_body
 from .test_cli import FAST_INGEST, run
 
 LIMIT = 2**20  # 1 MiB: the size limit in these tests
-# `qabot ask` as configured; with the rules instead of the trained reader in a checkout where the
-# reader model is not built yet (`make train-reader`): what is checked here, the citations, is the
-# same either way.
 FAST = FetchLimits(max_bytes=LIMIT, connect_timeout_s=2, read_timeout_s=0.5, total_timeout_s=5)
 
 ARTICLE = """<!doctype html><html><head><title>Talks in Vienna</title>
