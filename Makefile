@@ -18,7 +18,6 @@ help:
 	@echo "            QUICK=1 for the small version CI runs, about 1.5 minutes"
 	@echo "make eval   answer-quality evaluation on ../shared/eval (SQuAD subset), about 2.5 minutes;"
 	@echo "            EVAL_DIR=DIR for another set, e.g. EVAL_DIR=tests/fixtures/squad-mini"
-	@echo "make train-reader  rebuild the shipped reader model from ../shared/train (about 1.5 h)"
 
 install: $(STAMP)
 
@@ -76,6 +75,7 @@ EVAL_DIR ?= ../shared/eval
 ifneq ($(filter eval,$(MAKECMDGOALS)),)
   EVAL_CONTEXTS := $(wildcard $(EVAL_DIR)/*.contexts.jsonl)
   EVAL_QUESTIONS := $(wildcard $(EVAL_DIR)/*.questions.jsonl)
+  EVAL_UNANSWERABLE := $(wildcard $(EVAL_DIR)/*.unanswerable.jsonl)
   ifneq ($(shell test -d '$(EVAL_DIR)' && echo yes),yes)
     $(error make eval: no folder $(EVAL_DIR); pass EVAL_DIR=DIR (the tests ship a small set: EVAL_DIR=tests/fixtures/squad-mini))
   endif
@@ -86,17 +86,7 @@ endif
 
 eval: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/qabot eval --contexts $(EVAL_CONTEXTS) \
-		--questions $(EVAL_QUESTIONS) --abstain-check
-
-# Rebuild the shipped reader model (bot/reader/model) from ../shared/train, seeded: the
-# candidates qabot's retrieval returns -> fine-tuning -> int8 ONNX + threshold + metrics.
-# About 1.5 hours on 2 CPU cores; progress on stderr. See bot/reader/model/MODEL_CARD.md.
-.PHONY: train-reader
-train-reader: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[train]"
-	HF_HUB_OFFLINE=1 $(BIN)/python -m bot.reader.data
-	HF_HUB_OFFLINE=1 $(BIN)/python -m bot.reader.train
-	HF_HUB_OFFLINE=1 $(BIN)/python -m bot.reader.export
+		--questions $(EVAL_QUESTIONS) $(if $(EVAL_UNANSWERABLE),--unanswerable $(EVAL_UNANSWERABLE)) --abstain-check
 
 clean-index:
 	rm -rf data/index

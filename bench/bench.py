@@ -5,13 +5,12 @@
     make bench QUICK=1    # small sizes, every code path (about 1 minute); CI runs this
 
 Sections (see bench/README.md for what each measures and why):
-  ingest  SQuAD contexts through `ingest()` vs the same chunk texts through the encoder alone
+  ingest  SQuAD contexts through `ingest()` vs the same chunk texts through the encoder alone; and
+          the NER it runs (spaCy en_core_web_sm), timed alone on the same paragraphs
   langchain  `ingest()` of the ten SQuAD articles vs LangChain's usual pipeline (1000/200 splitter +
           FAISS, same model), side by side: CPU-seconds and wall time (needs the bench extra)
   query   Answerer.ask over SQuAD questions vs question encoding + dense + BM25 search alone;
           and the whole answer on the bundled article
-  reader  the trained reader (int8 ONNX) on each question's candidate sentences vs the query
-          encoder alone on the question, side by side; whole answer with the reader on vs off
   cold    `qabot ask` as a new process vs `python -c "import sys"` and the ML imports alone
   slack   signed Events API request -> chat.postMessage, against the Slack Web API stand-in
   scale   100k / 1M synthetic chunk vectors: index build, memory, search p50, recall@10
@@ -42,12 +41,11 @@ from bench.sections.cold import bench_cold  # noqa: E402 (after the sys.path lin
 from bench.sections.ingest import bench_ingest  # noqa: E402 (after the sys.path line above)
 from bench.sections.langchain import bench_langchain  # noqa: E402 (after the sys.path line above)
 from bench.sections.query import bench_query  # noqa: E402 (after the sys.path line above)
-from bench.sections.reader import bench_reader  # noqa: E402 (after the sys.path line above)
 from bench.sections.milvus import bench_milvus  # noqa: E402 (after the sys.path line above)
 from bench.sections.scale import bench_scale  # noqa: E402 (after the sys.path line above)
 from bench.sections.slack import bench_slack  # noqa: E402 (after the sys.path line above)
 
-SECTIONS = {"ingest": bench_ingest, "langchain": bench_langchain, "query": bench_query, "reader": bench_reader,
+SECTIONS = {"ingest": bench_ingest, "langchain": bench_langchain, "query": bench_query,
             "cold": bench_cold, "slack": bench_slack, "scale": bench_scale, "milvus": bench_milvus}
 
 

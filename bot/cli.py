@@ -40,6 +40,7 @@ log = logging.getLogger("qabot")
 app.add_typer(docs_app, name="docs")
 SourcesOption = typer.Option(False, "--sources", help="Also list the other passages found (folded away by default).")
 VerboseOption = typer.Option(False, "--verbose", "-v", help="Show more: the other passages found, as --sources.")
+_verbose = False  # -v before the command: also show what a follow-up searched for
 
 
 def _setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
@@ -68,8 +69,10 @@ def main(
     _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                   help="Print qabot's version and exit."),
 ) -> None:
+    global _verbose
     _setup_logging(verbose)
     use_config_file(config)
+    _verbose = verbose
 
 
 # --- ingest -------------------------------------------------------------------------------
@@ -212,15 +215,25 @@ def _chat(index: Optional[Path], sources: bool = False) -> None:
 
 
 def _ask_and_show(answerer, question: str, history: list[str] | None = None, *, sources: bool = False) -> Answer:
-    """Ask and print the answer; a composed answer's text appears as the LLM writes it."""
+    """Ask and print the answer; a composed answer's text appears as the LLM writes it. With -v, a
+    follow-up answered with the conversation's subject first says what it searched for."""
     if answerer.composer is None:
         answer = answerer.ask(question, history or ())
+        _show_query(answer, sources)
         render_answer(answer, sources=sources)
         return answer
     stream = StreamedText(sources=sources)
     answer = answerer.ask(question, history or (), on_text=stream)
     stream.finish(answer)
+    _show_query(answer, sources)
     return answer
+
+
+def _show_query(answer: Answer, verbose: bool = False) -> None:
+    """`-v` (before or after the command): the rewritten search text of a follow-up (on stderr:
+    it is no part of the answer)."""
+    if (verbose or _verbose) and answer.query:
+        err.print(Text(f"(searched as: {answer.query})", style="dim"))
 
 
 def _line_reader(settings: Settings):

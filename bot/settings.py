@@ -41,8 +41,6 @@ RETRIEVAL_MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("score", "rrf", "milvus-rrf", "milvus-weighted")
 CHUNK_VECTORS = ("sentences", "text")
 ENCODER_BACKENDS = ("torch", "onnx")
-# The read + judge steps: "onnx" = the trained reader (bot/reader/model), "off" = the rules.
-READERS = ("onnx", "off")
 # Where the Slack app's shared state lives (bot/slack/store.py, bot/slack/redis_state.py) and the
 # index's vectors and keywords (embeddings/vectors.py, embeddings/milvus.py): docs/scale-out.md.
 STATE_BACKENDS = ("sqlite", "redis")
@@ -167,16 +165,13 @@ class AnswerSettings:
     sentence_dense_weight: float = _setting(0.6, **NON_NEGATIVE)
     sentence_keyword_weight: float = _setting(0.4, **NON_NEGATIVE)
     sentence_rank_weight: float = _setting(0.05, **NON_NEGATIVE)
-    min_sentence_score: float = 0.63
+    min_sentence_score: float = 0.68
     keyword_bonus: float = _setting(0.5, **NON_NEGATIVE)
     unknown_penalty: float = _setting(0.2, **NON_NEGATIVE)
     missing_name_penalty: float = _setting(0.2, **NON_NEGATIVE)
     min_passage_score: float = _setting(0.1, minimum=-1, maximum=1)
     lexical_answers: bool = True
     show_nearest_on_abstain: bool = True
-    # "onnx": the trained reader ranks the sentences and decides answer or decline (issue 10);
-    # "off": the rules above do (docs/quality.md, "Rules only vs the reader (ablation)").
-    reader: str = _setting("off", choices=READERS)
 
 
 @dataclass(frozen=True)

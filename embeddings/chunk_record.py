@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator, Protocol, Sequence, SupportsIndex, overload, runtime_checkable
 
 from .chunking import Chunk
+from .entities import within
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,25 @@ class ChunkRecord:
     end: int
     text: str
     sentences: tuple[tuple[int, int], ...]  # (start, end) within `text`
+    # Named entities (start, end, label) within `text`, found at ingest (entities.py); None in an
+    # index saved before entities were stored (the answer step then falls back to its rules).
+    entities: tuple[tuple[int, int, str], ...] | None = None
 
     @classmethod
-    def from_chunk(cls, chunk: Chunk) -> "ChunkRecord":
+    def from_chunk(cls, chunk: Chunk, entities: Sequence[tuple[int, int, str]] | None = None) -> "ChunkRecord":
+        """The record of `chunk`; `entities` (offsets in the document) are kept if inside it."""
+        inside = None if entities is None else within(entities, chunk.start, chunk.end)
         return cls(chunk.chunk_id, chunk.doc_id, chunk.position, chunk.start, chunk.end, chunk.text,
-                   tuple((s.start - chunk.start, s.end - chunk.start) for s in chunk.sentences))
+                   tuple((s.start - chunk.start, s.end - chunk.start) for s in chunk.sentences), inside)
 
     def sentence_texts(self) -> list[str]:
         return [self.text[a:b] for a, b in self.sentences]
+
+    def sentence_entities(self, i: int) -> tuple[tuple[int, int, str], ...] | None:
+        """The entities of sentence `i`, offsets within that sentence (None: none were stored)."""
+        if self.entities is None:
+            return None
+        return within(self.entities, *self.sentences[i])
 
     def to_json(self) -> str:
         """One line of JSON (chunks.jsonl, and the record field of a Milvus entity)."""
@@ -43,6 +55,8 @@ class ChunkRecord:
     def from_json(cls, raw: str) -> "ChunkRecord":
         fields = json.loads(raw)
         fields["sentences"] = tuple(tuple(s) for s in fields["sentences"])
+        if fields.get("entities") is not None:
+            fields["entities"] = tuple(tuple(e) for e in fields["entities"])
         return cls(**fields)
 
 

@@ -23,6 +23,7 @@ from .chunk_vectors import EMBED_SLICE, embed_texts, pooled_sentence_vectors
 from .chunking import chunk_document
 from .documents import Document
 from .encoders import Encoder
+from .entities import tag_paragraphs
 from .errors import IndexMismatchError
 from .index_files import (BM25_DIR, CHUNK_VECTORS, CHUNKS_FILE, DOCUMENTS_FILE, DocumentInfo, read_version,
                           stored_documents, write_files)
@@ -75,7 +76,8 @@ class Index:
     """
 
     def __init__(self, model_name: str, dimension: int, chunk_words: int, sentence_overlap: int,
-                 store: VectorStore | None = None, chunk_vectors: str = "text") -> None:
+                 store: VectorStore | None = None, chunk_vectors: str = "text",
+                 entities: str | None = None) -> None:
         if chunk_vectors not in CHUNK_VECTORS:
             raise ValueError(f"chunk_vectors must be one of {', '.join(CHUNK_VECTORS)}")
         self.model_name = model_name
@@ -83,6 +85,7 @@ class Index:
         self.chunk_words = chunk_words
         self.sentence_overlap = sentence_overlap
         self.chunk_vectors = chunk_vectors
+        self.entities = entities  # the NER model of every chunk's entities (manifest), None: none stored
         self.documents: dict[str, DocumentInfo] = {}
         self.store: VectorStore = store if store is not None else FaissStore(dimension)
         self._chunks: ChunkRecords = MemoryChunks()
@@ -135,7 +138,8 @@ class Index:
                 continue
             if document.doc_id in replaced:
                 continue
-            records = [ChunkRecord.from_chunk(c)
+            found = None if self.entities is None else tag_paragraphs(document.text)
+            records = [ChunkRecord.from_chunk(c, found)
                        for c in chunk_document(document, self.chunk_words, self.sentence_overlap)]
             texts.extend(self.embedding_text(document.title, r.text) for r in records)
             new_chunks.extend(records)
@@ -271,6 +275,7 @@ class Index:
             "dimension": self.dimension,
             "chunking": {"chunk_words": self.chunk_words, "sentence_overlap": self.sentence_overlap,
                          "vectors": self.chunk_vectors},
+            **({"entities": self.entities} if self.entities is not None else {}),
             **self.store.manifest(),
             "chunks": len(self.chunks),
             "documents": {d.doc_id: d.sha256 for d in self.documents.values()},
@@ -306,6 +311,6 @@ class Index:
         recorded (the same server seen from another host)."""
         stored = read_version(directory, model_name, verify, store_uri)
         index = cls(stored.model_name, stored.dimension, stored.chunk_words, stored.sentence_overlap,
-                    store=stored.store, chunk_vectors=stored.chunk_vectors)
+                    store=stored.store, chunk_vectors=stored.chunk_vectors, entities=stored.entities)
         index.documents, index._chunks, index._keyword = stored.documents, stored.chunks, stored.keyword
         return index

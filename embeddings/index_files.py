@@ -82,6 +82,7 @@ class StoredIndex:
     store: VectorStore
     chunks: ChunkRecords
     keyword: Keywords
+    entities: str | None = None  # the NER model of the stored entities (the manifest's "entities")
 
 
 def write_files(staging: Path, documents: dict[str, DocumentInfo], chunks: ChunkRecords, keyword: Keywords,
@@ -146,6 +147,9 @@ def read_version(directory: Path, model_name: str | None, verify: bool, store_ur
         model, dimension = str(manifest["model"]), int(manifest["dimension"])
         chunk_words, overlap = int(chunking["chunk_words"]), int(chunking["sentence_overlap"])
         chunk_vectors = chunking.get("vectors", "text")
+        entities = manifest.get("entities")  # absent: saved before entities were stored
+        if entities is not None and not isinstance(entities, str):
+            raise ValueError(entities)
         if chunk_vectors not in CHUNK_VECTORS:
             raise ValueError(chunk_vectors)
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -158,11 +162,11 @@ def read_version(directory: Path, model_name: str | None, verify: bool, store_ur
 
             store, chunks, keyword = load_milvus_parts(version, manifest, store_uri)
             return StoredIndex(model, dimension, chunk_words, overlap, chunk_vectors, documents, store, chunks,
-                               keyword)
+                               keyword, entities)
         with (version / CHUNKS_FILE).open(encoding="utf-8") as handle:
             records = MemoryChunks(ChunkRecord.from_json(line) for line in handle)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise IndexCorruptError(f"{version}: cannot read the index ({type(exc).__name__}); {REBUILD_HINT}") from None
     return StoredIndex(model, dimension, chunk_words, overlap, chunk_vectors, documents,
                        FaissStore.load(version, manifest, len(records)), records,
-                       KeywordIndex.load(version / BM25_DIR, len(records)))
+                       KeywordIndex.load(version / BM25_DIR, len(records)), entities)

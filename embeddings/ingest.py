@@ -16,6 +16,7 @@ from typing import Callable, Iterator, Sequence
 
 from .documents import Document
 from .encoders import Encoder, get_encoder, ingest_workers
+from .entities import ENTITY_MODEL
 from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, QabotError
 from .index import DocumentInfo, Index, IngestReport
 from .milvus import MilvusConfig
@@ -68,7 +69,7 @@ class IngestOptions:
             store = MilvusStore(self.milvus, index_dir, dimension)
             store.forget_previous(index_dir)
         return Index(self.model_name, dimension, self.chunk_words, self.sentence_overlap, store=store,
-                     chunk_vectors=self.chunk_vectors)
+                     chunk_vectors=self.chunk_vectors, entities=ENTITY_MODEL)
 
     def store_backend(self) -> str:
         return "milvus" if self.milvus is not None else "faiss"
@@ -231,6 +232,12 @@ def _existing(index_dir: Path, options: IngestOptions, exact: bool) -> Index | N
         # index's own way wins until a --rebuild.
         log.info("%s: chunk vectors stay %r as the index was built (settings: %r; --rebuild to change)",
                  index_dir, index.chunk_vectors, options.chunk_vectors)
+    if index.entities != ENTITY_MODEL:
+        if exact:
+            return None
+        # Entities of one index come from one model; an index without them still answers (with
+        # the rules' highlights) and adding to it keeps it that way until a --rebuild.
+        log.info("%s: index stores no %s entities; --rebuild to enable typed answers", index_dir, ENTITY_MODEL)
     return index
 
 

@@ -4,7 +4,7 @@ real model, and a real `Answerer` over it; and, for fast unit tests, a tiny dete
 Tests come in two tiers. `make test-fast` (``pytest -m "not slow"``) runs the unit tier in under
 a minute: synthetic signals, hits and sentences, the fake encoder, FAISS and BM25 in memory.
 `make test` runs the whole suite, as CI does, adding the integration tier (``slow``): the real
-model, the real reader, the Slack app over real HTTP and websockets, `qabot` processes, kill
+model and spaCy's NER at ingest, the Slack app over real HTTP and websockets, `qabot` processes, kill
 trials, a new venv. A test joins the integration tier by asking for one of the
 `INTEGRATION_FIXTURES` below (marked here, so no test can forget it) or by its own
 ``@pytest.mark.slow``.
@@ -32,12 +32,6 @@ from .slack_standin import standin  # noqa: F401 (a fixture: pytest finds it her
 from .llm_standin import llm_standin  # noqa: F401 (a fixture: pytest finds it here)
 # A real redis-server on a free port, for the shared-state tests (`redis_server`, `redis_url`).
 from .redis_server import own_redis, redis_server, redis_url  # noqa: F401 (a fixture: pytest finds it here)
-
-# What the shipped reader does not get right yet (issue 10's acceptance; docs/quality.md, "Rules
-# only vs the reader (ablation)"): the one xfail marker of the suite. Strict, so a test that starts to pass fails
-# until its marker is removed, and a regression never hides behind it.
-READER_GAP = pytest.mark.xfail(reason="issue 10: the shipped reader misses this (see docs/quality.md, 'Rules only vs the reader (ablation)')",
-                               strict=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "articles"
@@ -73,14 +67,6 @@ def answerer(sample_index, settings):
     from bot.answering.answerer import Answerer
 
     return Answerer.from_settings(settings, index_dir=sample_index)
-
-
-@pytest.fixture(scope="session")
-def reader_answerer(sample_index, settings):
-    """The same index answered with the trained reader switched on (`[answer] reader = "onnx"`)."""
-    from bot.answering.answerer import Answerer
-
-    return Answerer.from_settings(settings.replace("answer", reader="onnx"), index_dir=sample_index)
 
 
 @pytest.fixture
@@ -135,7 +121,7 @@ def fake_encoder() -> HashEncoder:
 
 # Fixtures that bring in the real model or a real server: a test that asks for one is in the
 # integration tier (`slow`) whatever its own marks say.
-INTEGRATION_FIXTURES = frozenset({"sample_index", "answerer", "reader_answerer", "index_copy", "standin", "make_bot",
+INTEGRATION_FIXTURES = frozenset({"sample_index", "answerer", "index_copy", "standin", "make_bot",
                                   "slack_settings"})
 
 

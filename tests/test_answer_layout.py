@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bot.answering.answer import ABSTAIN_TEXT, Answer, Citation, ReaderFigures
+from bot.answering.answer import ABSTAIN_TEXT, Answer, Citation
 from bot.answering.layout import answer_layout, layout_json
 from bot.cli_render import StreamedText
 from bot.cli_render import render_answer as render_cli
@@ -43,9 +43,8 @@ def hand_made(lead: bool = True, two_sentences: bool = False) -> Answer:
     citations = (passage(S1 + " " + S2 + " " + OTHER, text, page=3), passage(OTHER, "", "talks#1"),
                  passage("Unrelated passage text here.", "", "other#0", document="Other article",
                          url="https://example.com/other"))
-    # The lead today is the highlight when the reader is confident about it (`Answer.lead`).
-    reader = ReaderFigures(0.9, 0.9, True) if lead else None
-    answer = Answer("When are the talks?", text, False, citations, (start, start + 7), reader=reader,
+    # The lead is the highlight when it is an entity of the question's type (`Answer.typed`).
+    answer = Answer("When are the talks?", text, False, citations, (start, start + 7), typed=lead,
                     sentence_spans=spans)
     assert answer.lead == ("Jan. 10" if lead else None)
     return answer
@@ -134,7 +133,7 @@ def test_a_long_sentence_is_trimmed_around_the_lead():
             "will report to their capitals and then meet again in Brussels and in Vienna later in the month.")
     start = long.index("Jan. 10")
     answer = Answer("When?", long, False, (passage(long, long),), (start, start + 7),
-                    reader=ReaderFigures(0.9, 0.9, True), sentence_spans=((0, len(long), 0),))
+                    typed=True, sentence_spans=((0, len(long), 0),))
     line = answer_layout(answer).evidence[0]
     assert line.text.startswith("…") and line.text.endswith("…")
     assert line.bold and line.text[line.bold[0]:line.bold[1]] == "Jan. 10"

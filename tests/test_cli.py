@@ -113,6 +113,18 @@ def test_chat_answers_follow_ups_and_quits(sample_index):
     assert "not reached" not in result.stdout
 
 
+def test_chat_and_ask_give_the_same_answer_and_v_shows_a_rewritten_follow_up(sample_index):
+    asked = json.loads(run("ask", "--json", "Which newspaper interviewed him?", index=sample_index).stdout)
+    stdin = ("When are the Geneva talks?\nWhat deadline did Ryabkov give?\nWhich newspaper interviewed him?\n"
+             "What did Ryabkov say about the talks in Geneva?\nAnd when are they?\n")
+    chat = run("-v", "chat", index=sample_index, stdin=stdin)
+    assert chat.returncode == 0, chat.stderr
+    assert "Izvestia" in asked["answer"] and "Izvestia" in chat.stdout and "Bloomberg" not in asked["answer"]
+    # Only the follow-up that needed the conversation was rewritten, and -v says into what.
+    searched = [line for line in chat.stderr.splitlines() if line.startswith("(searched as:")]
+    assert searched == ["(searched as: What did Ryabkov say about the talks in Geneva? And when are they?)"]
+
+
 def test_chat_ends_on_eof(sample_index):
     result = run("chat", index=sample_index, stdin="When are the Geneva talks?\n")
     assert result.returncode == 0 and "Jan. 10" in result.stdout

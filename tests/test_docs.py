@@ -126,17 +126,15 @@ def test_docs_list_show_and_remove_from_the_cli(cli_index, tmp_path):
 
 @pytest.mark.slow
 def test_after_docs_remove_ask_no_longer_cites_the_document(cli_index, tmp_path):
-    from .test_sources import ASK_ENV
-
     question = "When did the port of Odesa reopen?\n"
-    before = run("ask", "--json", "-", index=cli_index, env=ASK_ENV, stdin=question)
+    before = run("ask", "--json", "-", index=cli_index, stdin=question)
     assert before.returncode == 0, before.stderr
     answer = json.loads(before.stdout)
     assert "May 2" in answer["answer"]
     assert answer["citations"][0]["source"] == str(tmp_path / "port.txt")
 
     assert run("docs", "remove", str(tmp_path / "port.txt"), index=cli_index).returncode == 0
-    after = json.loads(run("ask", "--json", "-", index=cli_index, env=ASK_ENV, stdin=question).stdout)
+    after = json.loads(run("ask", "--json", "-", index=cli_index, stdin=question).stdout)
     assert all(c["source"] != str(tmp_path / "port.txt") for c in after["citations"])
     assert "May 2 after repairs" not in after["answer"]
 

@@ -12,6 +12,7 @@ import pytest
 from bot.evaluation.data import EvalDataError, load_contexts, load_questions
 from bot.evaluation.metrics import contains_answer, exact_match, f1_score, normalize_answer
 from bot.evaluation.runner import split_titles
+from embeddings.entities import ENTITY_MODEL
 
 from .conftest import MINI_EVAL, ROOT
 from .test_cli import run
@@ -23,10 +24,8 @@ UNANSWERABLE = MINI_EVAL / "squad-mini.unanswerable.jsonl"
 SLICE_TITLES = ("Construction", "Jacksonville,_Florida")
 METRICS = {"questions", "hit@1", "hit@5", "hit@10", "answer_accuracy", "answer_accuracy_answered",
            "top_sentence_accuracy", "answer_words_mean", "highlight_rate", "span_em", "span_f1",
-           "span_em_all", "span_f1_all", "abstention_rate", "latency_ms_p50", "latency_ms_p95"}
-
-# The reader is opt-in (the rules are the default): these runs switch it on to check its figures.
-READER_ON = {"QABOT_READER": "onnx"}
+           "span_em_all", "span_f1_all", "abstention_rate", "latency_ms_p50", "latency_ms_p95",
+           "shown_words_mean", "shown_accuracy", "shown_accuracy_answered", "lead_rate", "lead_em", "lead_f1"}
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +47,13 @@ def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
     work = eval_slice / "work"
     result = run("eval", "--contexts", str(eval_slice / "contexts.jsonl"),
                  "--questions", str(eval_slice / "questions.jsonl"), "--limit", "40",
-                 "--abstain-check", "--json", "--work-dir", str(work), env=READER_ON)
+                 "--abstain-check", "--json", "--work-dir", str(work))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     metrics = report["metrics"]
     assert set(metrics) == METRICS
     assert metrics["questions"] == 40
-    for key in METRICS - {"questions", "answer_words_mean", "latency_ms_p50", "latency_ms_p95"}:
+    for key in METRICS - {"questions", "answer_words_mean", "shown_words_mean", "latency_ms_p50", "latency_ms_p95"}:
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["hit@1"] <= metrics["hit@5"] <= metrics["hit@10"]
     # Two short, distinct articles: retrieval should almost never miss.
@@ -62,9 +61,10 @@ def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
     assert metrics["answer_accuracy"] >= 0.5
     assert 0 < metrics["latency_ms_p50"] <= metrics["latency_ms_p95"]
     assert report["documents"] == 2 and report["settings"]["mode"] == "hybrid"
-    assert report["settings"]["reader"] == "onnx" and 0 < report["settings"]["threshold"] < 1
-    assert set(report["reader"]) == {"read_questions", "lead_rate", "lead_em", "lead_f1", "score_p50_answerable"}
-    assert report["reader"]["read_questions"] == 40
+    assert report["settings"]["entities"] == ENTITY_MODEL
+    # What is shown (the lead and the evidence) is shorter than the quoted answer, and leads exist.
+    assert 0 < metrics["shown_words_mean"] <= metrics["answer_words_mean"]
+    assert metrics["shown_accuracy"] <= metrics["answer_accuracy"] and metrics["lead_rate"] > 0
     check = report["abstain_check"]
     assert check["split"] == {"A": [SLICE_TITLES[0]], "B": [SLICE_TITLES[1]]}
     for name in ("A", "B"):
@@ -81,15 +81,17 @@ def test_eval_table_reuses_the_work_dir_and_takes_a_mode(eval_slice):
     result = run("eval", "--contexts", str(eval_slice / "contexts.jsonl"),
                  "--questions", str(eval_slice / "questions.jsonl"), "--limit", "10",
                  "--unanswerable", str(eval_slice / "unanswerable.jsonl"),
-                 "--mode", "keyword", "--work-dir", str(work), env=READER_ON)
+                 "--mode", "keyword", "--work-dir", str(work))
     assert result.returncode == 0, result.stderr
     for label in ("retrieval hit@1", "retrieval hit@5", "retrieval hit@10", "answer accuracy",
                   "top-sentence accuracy", "answer length, mean words", "highlight exact match",
                   "highlight token F1", "abstention rate", "latency p50", "latency p95",
-                  "answers shown span-first", "unanswerable questions (SQuAD 2.0, same index, n=10)",
-                  "declined", "answerable answered", "balanced accuracy", "reader score AUC"):
+                  "words shown (lead + evidence), mean", "shown text contains a gold answer",
+                  "answered questions with a lead", "lead exact match", "lead token F1",
+                  "unanswerable questions (SQuAD 2.0, same index, n=10)",
+                  "declined", "answerable answered", "balanced accuracy"):
         assert label in result.stdout, label
-    assert "mode keyword" in result.stdout and "threshold" in result.stdout
+    assert "mode keyword" in result.stdout and f"entities {ENTITY_MODEL}" in result.stdout
     assert "unanswerable" in result.stderr  # its progress bar
     assert "questions" in result.stderr  # the progress bar
 

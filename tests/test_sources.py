@@ -24,10 +24,6 @@ from .fixtures.webserver import HUGE_BYTES, Page, Site, huge_body
 from .test_cli import FAST_INGEST, run
 
 LIMIT = 2**20  # 1 MiB: the size limit in these tests
-# `qabot ask` as configured; with the rules instead of the trained reader in a checkout where the
-# reader model is not built yet (`make train-reader`): what is checked here, the citations, is the
-# same either way.
-ASK_ENV = {} if (ROOT / "bot" / "reader" / "model" / "reader.json").exists() else {"QABOT_READER": "off"}
 FAST = FetchLimits(max_bytes=LIMIT, connect_timeout_s=2, read_timeout_s=0.5, total_timeout_s=5)
 
 ARTICLE = """<!doctype html><html><head><title>Talks in Vienna</title>
@@ -323,7 +319,7 @@ def test_ingest_a_url_then_ask_cites_it_with_its_url(site, tmp_path):
     assert added.returncode == 0, added.stderr
     assert sorted(json.loads(added.stdout)["added"]) == sorted([site.url("/vienna.html"), site.url("/report.pdf")])
 
-    asked = run("ask", "--json", "-", index=index, env=ASK_ENV, stdin="Who led the delegation in Vienna?\n"
+    asked = run("ask", "--json", "-", index=index, stdin="Who led the delegation in Vienna?\n"
                                                        "How many ships did the Istanbul inspection centre check in May?\n")
     assert asked.returncode == 0, asked.stderr
     vienna, inspections = (json.loads(line) for line in asked.stdout.splitlines())

@@ -6,9 +6,10 @@ The data path, one module per step, read top to bottom:
     fusion.py     how dense and keyword rankings are fused (a strategy, chosen by name)
     retrieval.py  the best passages for the question
     sentences.py  read: score every sentence of those passages (the `SentenceScorer` step)
+    answer_type.py  the entity type a question asks for (a table learned on SQuAD, no model)
+    lead.py       the lead: the entity of that type in the evidence (entities stored at ingest)
     judge.py      judge: does the best sentence answer? (a typed `Verdict`)
-    reading.py    read + judge with the trained reader (bot/reader): re-rank, decide, highlight
-    focus.py      the words of the answer that answer the question's type
+    focus.py      the rules' highlight, for an index that stores no entities
     compose.py    quote the chosen sentences with citations -> `Answer`
     answer.py     the plain `Answer`/`Citation` data every front end renders
     layout.py     `AnswerLayout`: the lead, the evidence once, the source, for every front end

@@ -1,8 +1,8 @@
 """The plain data an `Answerer` hands to every front end (CLI, Slack, evaluation).
 
 `Answer.to_json()` is the public ``qabot ask --json`` format; keep its keys stable (new keys may
-be added: ``reader`` came with the trained reader; ``composed``, ``notice``, ``llm`` and a
-citation's ``number`` with composed answers).
+be added: ``composed``, ``notice``, ``llm`` and a citation's ``number`` came with composed
+answers; ``reader`` stays, always null, since the trained reader was removed).
 """
 
 from __future__ import annotations
@@ -31,15 +31,6 @@ class Citation:
 
 
 @dataclass(frozen=True)
-class ReaderFigures:
-    """What the trained reader said about an answer (absent when the rules answered)."""
-
-    score: float  # probability that the best quoted sentence answers the question
-    span_score: float  # probability of the highlighted span
-    leads: bool  # the span is confident enough to be shown first, before the quote
-
-
-@dataclass(frozen=True)
 class LlmFigures:
     """What the LLM was asked and what became of its reply (absent when it was not asked)."""
 
@@ -61,7 +52,6 @@ class Answer:
     # The part of `text` that answers the question's type (a date for "when", ...), as offsets.
     highlight: tuple[int, int] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
-    reader: ReaderFigures | None = None
     # True when `text` is an LLM's composed, verified answer citing `citations` by number.
     composed: bool = False
     llm: LlmFigures | None = None
@@ -70,6 +60,12 @@ class Answer:
     # Each quoted sentence of an extractive `text`: (start, end, index into `citations` of the
     # passage it is quoted from), in text order. Empty for declines and composed answers.
     sentence_spans: tuple[tuple[int, int, int], ...] = ()
+    # True when `highlight` is an entity of the type the question asks for (lead.py, entities
+    # found at ingest): it is then the lead, the answer in a few words shown first.
+    typed: bool = False
+    # The text searched with when a follow-up was answered with the conversation's subject (the
+    # question alone was declined); None otherwise. Shown by `qabot chat -v`, never logged.
+    query: str | None = None
 
     @property
     def highlighted(self) -> str | None:
@@ -81,9 +77,9 @@ class Answer:
 
     @property
     def lead(self) -> str | None:
-        """The short answer shown first ("within a few weeks"), then the quote: the highlighted
-        span when the reader is confident about it, else None (the quote alone)."""
-        if self.abstained or self.reader is None or not self.reader.leads:
+        """The short answer shown first ("Jan. 10"), then the evidence: the highlighted entity of
+        the question's type (lead.py), else None (the evidence alone)."""
+        if self.abstained or not self.typed:
             return None
         return self.highlighted
 
@@ -108,11 +104,7 @@ class Answer:
                 for c in self.citations
             ],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-            "reader": None if self.reader is None else {
-                "score": round(self.reader.score, 4),
-                "span_score": round(self.reader.span_score, 4),
-                "lead": self.lead,
-            },
+            "reader": None,  # the trained reader's figures; kept for scripts, the reader is gone
             "composed": self.composed,
             "notice": self.notice,
             "llm": None if self.llm is None else {

@@ -2,7 +2,8 @@
 
 It only runs the steps, each in its own module:
 question (resolve a follow-up) -> retrieve (passages) -> read (score their sentences) ->
-judge (answer or decline) -> compose (quote, cite, highlight; then, with ``[llm] enabled``, an
+type (the entity a typed question asks for, from the entities stored at ingest: lead.py) ->
+judge (answer or decline) -> compose (quote, cite, lead; then, with ``[llm] enabled``, an
 LLM's answer composed from the same passages and checked against them, llm.py).
 """
 
@@ -15,23 +16,31 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from embeddings.encoders import Encoder, get_encoder
 from embeddings.index import Index
+from embeddings.keyword import question_terms
 
 from ..settings import Settings, load_settings
 from .answer import EMPTY_QUESTION_TEXT, Answer
+from .answer_type import answer_type
 from .compose import choose_sentences, compose_abstention, compose_answer
 from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
-from .judge import AnswerJudge, RuleJudge, Verdict
+from .judge import AnswerJudge, RuleJudge, Verdict, VerdictKind
+from .lead import Lead, find_lead, sentence_entities, typed_best
 from .llm import LlmComposer
-from .question import has_words, prepare_question
-from .reading import ReaderScorer, reader_steps, reading_of
+from .question import Question, has_words, prepare_question, question_chars
 from .retrieval import Passage, retrieve
 from .sentences import (ScoredSentence, SentenceScorer, SentenceVectors, WeightedSentenceScorer,
                         sentence_embedding_text)
 
 log = logging.getLogger(__name__)
 
+# A follow-up with at least this many keywords of its own is first answered alone (see `ask`);
+# "and when are they?" has none. Set by hand with tests/test_answerer.py and test_quality.py's
+# follow-ups: the SQuAD evaluation has no conversations to measure it on.
+STANDALONE_TERMS = 2
 # `warm()`: sentences per encoder batch (set by hand in 809b503), and batches handed to the cache
 # at a time, so a stop request is seen between steps (760fd1f). Speed and shutdown-latency
 # numbers, not answer tuning (answers are the same warm or cold); never measured against others.
@@ -62,19 +71,14 @@ class AnswerTrace:
     signals: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # why it declined ([] when it answered)
     verdict: Verdict | None = None
-    # The reader's scores (reader on): of the best sentence, of its span, and of every sentence it
-    # read, in its order (`sentences[i].reading` holds the full reading).
-    reader_score: float | None = None
-    span_score: float | None = None
-    reader_scores: list[float] = field(default_factory=list)
 
 
 class Answerer:
     """Retrieves passages, reads their sentences, judges the best one, and quotes it or declines.
 
     Thread-safe: the index is read-only once loaded and the encoder and caches guard themselves.
-    The read and judge steps are replaceable (`scorer`, `judge`); by default they follow
-    ``[answer] reader``: the trained reader ("onnx", reading.py) or the rules ("off").
+    The read and judge steps are replaceable (`scorer`, `judge`). An index that stores no entities
+    (saved before they were) still answers, without leads; it says so once, in the log.
     """
 
     def __init__(self, index: Index, encoder: Encoder, settings: Settings,
@@ -90,14 +94,15 @@ class Answerer:
                                                       rrf_k=r.rrf_k)
         if isinstance(self.fusion, InStoreFusion):
             index.store_hybrid_search()  # refused now, in one line, not on the first question
-        rules = WeightedSentenceScorer(index, self._sentence_vectors, settings.answer)
-        if settings.answer.reader == "onnx" and (scorer is None or judge is None):
-            read, decide = reader_steps(index, rules)
-            scorer, judge = scorer or read, judge or decide
-        self.scorer: SentenceScorer = scorer or rules
+        self.scorer: SentenceScorer = scorer or WeightedSentenceScorer(index, self._sentence_vectors,
+                                                                       settings.answer)
         self.judge: AnswerJudge = judge or RuleJudge(index, self._sentence_vectors, settings.answer)
         # Composed answers ([llm] enabled): the LLM writes the answer from what the steps found.
         self.composer = composer or (LlmComposer(index, settings.llm) if settings.llm.enabled else None)
+        self.typed_answers = index.entities is not None
+        if not self.typed_answers:
+            log.warning("this index stores no named entities: answers come without a lead and typed "
+                        "questions are not checked; re-ingest (qabot ingest --rebuild) to enable them")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, index_dir: Path | None = None) -> "Answerer":
@@ -129,8 +134,6 @@ class Answerer:
             if stop is not None and stop.is_set():
                 return done
             self._warm_step(texts, sentences, batch_size, seen)
-        if isinstance(self.scorer, ReaderScorer):
-            self.scorer.reader.get()  # load the ONNX session now rather than on the first question
         if self.composer is not None:
             self.composer.client.warm()  # the openai client's imports (~0.6 s), likewise
         return len(seen)
@@ -142,65 +145,100 @@ class Answerer:
         seen.update(hash(t) for t in texts)
         return len(texts)
 
-    def _span_threshold(self) -> float:
-        """The span probability from which the highlight is shown first (the reader's)."""
-        return self.scorer.reader.config.span_threshold if isinstance(self.scorer, ReaderScorer) else 1.0
-
     def ask(self, question: str, history: Sequence[str] = (), *, trace: AnswerTrace | None = None,
             on_text: Callable[[str], None] | None = None) -> Answer:
         """Answer `question` (a follow-up leans on `history`, oldest first), or decline.
+
+        A question that reads like a follow-up but says what it asks about ("Which newspaper
+        interviewed him?": STANDALONE_TERMS keywords) is first answered as it stands, exactly as
+        `qabot ask` answers it without a conversation; only if that declines is it searched again
+        with the subject of the conversation (question.py). So chat and ask give the same answer
+        whenever such a question is answerable alone, and the conversation fills in what a bare
+        follow-up leaves out ("and when are they?").
 
         `trace`, if given, is filled with what the answer was made from; the answer is the same.
         `on_text` receives a composed answer's text piece by piece as the LLM streams it (an
         extractive answer arrives whole, in the returned `Answer`, and never calls it).
         """
         started = time.perf_counter()
-        cfg, r = self.settings.answer, self.settings.retrieval
+        cfg = self.settings.answer
         q = prepare_question(question, history, cfg.max_question_chars)
         if not has_words(q.text):
             return Answer(q.text, EMPTY_QUESTION_TEXT, True)
         timings: dict[str, float] = {}
-
         t = time.perf_counter()
         vectors = self.encoder.encode([q.text, q.query] if q.follow_up else [q.text])
-        question_vector, query_vector = vectors[0], vectors[-1]
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
+        answer = None
+        if q.follow_up and len(set(question_terms(q.text))) >= STANDALONE_TERMS:
+            alone = self._answer(Question(q.text, q.text), vectors[0], vectors[0], timings, trace, on_text)
+            if not alone.abstained:
+                answer = alone
+        if answer is None:
+            answer = self._answer(q, vectors[0], vectors[-1], timings, trace, on_text)
+            if q.follow_up:
+                answer = replace(answer, query=q.query)
+        if question_chars(question) > cfg.max_question_chars:
+            cut = (f"The question was cut to its first {cfg.max_question_chars} characters "
+                   f"(of {question_chars(question)}).")
+            answer = replace(answer, notice=f"{cut} {answer.notice}" if answer.notice else cut)
+        timings.update(answer.timings_ms)
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        return replace(answer, timings_ms=timings)
 
+    def _answer(self, q: Question, question_vector: np.ndarray, query_vector: np.ndarray,
+                timings: dict[str, float], trace: AnswerTrace | None,
+                on_text: Callable[[str], None] | None) -> Answer:
+        """Retrieve, read, type, judge and compose for one search text (`q.query`)."""
+        cfg, r = self.settings.answer, self.settings.retrieval
         t = time.perf_counter()
         depth = max(r.top_k, trace.depth if trace is not None else 0)
         ranked_passages = retrieve(self.index, q.query, query_vector, top_k=depth,
                                    candidates=r.candidates, fusion=self.fusion)
         passages = ranked_passages[: r.top_k]
-        timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
+        timings["retrieve_ms"] = timings.get("retrieve_ms", 0.0) + (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
         # A follow-up ("and when are they?") says little alone: its sentences are read against
         # the question together with the subject it leans on.
         ranked = self.scorer.score(q, query_vector if q.follow_up else question_vector, passages)
-        best = ranked[0] if ranked else None
+        best, lead, untyped = self._typed(q, ranked)
         verdict = self.judge.judge(q, passages, best)
-        timings["select_ms"] = (time.perf_counter() - t) * 1000
+        if verdict.answer and untyped is not None:
+            verdict = Verdict(VerdictKind.NO_TYPED_ENTITY, untyped, verdict.signals)
+        timings["select_ms"] = timings.get("select_ms", 0.0) + (time.perf_counter() - t) * 1000
         if trace is not None:
             trace.query, trace.passages, trace.sentences, trace.best = q.query, ranked_passages, ranked, best
             trace.signals, trace.verdict = dict(verdict.signals), verdict
             trace.reasons = [] if verdict.answer else [verdict.reason]
-            reading = reading_of(best)
-            trace.reader_score = reading.score if reading else None
-            trace.span_score = reading.span_score if reading else None
-            trace.reader_scores = [x.score for x in map(reading_of, ranked) if x is not None]
 
         if not verdict.answer or best is None:
-            log.debug("abstained (%s): %s", verdict.kind.value, verdict.reason)
-            answer = compose_abstention(self.index, q, verdict, passages, cfg.show_nearest_on_abstain)
-        else:
-            chosen = choose_sentences(best, ranked, cfg.max_sentences)
-            answer = compose_answer(self.index, q, best, chosen, passages, r.top_k,
-                                    reading=reading_of(best), span_threshold=self._span_threshold())
-            if self.composer is not None:
-                answer = self.composer.compose(q, answer, passages, chosen, on_text)
-        timings.update(answer.timings_ms)
-        timings["total_ms"] = (time.perf_counter() - started) * 1000
-        return replace(answer, timings_ms=timings)
+            log.debug("abstained (%s)", verdict.kind.value)
+            return compose_abstention(self.index, q, verdict, passages, cfg.show_nearest_on_abstain)
+        chosen = choose_sentences(best, ranked, cfg.max_sentences, has_lead=lead is not None)
+        answer = compose_answer(self.index, q, best, chosen, passages, r.top_k, lead=lead)
+        if self.composer is not None:
+            answer = self.composer.compose(q, answer, passages, chosen, on_text)
+        return answer
+
+    def _typed(self, q: Question, ranked: Sequence[ScoredSentence]
+               ) -> tuple[ScoredSentence | None, Lead | None, str | None]:
+        """(best sentence, its lead, why a typed question is declined): a typed question takes the
+        best-ranked sentence holding an entity of its type (lead.py), or is declined. The type is
+        the question's own ("and when are they?": a DATE); the lead stands near the words of the
+        question with the subject a follow-up leans on."""
+        best = ranked[0] if ranked else None
+        kind = answer_type(q.text) if self.typed_answers and best is not None else None
+        context = q.query if q.follow_up else ""
+        if kind is None or best is None or not (kind.leads or kind.typed):
+            return best, None, None
+        if not kind.typed:
+            return best, find_lead(q.text, kind, best.text, sentence_entities(best) or (), context), None
+        found = typed_best(q.text, kind, ranked, context)
+        if found is None:
+            labels = "/".join(sorted(kind.labels))
+            return best, None, f"a {labels} is asked for and the evidence holds none"
+        return found[0], found[1], None
 
     def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None]) -> Answer:
         """`ask`, streaming a composed answer's text to `on_text` (`slack.streaming.StreamsAnswers`)."""

@@ -5,31 +5,29 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from embeddings.index import Index
 
-from .answer import ABSTAIN_TEXT, Answer, Citation, ReaderFigures
+from .answer import ABSTAIN_TEXT, Answer, Citation
 from .focus import find_focus
 from .judge import Verdict
+from .lead import Lead
 from .question import Question
 from .retrieval import Passage
 from .sentences import ScoredSentence
 
-if TYPE_CHECKING:
-    from bot.reader.runtime import Reading
-
-# A sentence that opens like this leans on the one before it.
+# A sentence that opens like this leans on the one before it ("He said ...", "But ...").
 _CONTINUES = re.compile(
-    r"^(?:\"|'|he|she|it|they|this|that|these|those|but|however|although|though|yet|so|also|"
+    r"^(?:\"|'|“|he|she|it|they|this|that|these|those|but|however|although|though|yet|so|also|"
     r"and|or|which|as a result|in addition|still)\b", re.IGNORECASE)
-_PRONOUN = re.compile(r"\b(?:he|she|they|him|his|her|their|them)\b", re.IGNORECASE)
-# A sentence elsewhere joins the answer when it is among the next RUNNER_UPS best-scored sentences,
-# holds at least the best one's keyword share and scores at least ELSEWHERE_SCORE_RATIO of its
-# score: the text answers in two places. Both set by hand in the first version (6b88aee) and never
-# measured; docs/quality.md's answer length / accuracy figures were measured with them.
-RUNNER_UPS = 3
-ELSEWHERE_SCORE_RATIO = 0.7
+# ... and one that quotes "he said" needs the one naming who speaks, when no lead was found in it
+# (the answer may be there: "... within a few weeks." / "..., he said, without a deadline").
+_PRONOUN = re.compile(r"\b(?:he|she|they)\s+(?:said|says|added|stated|told|remarked|noted)\b", re.IGNORECASE)
+# Whether such a quote attribution brings the sentence before along. On ../shared/train (first
+# 2,500 questions, bot/evaluation/tune_lead.py, 25 evidence words), any pronoun anywhere cost 2.1
+# words shown for +0.001 "contains a gold answer"; the attribution alone is kept for quotes.
+PRONOUN_BRINGS_PREVIOUS = True
 
 
 @dataclass(frozen=True)
@@ -53,49 +51,29 @@ def _quoted(s: ScoredSentence) -> QuotedSentence:
 
 
 def completing_sentences(best: ScoredSentence, ranked: Sequence[ScoredSentence]) -> list[QuotedSentence]:
-    """Sentences that complete or match the best one, in order of preference:
-
-    - the one before, when the best one leans on it (opens with "But"/a quote, or says "he"/"they",
-      so the reader needs the sentence naming who speaks);
-    - the one after, when it continues the best one;
-    - sentences elsewhere that hold as many of the question's keywords and score nearly as well:
-      the text answers in two places, and the user should see both.
-    A neighbour counts only within the best sentence's paragraph: across a paragraph break starts
-    another thought.
-    """
+    """The sentence before the best one when the best one leans on it ("But ...", "he said": the
+    reader needs the sentence naming who speaks), within its paragraph (across a
+    paragraph break starts another thought). Nothing else: the evidence is the sentence that
+    holds the answer (on ../shared/train, neighbours and runners-up doubled the words shown for
+    1-2 points of "contains a gold answer"; bot/evaluation/tune_lead.py)."""
     chunk = best.passage.hit.chunk
-    texts = chunk.sentence_texts()
-
-    def same_paragraph(first: int, second: int) -> bool:
-        return "\n" not in chunk.text[chunk.sentences[first][1]:chunk.sentences[second][0]]
-
-    out: list[QuotedSentence] = []
     i = best.index
-    if i > 0 and same_paragraph(i - 1, i) and (_CONTINUES.match(best.text) or _PRONOUN.search(best.text)):
-        out.append(QuotedSentence(best.passage, i - 1, texts[i - 1]))
-    if i + 1 < len(texts) and same_paragraph(i, i + 1) and _CONTINUES.match(texts[i + 1]):
-        out.append(QuotedSentence(best.passage, i + 1, texts[i + 1]))
-    runners_up = [s for s in ranked if s is not best][:RUNNER_UPS]
-    out += [_quoted(s) for s in runners_up
-            if s.keyword >= best.keyword > 0 and s.score >= ELSEWHERE_SCORE_RATIO * best.score]
-    return out
+    leans = _CONTINUES.match(best.text) or PRONOUN_BRINGS_PREVIOUS and _PRONOUN.search(best.text)
+    if i == 0 or not leans:
+        return []
+    if "\n" in chunk.text[chunk.sentences[i - 1][1]:chunk.sentences[i][0]]:
+        return []
+    return [QuotedSentence(best.passage, i - 1, chunk.sentence_texts()[i - 1])]
 
 
 def choose_sentences(best: ScoredSentence, ranked: Sequence[ScoredSentence],
-                     max_sentences: int) -> list[QuotedSentence]:
-    """The best sentence plus up to `max_sentences - 1` that complete it (see
-    `completing_sentences`, most preferred first), grouped by passage (the best one's first) and
-    in reading order within a passage."""
+                     max_sentences: int, *, has_lead: bool = False) -> list[QuotedSentence]:
+    """The best sentence, plus (up to `max_sentences` in all, in reading order) the one before it
+    when it leans on it, unless a lead was found in the best sentence: the answer is then whole."""
     chosen = [_quoted(best)]
-    seen = {chosen[0].key}
-    for extra in completing_sentences(best, ranked):
-        if len(chosen) >= max_sentences:
-            break
-        if extra.key not in seen:
-            seen.add(extra.key)
-            chosen.append(extra)
-    rows = list(dict.fromkeys(s.passage.row for s in chosen))
-    return sorted(chosen, key=lambda s: (rows.index(s.passage.row), s.index))
+    if not has_lead:
+        chosen = (completing_sentences(best, ranked)[:max(0, max_sentences - 1)]) + chosen
+    return chosen
 
 
 def citation(index: Index, passage: Passage, quote: str) -> Citation:
@@ -110,12 +88,11 @@ def citation(index: Index, passage: Passage, quote: str) -> Citation:
 
 
 def compose_answer(index: Index, question: Question, best: ScoredSentence, chosen: Sequence[QuotedSentence],
-                   passages: Sequence[Passage], top_k: int, *, reading: "Reading | None" = None,
-                   span_threshold: float = 1.0) -> Answer:
+                   passages: Sequence[Passage], top_k: int, *, lead: Lead | None = None) -> Answer:
     """The quoted answer: the chosen sentences, passage by passage; the quoted passages cited
-    first; the answer span highlighted: the reader's span when the reader read the best sentence
-    (shown first when its probability reaches `span_threshold`), else the span of the question's
-    type (focus.py)."""
+    first; highlighted: the `lead` (an entity of the question's type in the best sentence, shown
+    first as the answer), else the rules' span of the question's type (focus.py, for an index
+    that stores no entities), which is bolded but does not lead."""
     quote_by_row: dict[int, list[str]] = {}
     for sentence in chosen:
         quote_by_row.setdefault(sentence.passage.row, []).append(sentence.text)
@@ -124,44 +101,20 @@ def compose_answer(index: Index, question: Question, best: ScoredSentence, chose
     citations = tuple(citation(index, p, " ".join(quote_by_row.get(p.row, []))) for p in cited)
     rows = [p.row for p in cited]
     spans: list[tuple[int, int, int]] = []
+    best_at = 0
     at = 0
-    for row, parts in quote_by_row.items():  # the same walk as the join above
-        for part in parts:
-            spans.append((at, at + len(part), rows.index(row) if row in rows else 0))
-            at += len(part) + 1
-    rules = find_focus(question.text, text, best_text=best.text,
-                       context=question.query if question.follow_up else None)
-    if reading is None:
-        return Answer(question.text, text, False, citations, rules, sentence_spans=tuple(spans))
-    focus = reader_focus(text, best, chosen, reading)
-    confident = focus is not None and reading.span_score >= span_threshold
-    figures = ReaderFigures(reading.score, reading.span_score, confident)
-    # An unsure reader span gives way to the rules' span of the question's type, when they find
-    # one: on the held-out TRAIN articles those spans matched the gold answer more often (exact
-    # match 0.400 against 0.365, 170 questions; `python -m bot.evaluation.calibrate`).
-    return Answer(question.text, text, False, citations, focus if confident or rules is None else rules,
-                  reader=figures, sentence_spans=tuple(spans))
-
-
-def reader_focus(text: str, best: ScoredSentence, chosen: Sequence[QuotedSentence],
-                 reading: "Reading") -> tuple[int, int] | None:
-    """The reader's span (offsets in the best sentence) as offsets in the composed `text`."""
-    if reading.span is None:
-        return None
-    start = 0
-    rows = list(dict.fromkeys(s.passage.row for s in chosen))
-    for row in rows:  # the same walk as the join in `compose_answer`
+    for row in quote_by_row:  # the same walk as the join above
         for sentence in (s for s in chosen if s.passage.row == row):
             if sentence.passage is best.passage and sentence.index == best.index:
-                a, b = reading.span
-                # Trim the edges: a span never starts or ends with a space or a separator.
-                while a < b and best.text[a] in " ,;:":
-                    a += 1
-                while b > a and best.text[b - 1] in " ,;:":
-                    b -= 1
-                return (start + a, start + b) if b > a else None
-            start += len(sentence.text) + 1
-    return None
+                best_at = at
+            spans.append((at, at + len(sentence.text), rows.index(row) if row in rows else 0))
+            at += len(sentence.text) + 1
+    if lead is not None:
+        return Answer(question.text, text, False, citations, (best_at + lead.start, best_at + lead.end),
+                      sentence_spans=tuple(spans), typed=True)
+    rules = find_focus(question.text, text, best_text=best.text,
+                       context=question.query if question.follow_up else None)
+    return Answer(question.text, text, False, citations, rules, sentence_spans=tuple(spans))
 
 
 def compose_abstention(index: Index, question: Question, verdict: Verdict, passages: Sequence[Passage],

@@ -2,9 +2,8 @@
 
 The rule-based judge measures a few `Signals` (similarities, keyword coverage, names the index
 never mentions) and returns a typed `Verdict`: callers branch on `verdict.answer` and
-`verdict.kind`, never on the human-readable `verdict.reason`. `AnswerJudge` is the seam the
-trained reader's judge (`reading.ReaderJudge`, the default) plugs into; `RuleJudge` stays for
-``[answer] reader = "off"`` (docs/quality.md, "Rules only vs the reader (ablation)").
+`verdict.kind`, never on the human-readable `verdict.reason`. `AnswerJudge` is the seam another
+judge plugs into.
 """
 
 from __future__ import annotations
@@ -67,11 +66,10 @@ class VerdictKind(enum.Enum):
     UNKNOWN_NAME = "unknown_name"  # decline: the question names something the index never mentions
     WEAK_PASSAGE = "weak_passage"  # decline: even the best passage is far from the question
     LOW_CONFIDENCE = "low_confidence"  # decline: the best sentence is not a convincing answer
-    READER = "reader"  # answer: the reader's best score reaches its calibrated threshold (reading.py)
-    READER_DECLINED = "reader_declined"  # decline: no sentence the reader read reaches it
+    NO_TYPED_ENTITY = "no_typed_entity"  # decline: a typed question, no entity of its type in the evidence (lead.py)
 
 
-ANSWERING = frozenset({VerdictKind.CONFIDENT, VerdictKind.LEXICAL, VerdictKind.READER})
+ANSWERING = frozenset({VerdictKind.CONFIDENT, VerdictKind.LEXICAL})
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,12 @@ def clean_question(text: str, max_chars: int) -> str:
     return re.sub(r"\s+", " ", text).strip()[:max_chars].strip()
 
 
+def question_chars(text: str) -> int:
+    """The length of `text` once cleaned, before any cut: more than [answer] max_question_chars
+    and the answer says the question was cut."""
+    return len(re.sub(r"\s+", " ", "".join(ch if ch.isprintable() else " " for ch in text)).strip())
+
+
 def has_words(text: str) -> bool:
     """False for "", "???" and the like: nothing to search with."""
     return bool(text) and bool(re.search(r"\w", text))

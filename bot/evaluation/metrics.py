@@ -27,13 +27,17 @@ class QuestionResult:
     em: float
     f1: float
     latency_ms: float
-    reader_score: float | None = None  # the reader's best score (None when the rules answered)
-    lead: str | None = None  # the span shown first, when the reader was confident about it
+    lead: str | None = None  # the lead shown first (an entity of the question's type), if any
+    # What a reader sees by default (the lead and the evidence lines, as `answer_layout` gives
+    # them): its length in words, and whether it contains a gold answer.
+    shown_words: int = 0
+    shown_correct: bool = False
     # `qabot eval --llm`: what became of the LLM's reply ("composed", "declined", "ungrounded",
     # "unavailable"; None when it was not asked), and whether a passage it cited holds a gold answer.
     llm_outcome: str | None = None
     cited_has_answer: bool = False
     tokens: int = 0  # prompt + completion tokens the LLM reported
+    gold: tuple[str, ...] = ()  # the gold answers (for the lead's exact match / F1)
 
 
 _PUNCT = set(string.punctuation)
@@ -91,6 +95,10 @@ def summarize(results: Sequence[QuestionResult]) -> dict:
         "answer_accuracy_answered": _mean([r.correct for r in answered]),
         "top_sentence_accuracy": _mean([r.top_sentence for r in results]),
         "answer_words_mean": _mean([r.words for r in answered]),
+        "shown_words_mean": _mean([r.shown_words for r in answered]),
+        "shown_accuracy": _mean([r.shown_correct for r in results]),
+        "shown_accuracy_answered": _mean([r.shown_correct for r in answered]),
+        **lead_figures(results),
         "highlight_rate": _mean([bool(r.highlight) for r in results]),
         "span_em": _mean([r.em for r in highlighted]),
         "span_f1": _mean([r.f1 for r in highlighted]),
@@ -103,37 +111,21 @@ def summarize(results: Sequence[QuestionResult]) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
-def auc(positive: Sequence[float], negative: Sequence[float]) -> float | None:
-    """P(a random positive scores above a random negative), ties counting half (Mann-Whitney):
-    how well a score separates the two, whatever threshold is used. None without both kinds."""
-    if not positive or not negative:
-        return None
-    pos = np.sort(np.asarray(positive, dtype=np.float64))
-    neg = np.asarray(negative, dtype=np.float64)
-    below = np.searchsorted(pos, neg, side="left")
-    above = np.searchsorted(pos, neg, side="right")
-    wins = (len(pos) - above).sum() + 0.5 * (above - below).sum()
-    return round(float(wins / (len(pos) * len(neg))), 4)
-
-
-def reader_figures(results: Sequence[QuestionResult]) -> dict:
-    """What the reader did on answerable questions: how often it was confident enough to show
-    the span first, and how often that span was exactly a gold answer."""
-    read = [r for r in results if r.reader_score is not None]
-    answered = [r for r in read if not r.abstained]
+def lead_figures(results: Sequence[QuestionResult]) -> dict[str, float]:
+    """How often an answered question gets a lead, and how often that lead is a gold answer
+    (SQuAD exact match / token F1 of the lead itself)."""
+    answered = [r for r in results if not r.abstained]
     leads = [r for r in answered if r.lead]
     return {
-        "read_questions": len(read),
-        "lead_rate": round(_mean([bool(r.lead) for r in answered]), 4),
-        "lead_em": round(_mean([r.em for r in leads]), 4),
-        "lead_f1": round(_mean([r.f1 for r in leads]), 4),
-        "score_p50_answerable": round(_percentile([r.reader_score for r in read if r.reader_score is not None], 50), 4),
+        "lead_rate": _mean([bool(r.lead) for r in answered]),
+        "lead_em": _mean([exact_match(r.lead or "", [g for g in r.gold]) for r in leads]),
+        "lead_f1": _mean([f1_score(r.lead or "", [g for g in r.gold]) for r in leads]),
     }
 
 
 def unanswerable_protocol(answerable: Sequence[QuestionResult], unanswerable: Sequence[QuestionResult]) -> dict:
     """SQuAD 2.0: declined share of the unanswerable questions, answered share of the answerable
-    ones (same index), their mean (balanced accuracy) and, with the reader, its score's AUC."""
+    ones (same index) and their mean (balanced accuracy)."""
     answered = _mean([not r.abstained for r in answerable])
     declined = _mean([r.abstained for r in unanswerable])
     out: dict[str, float | None] = {
@@ -142,10 +134,6 @@ def unanswerable_protocol(answerable: Sequence[QuestionResult], unanswerable: Se
         "answerable_answered": round(answered, 4),
         "balanced_accuracy": round((answered + declined) / 2, 4),
     }
-    scores_pos = [r.reader_score for r in answerable if r.reader_score is not None]
-    scores_neg = [r.reader_score for r in unanswerable if r.reader_score is not None]
-    if scores_pos and scores_neg:
-        out["reader_auc"] = auc(scores_pos, scores_neg)
     return out
 
 

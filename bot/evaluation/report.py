@@ -11,6 +11,12 @@ _LABELS = [
     ("answer_accuracy_answered", "answer accuracy, answered questions only", "{:.3f}"),
     ("top_sentence_accuracy", "top-sentence accuracy", "{:.3f}"),
     ("answer_words_mean", "answer length, mean words", "{:.1f}"),
+    ("shown_words_mean", "words shown (lead + evidence), mean", "{:.1f}"),
+    ("shown_accuracy", "shown text contains a gold answer", "{:.3f}"),
+    ("shown_accuracy_answered", "shown text contains a gold answer, answered only", "{:.3f}"),
+    ("lead_rate", "answered questions with a lead", "{:.3f}"),
+    ("lead_em", "lead exact match (answers with a lead)", "{:.3f}"),
+    ("lead_f1", "lead token F1 (answers with a lead)", "{:.3f}"),
     ("highlight_rate", "questions with a highlighted span", "{:.3f}"),
     ("span_em", "highlight exact match (highlighted answers)", "{:.3f}"),
     ("span_f1", "highlight token F1 (highlighted answers)", "{:.3f}"),
@@ -27,19 +33,11 @@ def format_report(report: dict) -> str:
     s = report["settings"]
     lines = [f"qabot eval: {report['documents']} documents, mode {s['mode']}"
              f"{' (' + s['fusion'] + ' fusion)' if s['mode'] == 'hybrid' else ''}, top_k {s['top_k']}, "
-             + (f"reader {s['model']} (threshold {s['threshold']:.3f}, {s['read_candidates']} candidates, "
-                f"span shown first from {s['span_threshold']:.3f})" if s.get("reader") == "onnx"
-                else "reader off (rules)"),
+             + (f"entities {s['entities']}" if s.get("entities") else "no entities (rules' highlights)"),
              ""]
     width = max(len(label) for _, label, _ in _LABELS)
     for key, label, fmt in _LABELS:
         lines.append(f"  {label:<{width}}  {fmt.format(report['metrics'][key])}")
-    reader = report.get("reader")
-    if reader:
-        lines += ["", "reader:",
-                  f"  answers shown span-first     {reader['lead_rate']:.3f}  "
-                  f"(exact match {reader['lead_em']:.3f}, F1 {reader['lead_f1']:.3f})",
-                  f"  best score p50 (answerable)  {reader['score_p50_answerable']:.3f}"]
     llm = report.get("llm")
     if llm:
         lines += ["", f"composed answers (LLM {llm['model']}, {llm['asked']} asked):",
@@ -54,8 +52,7 @@ def format_report(report: dict) -> str:
         lines += ["", f"unanswerable questions (SQuAD 2.0, same index, n={una['questions']}):",
                   f"  declined             {una['declined']:.3f}",
                   f"  answerable answered  {una['answerable_answered']:.3f}",
-                  f"  balanced accuracy    {una['balanced_accuracy']:.3f}"
-                  + (f"  (reader score AUC {una['reader_auc']:.3f})" if una.get("reader_auc") is not None else "")]
+                  f"  balanced accuracy    {una['balanced_accuracy']:.3f}"]
     check = report.get("abstain_check")
     if check:
         lines += ["", "abstention check (index half the articles, ask every question):"]

@@ -21,12 +21,12 @@ from embeddings.index import Index
 from embeddings.ingest import IngestOptions, ingest_documents
 
 from ..answering.answerer import Answerer, AnswerTrace
-from ..answering.reading import ReaderScorer
+from ..answering.layout import answer_layout
 from ..answering.sentences import SentenceVectors
 from ..settings import Settings
 from .data import EvalQuestion, load_contexts, load_questions
 from .metrics import (HIT_KS, QuestionResult, abstain_protocol, contains_answer, exact_match, f1_score,
-                      llm_figures, reader_figures, summarize, unanswerable_protocol)
+                      llm_figures, summarize, unanswerable_protocol)
 
 
 class MemoEncoder:
@@ -81,6 +81,7 @@ def ask_all(answerer: Answerer, questions: Sequence[EvalQuestion], *, desc: str 
         texts = [p.hit.chunk.text for p in trace.passages]
         hits = tuple(any(contains_answer(t, q.answers) for t in texts[:k]) for k in HIT_KS)
         span = answer.highlighted if not answer.abstained else None
+        shown = answer_layout(answer).shown_text if not answer.abstained else ""
         results.append(QuestionResult(
             id=q.id, title=q.title, abstained=answer.abstained, hits=hits,
             correct=not answer.abstained and contains_answer(answer.text, q.answers),
@@ -89,7 +90,8 @@ def ask_all(answerer: Answerer, questions: Sequence[EvalQuestion], *, desc: str 
             highlight=span,
             em=exact_match(span, q.answers) if span else 0.0,
             f1=f1_score(span, q.answers) if span else 0.0,
-            latency_ms=latency, reader_score=trace.reader_score, lead=answer.lead,
+            latency_ms=latency, lead=answer.lead, gold=tuple(q.answers),
+            shown_words=len(shown.split()), shown_correct=bool(shown) and contains_answer(shown, q.answers),
             llm_outcome=answer.llm.outcome if answer.llm else None,
             cited_has_answer=answer.composed and any(contains_answer(c.text, q.answers) for c in answer.citations),
             tokens=((answer.llm.prompt_tokens or 0) + (answer.llm.completion_tokens or 0)) if answer.llm else 0))
@@ -105,20 +107,10 @@ def split_titles(titles: Sequence[str]) -> tuple[list[str], list[str]]:
     return list(titles[0::2]), list(titles[1::2])
 
 
-def reader_settings(answerer: Answerer) -> dict:
-    """How the reader was used (its model and calibrated numbers), or {"reader": "off"}."""
-    scorer = answerer.scorer
-    if not isinstance(scorer, ReaderScorer):
-        return {"reader": "off"}
-    config = scorer.reader.config
-    return {"reader": "onnx", "model": str(config.directory), "threshold": config.threshold,
-            "read_candidates": config.read_candidates, "span_threshold": config.span_threshold}
-
-
 def run_eval(contexts: Path, questions_file: Path, settings: Settings, *, limit: int | None = None,
              abstain_check: bool = False, unanswerable: Path | None = None, work_dir: Path | None = None,
              progress: bool = True) -> dict:
-    """Everything `qabot eval` prints, as one dict: {"settings", "metrics", "reader",
+    """Everything `qabot eval` prints, as one dict: {"settings", "metrics",
     "unanswerable"?, "abstain_check"?}.
 
     `unanswerable` (SQuAD 2.0 questions about the same articles) are asked of the same index as
@@ -154,11 +146,9 @@ def run_eval(contexts: Path, questions_file: Path, settings: Settings, *, limit:
             "documents": len(documents),
             "settings": {"mode": settings.retrieval.mode, "fusion": settings.retrieval.fusion,
                          "top_k": settings.retrieval.top_k, "query_backend": m.query_backend,
-                         "ingest_backend": m.ingest_backend, **reader_settings(everything)},
+                         "ingest_backend": m.ingest_backend, "entities": everything.index.entities},
             "metrics": summarize(results),
         }
-        if isinstance(everything.scorer, ReaderScorer):
-            report["reader"] = reader_figures(results)
         if settings.llm.enabled:
             report["llm"] = {"model": settings.llm.model, "base_url": settings.llm.base_url, **llm_figures(results)}
         if impossible:

@@ -1,0 +1,107 @@
+"""What kind of entity a question asks for, from a small table learned on SQuAD (no model).
+
+"When ...?" wants a DATE, "How many ...?" a CARDINAL, "Which newspaper ...?" an ORG. The question
+is reduced to keys, most specific first ("which newspaper", "which"), and the first key the table
+knows gives the share of gold answers of each entity type (and of answers that are no entity at
+all, NONE) among the training questions with that key. The table (answer_types.json) is built by
+`python -m bot.evaluation.learn_types` from ../shared/train: the gold answers' entity types under
+en_core_web_sm, counted per key. It is derived from SQuAD (CC BY-SA 4.0; Rajpurkar et al., 2016,
+2018; the passages are Wikipedia text).
+
+Plain string work and one JSON file: the request path never imports spaCy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from embeddings.keyword import stem
+
+TABLE_FILE = Path(__file__).with_name("answer_types.json")
+WH_WORDS = ("what", "which", "who", "whom", "whose", "when", "where", "how", "why")
+# Words after "what"/"which" that are no head noun: the question goes on with a verb.
+AUXILIARIES = frozenset({"is", "was", "are", "were", "did", "does", "do", "has", "have", "had", "can",
+                         "could", "will", "would", "should", "may", "might", "must", "'s"})
+ARTICLES = frozenset({"the", "a", "an"})
+NONE = "NONE"  # a gold answer that is no entity
+# An entity label is expected when at least MIN_LABEL_SHARE of the key's training answers has it.
+# When the expected labels together hold at least MIN_LEAD_SHARE of them, an entity of one of
+# them in the evidence leads; at least MIN_TYPED_SHARE, and evidence holding none is declined.
+# Chosen on ../shared/train (bot/evaluation/tune_lead.py, first 2,500 questions), never on
+# ../shared/eval: leads at 0.4 / 0.5 came with lead exact match 0.546 / 0.564 for 31% / 20% of the
+# answers; typed declines at 0.5 / 0.7 / 0.8 cost 10% / 4% / 3% of answerable questions for 9% /
+# 8% / 7% of unanswerable ones declined (the typed decline alone catches few SQuAD 2.0 ones).
+MIN_LABEL_SHARE = 0.15
+MIN_LEAD_SHARE = 0.4
+MIN_TYPED_SHARE = 0.7
+
+
+def question_keys(question: str) -> list[str]:
+    """The question's keys, most specific first: "In what year did ..." -> ["what year", "what"];
+    "How many people ..." -> ["how many peopl", "how many", "how"]; "What is the name of ..." ->
+    ["what is the name", "what is", "what"]; "Who ...?" -> ["who"]. Empty without a wh-word."""
+    words = re.findall(r"[a-z0-9]+(?:'[a-z]+)?", question.lower())
+    at = next((i for i, w in enumerate(words) if w in WH_WORDS), None)
+    if at is None:
+        return []
+    wh, rest = words[at], words[at + 1:]
+    if wh == "how" and rest:
+        if rest[0] in {"many", "much"} and len(rest) > 1 and rest[1] not in AUXILIARIES:
+            return [f"how {rest[0]} {stem(rest[1])}", f"how {rest[0]}", "how"]
+        return [f"how {rest[0]}", "how"]
+    if wh in {"what", "which", "whose"} and rest:
+        if rest[0] in AUXILIARIES:
+            if len(rest) > 2 and rest[1] in ARTICLES and rest[0] in {"is", "was", "are", "were"}:
+                return [f"{wh} {rest[0]} the {stem(rest[2])}", f"{wh} {rest[0]}", wh]
+            return [f"{wh} {rest[0]}", wh]
+        head = rest[1] if rest[0] in ARTICLES and len(rest) > 1 else rest[0]
+        return [f"{wh} {stem(head)}", wh]
+    return [wh]
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    return json.loads(TABLE_FILE.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class AnswerType:
+    """The entity types a question's answer takes, with their learned shares."""
+
+    key: str  # the table key that matched
+    shares: dict[str, float]  # entity label (or NONE) -> share of the key's training answers
+
+    @property
+    def labels(self) -> frozenset[str]:
+        """The expected entity labels: those holding at least `min_label_share` of the answers."""
+        return frozenset(label for label, share in self.shares.items()
+                         if label != NONE and share >= MIN_LABEL_SHARE)
+
+    @property
+    def share(self) -> float:
+        """The share of the key's training answers that are an entity of `labels`."""
+        return sum(self.shares[label] for label in self.labels)
+
+    @property
+    def leads(self) -> bool:
+        """The answer is an entity of `labels` often enough to lead with one found."""
+        return self.share >= MIN_LEAD_SHARE
+
+    @property
+    def typed(self) -> bool:
+        """... and often enough to decline when the evidence holds none."""
+        return self.share >= MIN_TYPED_SHARE
+
+
+def answer_type(question: str) -> AnswerType | None:
+    """The learned answer type of `question`, from its most specific key the table knows."""
+    keys = _table()["keys"]
+    for key in question_keys(question):
+        entry = keys.get(key)
+        if entry is not None:
+            return AnswerType(key, dict(entry["shares"]))
+    return None
