@@ -57,6 +57,19 @@ def load_index(settings: Settings, index_dir: Path | None = None) -> Index:
                       store_uri=settings.store.store_uri if milvus else None)
 
 
+_said_no_stored_sentences = threading.Event()
+
+
+def _say_once_no_stored_sentences() -> None:
+    """Tell, once a process, that the index keeps no sentence vectors, so first answers embed
+    the sentences they read; a rebuilt index stores them (embeddings/sentence_store.py)."""
+    if not _said_no_stored_sentences.is_set():
+        _said_no_stored_sentences.set()
+        log.warning("this index stores no sentence vectors (an older format), so first answers embed "
+                    "sentences as they go; re-ingesting with `qabot ingest --rebuild PATH...` "
+                    "(chunk_vectors = \"sentences\") makes them faster")
+
+
 @dataclass
 class AnswerTrace:
     """What an answer was made from, for evaluation and debugging (`Answerer.ask(trace=...)`).
@@ -96,6 +109,8 @@ class Answerer:
                                                       rrf_k=r.rrf_k)
         if isinstance(self.fusion, InStoreFusion):
             index.store_hybrid_search()  # refused now, in one line, not on the first question
+        if index.sentences is None:
+            _say_once_no_stored_sentences()
         self.scorer: SentenceScorer = scorer or WeightedSentenceScorer(index, self._sentence_vectors,
                                                                        settings.answer)
         self.judge: AnswerJudge = judge or RuleJudge(index, self._sentence_vectors, settings.answer)
@@ -141,8 +156,12 @@ class Answerer:
         return len(seen)
 
     def _warm_step(self, texts: list[str], sentences: list[str], batch_size: int, seen: set[int]) -> int:
-        """Embed and tokenize one step of `warm`; returns how many texts it covered."""
-        self._sentence_vectors.get(texts, batch_size=batch_size)
+        """Embed (unless stored with the index) and tokenize one step of `warm`; returns how many
+        texts it covered."""
+        stored = self.index.sentences
+        missing = texts if stored is None else [t for t, f in zip(texts, stored.lookup(texts)[0]) if not f]
+        if missing:
+            self._sentence_vectors.get(missing, batch_size=batch_size)
         self._sentence_vectors.tokens(sentences)
         seen.update(hash(t) for t in texts)
         return len(texts)
