@@ -148,7 +148,8 @@ class SentenceStore:
         """The saved store, its vectors memory-mapped (pages are read as sentences are looked up).
         Raises ValueError (or OSError) on files that do not fit together."""
         store = cls(dimension)
-        store._vectors = np.load(directory / VECTORS, mmap_mode="r")
+        # A plain ndarray view of the mapping: indexing a np.memmap wraps every result in Python.
+        store._vectors = np.asarray(np.load(directory / VECTORS, mmap_mode="r"))
         store._keys = np.load(directory / KEYS)
         store._rows = np.load(directory / ROWS)
         groups = json.loads((directory / GROUPS).read_text(encoding="utf-8"))

@@ -65,7 +65,7 @@ def test_ingest_keeps_every_sentence_vector_and_a_reload_maps_the_same(fake_enco
     assert found.all() and np.array_equal(vectors, fake_encoder.encode(texts))
     index.save(tmp_path / "index")
     again = Index.load(tmp_path / "index")
-    assert isinstance(again.sentences._vectors, np.memmap)  # read from disk as needed, not loaded
+    assert isinstance(again.sentences._vectors.base, np.memmap)  # read from disk as needed, not loaded
     found, reloaded = again.sentences.lookup(texts + ["Geneva\nA sentence nobody indexed."])
     assert found.tolist() == [True] * len(texts) + [False]
     assert np.array_equal(reloaded[:-1], vectors) and not reloaded[-1].any()
