@@ -129,7 +129,8 @@ class Answerer:
 
     def warm(self, batch_size: int = WARM_BATCH, stop: "threading.Event | None" = None) -> int:
         """Embed every sentence of the index now (sorted by length, in big batches) instead of on
-        first use; returns how many distinct sentences there are. Optional: answers are the same.
+        first use, and tokenize them; returns how many distinct sentences there are. Optional:
+        answers are the same. Sentences whose vectors the index stores are only tokenized.
         Setting `stop` ends it between batches, so a server can shut down promptly. The chunks
         are streamed (a Milvus-backed index fetches them a batch at a time), never all held."""
         step = batch_size * WARM_BATCHES_PER_STEP
