@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -29,11 +29,13 @@ from .compose import choose_sentences, compose_abstention, compose_answer
 from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
 from .judge import AnswerJudge, RuleJudge, Verdict, VerdictKind
 from .lead import Lead, find_lead, sentence_entities, typed_best
-from .llm import LlmComposer
 from .question import Question, has_words, prepare_question, question_chars
 from .retrieval import Passage, retrieve
 from .sentences import (ScoredSentence, SentenceScorer, SentenceVectors, WeightedSentenceScorer,
                         sentence_embedding_text)
+
+if TYPE_CHECKING:
+    from .llm import LlmComposer
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,11 @@ class Answerer:
                                                                        settings.answer)
         self.judge: AnswerJudge = judge or RuleJudge(index, self._sentence_vectors, settings.answer)
         # Composed answers ([llm] enabled): the LLM writes the answer from what the steps found.
-        self.composer = composer or (LlmComposer(index, settings.llm) if settings.llm.enabled else None)
+        if composer is None and settings.llm.enabled:
+            from .llm import LlmComposer  # only with [llm] enabled: `ask` imports no LLM code otherwise
+
+            composer = LlmComposer(index, settings.llm)
+        self.composer = composer
         self.typed_answers = index.entities is not None
         if not self.typed_answers:
             log.warning("this index stores no named entities: answers come without a lead and typed "
