@@ -30,11 +30,11 @@ def main(argv: list[str]) -> None:
     from rich.console import Console
 
     from bot.answering.answerer import Answerer, load_index
-    from bot.cli_ask import settings_for
+    from bot.cli_ask import settings_with
     from bot.cli_render import render_answer
     from embeddings.encoders import get_encoder
     mark("imports")
-    settings = settings_for(None, Path(index_dir))
+    settings = settings_with(None, Path(index_dir))
     mark("settings")
     index = load_index(settings)
     mark("index_load")
