@@ -18,9 +18,9 @@ from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from embeddings.errors import QabotError  # noqa: E402
+from embeddings.errors import QabotError
 
-from .settings import Settings, load_settings  # noqa: E402
+from .settings import Settings, load_settings
 
 # Loggers of libraries that talk too much at INFO; shared with `bot.cli`.
 NOISY_LOGGERS = ("sentence_transformers", "transformers", "httpx", "filelock", "bm25s", "faiss")

@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from embeddings.errors import QabotError
 
-from .cli_ask import Failure, settings_with  # noqa: F401 (Failure: the commands import it from here)
+from .cli_ask import Failure, settings_with
 from .settings import Settings
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)

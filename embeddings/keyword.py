@@ -181,7 +181,7 @@ class KeywordIndex:
         scores = self.scores(tokens)
         k = min(k, self.size)
         # bm25s's numpy top-k (selection._topk_numpy, sorted): the same ties in the same order.
-        partitioned = np.argpartition(scores, -k).take(indices=range(-k, 0))
+        partitioned = np.argpartition(scores, -k)[-k:]
         best = np.take(scores, partitioned)
         order = np.flip(np.argsort(best))
         rows, best = partitioned[order], best[order]

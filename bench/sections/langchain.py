@@ -157,7 +157,7 @@ def _warm_answers(index, store, settings, sizes: Sizes) -> dict:
         retriever.invoke(q)
     times: dict[str, list[float]] = {"qabot": [], "langchain": []}
     for i, q in enumerate(questions):
-        sides = [("qabot", lambda: answerer.ask(q)), ("langchain", lambda: retriever.invoke(q))]
+        sides = [("qabot", lambda q=q: answerer.ask(q)), ("langchain", lambda q=q: retriever.invoke(q))]
         for name, fn in sides if i % 2 == 0 else sides[::-1]:
             t = time.perf_counter()
             fn()
