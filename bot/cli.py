@@ -21,7 +21,7 @@ from rich.text import Text
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from .answering.answer import Answer
-from .answering.layout import layout_json
+from .cli_ask import run_ask, setup_logging
 from .cli_common import Failure, IndexOption, err, use_config_file
 from .cli_common import run as _run
 from .cli_common import settings_for as _settings
@@ -41,13 +41,6 @@ app.add_typer(docs_app, name="docs")
 SourcesOption = typer.Option(False, "--sources", help="Also list the other passages found (folded away by default).")
 VerboseOption = typer.Option(False, "--verbose", "-v", help="Show more: the other passages found, as --sources.")
 _verbose = False  # -v before the command: also show what a follow-up searched for
-
-
-def _setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else default,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("sentence_transformers", "transformers", "httpx", "filelock", "bm25s", "faiss"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _print_version(requested: bool) -> None:
@@ -70,7 +63,7 @@ def main(
                                   help="Print qabot's version and exit."),
 ) -> None:
     global _verbose
-    _setup_logging(verbose)
+    setup_logging(verbose)
     use_config_file(config)
     _verbose = verbose
 
@@ -135,12 +128,6 @@ def _ingest(paths, index, rebuild, if_empty, encoding, as_json, from_list) -> No
 
 # --- ask / chat ---------------------------------------------------------------------------
 
-def _answerer(settings: Settings):
-    from .answering.answerer import Answerer
-
-    return Answerer.from_settings(settings)
-
-
 def _live_answerer(settings: Settings, warm_max_chunks: int = 0):
     """For `chat` and `serve`: follows the index, so documents ingested or removed while it runs
     are used from the next question on (bot/answering/live.py)."""
@@ -162,26 +149,7 @@ def ask(
 
 
 def _ask(question: list[str], index: Optional[Path], as_json: bool, sources: bool = False) -> None:
-    if question == ["-"]:
-        questions = [line.strip() for line in sys.stdin if line.strip()]
-        if not questions:
-            raise Failure("no questions on stdin (one per line)", 2)
-    else:
-        joined = " ".join(question).strip()
-        if not joined:
-            raise Failure("the question is empty", 2)
-        questions = [joined]
-    answerer = _answerer(_settings(index))
-    for q in questions:
-        if as_json:
-            answer = answerer.ask(q)
-            print(json.dumps({**answer.to_json(), **layout_json(answer)}, ensure_ascii=False), flush=True)
-        else:
-            if len(questions) > 1:
-                out.print(Text(f"Q: {q}", style="bold"))
-            _ask_and_show(answerer, q, sources=sources)
-            if len(questions) > 1:
-                out.print()
+    run_ask(question, _settings(index), as_json, sources)
 
 
 @app.command()

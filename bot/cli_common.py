@@ -15,19 +15,12 @@ from rich.markup import escape
 
 from embeddings.errors import QabotError
 
-from .settings import Settings, load_settings
+from .cli_ask import Failure, settings_with
+from .settings import Settings
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 IndexOption = typer.Option(None, "--index", metavar="DIR", help="Index directory (default: $QABOT_INDEX or config).")
 T = TypeVar("T")
-
-
-class Failure(QabotError):
-    """A one-line error of the command line (bad arguments, missing files) with its exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _Config:
@@ -43,10 +36,7 @@ def use_config_file(path: Optional[Path]) -> None:
 
 def settings_for(index: Optional[Path] = None) -> Settings:
     """Code defaults, then --config / $QABOT_CONFIG (or the checkout's file), then $QABOT_*, then --index."""
-    settings = load_settings(_Config.file)
-    if index is not None:
-        settings = settings.replace("paths", index=index)
-    return settings
+    return settings_with(_Config.file, index)
 
 
 def shown(path: Path | str) -> str:

@@ -175,3 +175,15 @@ class StreamedText:
         self.console.file.write("\n")
         streamed_is_answer = answer.composed and answer.text.strip() == self.shown.strip()
         render_answer(answer, self.console, include_text=not streamed_is_answer, sources=self.sources)
+
+
+def ask_and_show(answerer, question: str, history: list[str] | None = None, *, sources: bool = False) -> Answer:
+    """Ask and print the answer; a composed answer's text appears as the LLM writes it."""
+    if answerer.composer is None:
+        answer = answerer.ask(question, history or ())
+        render_answer(answer, sources=sources)
+        return answer
+    stream = StreamedText(sources=sources)
+    answer = answerer.ask(question, history or (), on_text=stream)
+    stream.finish(answer)
+    return answer

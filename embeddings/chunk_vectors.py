@@ -29,7 +29,8 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, batch_size: int, progres
 
 
 def pooled_sentence_vectors(chunk_sentences: Sequence[Sequence[str]], encoder: Encoder, batch_size: int,
-                            progress: Progress | None) -> np.ndarray:
+                            progress: Progress | None,
+                            on_sentences: Callable[[list[str], np.ndarray], None] | None = None) -> np.ndarray:
     """Chunk vectors pooled from sentence vectors: every distinct sentence input (`chunk_sentences`
     holds each chunk's, after its title as the answer step embeds them) is embedded once, and a
     chunk's vector is the mean of its sentences' vectors weighted by their length, normalised.
@@ -38,6 +39,8 @@ def pooled_sentence_vectors(chunk_sentences: Sequence[Sequence[str]], encoder: E
     embedded again for every chunk, and short texts cost less per token, so the encoder does
     about 1.4x less work than on whole chunks; measured on the training articles, dense hit@1
     is the same and hit@10 0.6 point lower, which hybrid retrieval absorbs (bench/README.md).
+    `on_sentences`, if given, receives the distinct sentence inputs and their vectors, which the
+    index keeps for the answer step (sentence_store.py).
     """
     slots: dict[str, int] = {}
     members: list[int] = []
@@ -47,6 +50,8 @@ def pooled_sentence_vectors(chunk_sentences: Sequence[Sequence[str]], encoder: E
         members.extend(slots.setdefault(text, len(slots)) for text in inputs)
     sentences = list(slots)
     vectors = embed_texts(sentences, encoder, batch_size, progress)
+    if on_sentences is not None:
+        on_sentences(sentences, vectors)
     if not chunk_sentences:
         return vectors
     weights = np.array([len(t) for t in sentences], dtype=np.float32)

@@ -4,8 +4,9 @@
 `search_keyword` alone), `save` to and `load` from an index directory. Where the pieces live:
 storage.py (versions, manifest, checksums), index_files.py (a version folder's files),
 vectors.py (the dense store and its capabilities), chunk_record.py (the records), keyword.py
-(BM25), chunk_vectors.py (how vectors are made). The index asks its store what it can do
-(`VectorStore.capabilities`), never what type it is.
+(BM25), chunk_vectors.py (how vectors are made), sentence_store.py (the sentence vectors kept for
+the answer step). The index asks its store what it can do (`VectorStore.capabilities`), never what
+type it is.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .errors import IndexMismatchError
 from .index_files import (BM25_DIR, CHUNK_VECTORS, CHUNKS_FILE, DOCUMENTS_FILE, DocumentInfo, read_version,
                           stored_documents, write_files)
 from .keyword import KeywordIndex
+from .sentence_store import SentenceStore, drop_documents
 from .storage import FORMAT_VERSION, REBUILD_HINT
 from .term_stats import TermStatistics
 from .vectors import ExternalStore, FaissStore, HybridStore, RecordStore, VectorStore
@@ -90,6 +92,7 @@ class Index:
         self.store: VectorStore = store if store is not None else FaissStore(dimension)
         self._chunks: ChunkRecords = MemoryChunks()
         self._keyword: Union[KeywordIndex, TermStatistics, None] = None
+        self.sentences: SentenceStore | None = SentenceStore(dimension) if chunk_vectors == "sentences" else None
         if self.records_in_store:  # records and keyword statistics not in RAM
             from .milvus_chunks import MilvusChunks
 
@@ -152,8 +155,9 @@ class Index:
             (report.updated if previous is not None else report.added).append(document.source)
             report.chunks_added += len(records)
         if replaced:
-            vectors = pooled_sentence_vectors([list(self._sentence_inputs(c)) for c in new_chunks], encoder,
-                                              batch_size, progress) \
+            inputs = [list(self._sentence_inputs(c)) for c in new_chunks] if self.chunk_vectors == "sentences" else []
+            keep = None if self.sentences is None else self.sentences.keeper(replaced, new_chunks, inputs)
+            vectors = pooled_sentence_vectors(inputs, encoder, batch_size, progress, on_sentences=keep) \
                 if self.chunk_vectors == "sentences" else embed_texts(texts, encoder, batch_size, progress)
             self.add_records(new_chunks, texts, vectors, replaced)
         return report
@@ -192,6 +196,7 @@ class Index:
         """Drop documents and their chunks; returns what was removed (unknown ids are ignored)."""
         removed = [self.documents.pop(d) for d in dict.fromkeys(doc_ids) if d in self.documents]
         if removed:
+            drop_documents(self.sentences, {d.doc_id for d in removed})
             self.add_records([], [], np.zeros((0, self.dimension), dtype=np.float32), {d.doc_id for d in removed})
         return removed
 
@@ -283,7 +288,7 @@ class Index:
 
     def _write(self, staging: Path) -> None:
         self.store.save(staging)
-        write_files(staging, self.documents, self._chunks, self.keyword, self.records_in_store)
+        write_files(staging, self.documents, self._chunks, self.keyword, self.records_in_store, self.sentences)
 
     def save(self, directory: Path) -> Path:
         """Write a complete new version beside the old one, then switch to it atomically."""
@@ -313,4 +318,5 @@ class Index:
         index = cls(stored.model_name, stored.dimension, stored.chunk_words, stored.sentence_overlap,
                     store=stored.store, chunk_vectors=stored.chunk_vectors, entities=stored.entities)
         index.documents, index._chunks, index._keyword = stored.documents, stored.chunks, stored.keyword
+        index.sentences = stored.sentences  # None: saved before sentence vectors were stored
         return index

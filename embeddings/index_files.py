@@ -20,6 +20,7 @@ from .chunk_record import ChunkRecord, ChunkRecords, MemoryChunks
 from .documents import short_id
 from .errors import IndexCorruptError
 from .keyword import KeywordIndex
+from .sentence_store import DIRECTORY as SENTENCES_DIR, SentenceStore, load_sentences
 from .storage import REBUILD_HINT
 from .term_stats import TermStatistics
 from .vectors import VECTORS_FILE, FaissStore, VectorStore
@@ -83,12 +84,16 @@ class StoredIndex:
     chunks: ChunkRecords
     keyword: Keywords
     entities: str | None = None  # the NER model of the stored entities (the manifest's "entities")
+    sentences: SentenceStore | None = None  # None: saved before sentence vectors were stored
 
 
 def write_files(staging: Path, documents: dict[str, DocumentInfo], chunks: ChunkRecords, keyword: Keywords,
-                records_in_store: bool) -> None:
-    """Write documents, chunk records (or, when the store keeps them, the row -> document map)
-    and keyword statistics into a version directory being staged (the store writes its own)."""
+                records_in_store: bool, sentences: SentenceStore | None = None) -> None:
+    """Write documents, chunk records (or, when the store keeps them, the row -> document map),
+    keyword statistics and sentence vectors into a version directory being staged (the store
+    writes its own)."""
+    if sentences is not None:
+        sentences.save(staging / SENTENCES_DIR)
     with (staging / DOCUMENTS_FILE).open("w", encoding="utf-8") as handle:
         json.dump([asdict(d) for d in documents.values()], handle, ensure_ascii=False)
     if records_in_store:
@@ -157,16 +162,17 @@ def read_version(directory: Path, model_name: str | None, verify: bool, store_ur
                                 f"{REBUILD_HINT}") from None
     try:
         documents = read_documents(version)
+        sentences = load_sentences(version, listed, dimension)
         if manifest.get("store_backend") == "milvus":
             from .milvus_chunks import load_milvus_parts
 
             store, chunks, keyword = load_milvus_parts(version, manifest, store_uri)
             return StoredIndex(model, dimension, chunk_words, overlap, chunk_vectors, documents, store, chunks,
-                               keyword, entities)
+                               keyword, entities, sentences)
         with (version / CHUNKS_FILE).open(encoding="utf-8") as handle:
             records = MemoryChunks(ChunkRecord.from_json(line) for line in handle)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise IndexCorruptError(f"{version}: cannot read the index ({type(exc).__name__}); {REBUILD_HINT}") from None
     return StoredIndex(model, dimension, chunk_words, overlap, chunk_vectors, documents,
                        FaissStore.load(version, manifest, len(records)), records,
-                       KeywordIndex.load(version / BM25_DIR, len(records)), entities)
+                       KeywordIndex.load(version / BM25_DIR, len(records)), entities, sentences)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
+import shutil
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -82,14 +84,27 @@ def _bm25s():
     return bm25s
 
 
+# bm25s's default token pattern (scikit-learn's CountVectorizer): words of two characters or more.
+TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
+
+
 def tokenize(texts: Sequence[str], stopwords: frozenset[str] = STOPWORDS, *,
              fold: bool = True) -> list[list[str]]:
     """Lower-cased, stop-word-free, stemmed tokens, the same way for chunks and questions;
-    accent-folded unless `fold` is False (the tokens a BM25 index stores, see `fold_accents`)."""
-    if fold:
-        texts = [fold_accents(t) for t in texts]
-    return _bm25s().tokenize(list(texts), stopwords=list(stopwords), stemmer=_stemmer(),
-                             return_ids=False, show_progress=False)
+    accent-folded unless `fold` is False (the tokens a BM25 index stores, see `fold_accents`).
+
+    Exactly `bm25s.tokenize(texts, stopwords=..., stemmer=..., return_ids=False)` (its token
+    pattern, lower-casing, stop words before stemming; tests/test_keyword_tokens.py compares the
+    two), written out because the answer step tokenizes on every question: bm25s rebuilds the stop
+    word set for each text and opens three progress bars a call (about 0.3 ms a call, and its
+    first call imports multiprocessing), and importing it pulls in scipy.sparse."""
+    stem_words = _stemmer().stemWords
+    out = []
+    for text in texts:
+        if fold:
+            text = fold_accents(text)
+        out.append(stem_words([w for w in TOKEN_PATTERN.findall(text.lower()) if w not in stopwords]))
+    return out
 
 
 def question_terms(question: str) -> list[str]:
@@ -109,14 +124,35 @@ def folded_forms(terms: Iterable[str]) -> dict[str, tuple[str, ...]]:
                 folded.setdefault(key, []).append(term)
     return {k: tuple(sorted(v)) for k, v in folded.items()}
 
+# The files of bm25s's saved index that searching needs (BM25.save writes them; params and vocab
+# are JSON). BM25 scores are precomputed per (term, chunk) in a CSC matrix: a term's column lists
+# the chunks holding it and their score contributions.
+BM25_FILES = {"data": "data.csc.index.npy", "indices": "indices.csc.index.npy", "indptr": "indptr.csc.index.npy"}
+BM25_VOCAB = "vocab.index.json"
+BM25_PARAMS = "params.index.json"
+
 
 class KeywordIndex:
-    """A BM25 index whose rows are the rows of the dense index (row i = chunk i)."""
+    """A BM25 index whose rows are the rows of the dense index (row i = chunk i).
 
-    def __init__(self, retriever=None, size: int = 0) -> None:
-        self._retriever = retriever
+    bm25s builds and saves it (ingest). Searching reads bm25s's saved matrix directly and scores
+    it with bm25s's own arithmetic (`BM25._compute_relevance_from_scores`, then its numpy top-k),
+    so a question needs neither bm25s nor the scipy.sparse it imports: about a tenth of a cold
+    `qabot ask`, and a thread pool and progress bar a call in `BM25.retrieve`. Results are the
+    same to the bit (tests/test_keyword_tokens.py compares them with `BM25.retrieve`).
+    """
+
+    def __init__(self, retriever=None, size: int = 0, matrix: dict | None = None) -> None:
+        self._retriever = retriever  # the bm25s index, when built in this process (to save it)
         self.size = size
         self._folded: dict[str, tuple[str, ...]] | None = None
+        self._source: Path | None = None  # the directory it was loaded from
+        if matrix is None and retriever is not None:
+            matrix = {**{k: retriever.scores[k] for k in BM25_FILES}, "vocab": retriever.vocab_dict}
+        self._vocab: dict[str, int] = matrix["vocab"] if matrix else {}
+        self._data = matrix["data"] if matrix else np.zeros(0, dtype=np.float32)
+        self._indices = matrix["indices"] if matrix else np.zeros(0, dtype=np.int32)
+        self._indptr = matrix["indptr"] if matrix else np.zeros(1, dtype=np.int32)
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> "KeywordIndex":
@@ -126,17 +162,31 @@ class KeywordIndex:
         retriever.index(tokenize(texts, fold=False), show_progress=False)
         return cls(retriever, len(texts))
 
+    def scores(self, tokens: Sequence[str]) -> np.ndarray:
+        """BM25 score of every chunk for these stored terms (bm25s's summation, in its order)."""
+        columns = len(self._indptr) - 1
+        ids = np.asarray([i for i in (self._vocab.get(t, columns) for t in tokens) if i < columns], dtype=np.int64)
+        scores = np.zeros(self.size, dtype=np.float32)
+        for start, end in zip(self._indptr[ids], self._indptr[ids + 1]):
+            np.add.at(scores, self._indices[start:end], self._data[start:end])
+        return scores
+
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the best `k` chunks; rows with score 0 are left out."""
-        if self._retriever is None or k <= 0:
+        if not self.size or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        tokens = [self.query_tokens(query)]
-        if not tokens[0]:
+        tokens = self.query_tokens(query)
+        if not tokens:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        rows, scores = self._retriever.retrieve(tokens, k=min(k, self.size), show_progress=False,
-                                                n_threads=1)
-        keep = scores[0] > 0
-        return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+        scores = self.scores(tokens)
+        k = min(k, self.size)
+        # bm25s's numpy top-k (selection._topk_numpy, sorted): the same ties in the same order.
+        partitioned = np.argpartition(scores, -k)[-k:]
+        best = np.take(scores, partitioned)
+        order = np.flip(np.argsort(best))
+        rows, best = partitioned[order], best[order]
+        keep = best > 0
+        return rows[keep].astype(np.int64), best[keep].astype(np.float32)
 
     def query_tokens(self, query: str) -> list[str]:
         """The stored terms a question searches for: its keywords and their accented forms."""
@@ -145,7 +195,7 @@ class KeywordIndex:
     def _folded_forms(self) -> dict[str, tuple[str, ...]]:
         """`folded_forms` of the vocabulary, built once."""
         if self._folded is None:
-            self._folded = folded_forms(self._retriever.vocab_dict if self._retriever is not None else ())
+            self._folded = folded_forms(self._vocab)
         return self._folded
 
     def forms(self, term: str) -> tuple[str, ...]:
@@ -155,26 +205,21 @@ class KeywordIndex:
 
     def vocabulary(self) -> list[str]:
         """Every (stemmed) term in the index, with the folded form of accented ones, sorted."""
-        if self._retriever is None:
-            return []
-        return sorted(set(self._retriever.vocab_dict) | set(self._folded_forms()))
+        return sorted(set(self._vocab) | set(self._folded_forms()))
 
     def document_frequency(self, term: str) -> int:
         """How many chunks contain the (stemmed) term, or, for a folded term, its most frequent
         accented form."""
-        if self._retriever is None:
-            return 0
         forms = self._folded_forms().get(term)
         if forms:
             return max(self._stored_frequency(t) for t in (term, *forms))
         return self._stored_frequency(term)
 
     def _stored_frequency(self, term: str) -> int:
-        term_id = self._retriever.vocab_dict.get(term)
-        if term_id is None:
+        term_id = self._vocab.get(term)
+        if term_id is None or term_id >= len(self._indptr) - 1:
             return 0
-        indptr = self._retriever.scores["indptr"]
-        return int(indptr[term_id + 1] - indptr[term_id])
+        return int(self._indptr[term_id + 1] - self._indptr[term_id])
 
     def idf(self, term: str, *, min_frequency: int = 0) -> float:
         """How telling a (stemmed) term is: log(1 + chunks / (document frequency + 0.5)), the one
@@ -186,10 +231,25 @@ class KeywordIndex:
     def save(self, directory: Path) -> None:
         if self._retriever is not None:
             self._retriever.save(str(directory), show_progress=False)
+        elif self._source is not None:  # loaded, unchanged: the same files again
+            for path in sorted(self._source.iterdir()):
+                shutil.copyfile(path, directory / path.name)
 
     @classmethod
     def load(cls, directory: Path, size: int) -> "KeywordIndex":
+        """The saved index, its matrix memory-mapped; bm25s itself is not imported. Raises
+        ValueError (or OSError) on files that do not fit together."""
         if size == 0:
             return cls(None, 0)
-        retriever = _bm25s().BM25.load(str(directory), show_progress=False, verbosity=0)
-        return cls(retriever, size)
+        params = json.loads((directory / BM25_PARAMS).read_text(encoding="utf-8"))
+        if params.get("method") != "lucene" or int(params.get("num_docs", -1)) != size:
+            raise ValueError("not the BM25 index this qabot writes")
+        # Plain ndarray views of the mappings: slicing a np.memmap costs a Python-level wrapper a slice.
+        matrix: dict = {key: np.asarray(np.load(directory / name, mmap_mode="r")) for key, name in BM25_FILES.items()}
+        matrix["vocab"] = json.loads((directory / BM25_VOCAB).read_text(encoding="utf-8"))
+        # bm25s's vocabulary may end with "" (the token of an empty text), which has no column.
+        if not 0 < len(matrix["indptr"]) <= len(matrix["vocab"]) + 1 or len(matrix["data"]) != len(matrix["indices"]):
+            raise ValueError("BM25 matrix and vocabulary do not fit together")
+        index = cls(None, size, matrix)
+        index._source = directory
+        return index

@@ -237,3 +237,30 @@ def test_help_shows_flags_as_flags_and_settings_by_their_section(command):
         assert "--port N" in shown and "[slack] port, 3000" in shown
     if command == ("ingest",):
         assert "paths.sample setting" in shown and "bundled" not in shown
+
+
+# Packages a FAISS `qabot ask` must not import: the typer app (and the pydantic typer imports),
+# bm25s and scipy (keyword search reads the saved matrix), the LLM, Slack and Milvus paths, and
+# ingest's sentence splitter (pysbd) and web extraction, and torch.
+NOT_ON_THE_ASK_PATH = ("typer", "click", "pydantic", "bm25s", "scipy", "openai", "slack_bolt", "slack_sdk",
+                       "pymilvus", "pysbd", "trafilatura", "torch", "tqdm", "bot.answering.llm")
+
+
+def test_a_cold_ask_imports_only_the_question_path(sample_index):
+    """The console script's `ask` line, run as `qabot ask` runs it, answers without these imports;
+    `--help` still goes to the typer app."""
+    code = ("import sys; sys.argv = ['qabot', 'ask', '--json', 'When are the Geneva talks?']\n"
+            "from bot.cli_main import main\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            f"loaded = sorted(m for m in {NOT_ON_THE_ASK_PATH!r} if m in sys.modules)\n"
+            "print('LOADED', loaded)")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
+    environ.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=environ,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    answer, loaded = result.stdout.strip().splitlines()
+    assert "Jan. 10" in json.loads(answer)["answer"]
+    assert loaded == "LOADED []"
+    helped = run("ask", "--help")
+    assert helped.returncode == 0 and "--index" in helped.stdout and "--json" in helped.stdout

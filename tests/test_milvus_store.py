@@ -185,3 +185,25 @@ def test_milvus_ranker_fusion_answers_from_milvus_own_hybrid_search(settings, tm
     build_index([SAMPLE], faiss_dir, settings)
     with pytest.raises(IndexMismatchError, match='needs store_backend = "milvus"'):
         Answerer.from_settings(settings.replace("retrieval", fusion="milvus-rrf"), index_dir=faiss_dir)
+
+
+@pytest.mark.slow  # a milvus-lite server to start
+def test_milvus_keeps_the_sentence_vectors_in_its_local_version_folder(corpus, tmp_path, settings):
+    """Sentence vectors are stored with a Milvus-backed index as with FAISS (the version folder is
+    local), follow re-ingest and removal, and give the answer step what the encoder would."""
+    from embeddings.sentence_store import DIRECTORY
+
+    options = _options(settings, "milvus")
+    ingest(corpus, tmp_path / "milvus", options, encoder_factory=HashEncoder)
+    (tmp_path / "rail.txt").write_text(RAIL.replace("40 trains", "41 trains"))
+    ingest(corpus, tmp_path / "milvus", options, encoder_factory=HashEncoder)
+    port = str((tmp_path / "port.txt").resolve())
+    assert [d.doc_id for d in remove_documents(tmp_path / "milvus", [port], lock_timeout=5)] == [port]
+    index = Index.load(tmp_path / "milvus")
+    assert (current_version(tmp_path / "milvus") / DIRECTORY / "vectors.npy").is_file()
+    texts = list(dict.fromkeys(Index.embedding_text(index.documents[c.doc_id].title, t)
+                               for c in index.chunks for t in c.sentence_texts()))
+    found, vectors = index.sentences.lookup(texts)
+    assert found.all() and np.array_equal(vectors, HashEncoder().encode(texts))
+    assert len(index.sentences) == len(texts)
+    assert any("41 trains" in t for t in texts) and not any("Odesa" in t for t in texts)

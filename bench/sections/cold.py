@@ -1,4 +1,6 @@
-"""3. cold: `qabot ask` as a new process vs `python -c "import sys"` and the ML imports alone."""
+"""3. cold: `qabot ask` as a new process vs `python -c "import sys"` and the ML imports alone, on the
+bundled article and on the SQuAD index; the phases of a cold ask and the first answer of a process
+against its warm answers (bench/cold_phases.py, run as a new process)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from bench.common import BIN, ROOT, Sizes, pct
-from bench.fixtures import ensure_article_index
+from bench.common import ARTICLE_QUESTIONS, BIN, ROOT, Sizes, pct
+from bench.fixtures import ensure_article_index, ensure_squad_index
 
 
 # Runs argv[2:] as a grandchild and writes its wall time and peak RSS to argv[1]. The extra level
@@ -47,17 +49,22 @@ def run_child(cmd: list[str], env: dict) -> tuple[float, float, int, str]:
 
 def bench_cold(ctx: dict, sizes: Sizes) -> dict:
     index_dir = ensure_article_index(ctx)
+    squad_dir = ensure_squad_index(ctx, sizes)
     env = {k: v for k, v in os.environ.items() if not k.startswith("QABOT_")}
     env.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(index_dir))
     python = sys.executable
     commands = {
         "python": [python, "-c", "import sys"],
-        "ml_imports": [python, "-c", "import numpy, onnxruntime, tokenizers, faiss, bm25s"],
+        # What the question path imports (bm25s and scipy are not in it any more: keyword.py).
+        "ml_imports": [python, "-c", "import numpy, onnxruntime, tokenizers, faiss"],
         "qabot_ask": [str(BIN / "qabot"), "ask", "When are the Geneva talks?"],
+        "qabot_ask_squad": [str(BIN / "qabot"), "ask", "--index", str(squad_dir), "When did the 1973 oil crisis begin?"],
+        "phases": [python, str(ROOT / "bench" / "cold_phases.py"), str(index_dir), *ARTICLE_QUESTIONS],
     }
     if sizes.torch_import:
         commands["torch_import"] = [python, "-c", "import torch, sentence_transformers"]
     samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    phase_runs: list[dict] = []
     for name, cmd in commands.items():  # one untimed run each: disk cache warm, process cold
         wall, rss, code, out = run_child(cmd, env)
         if code != 0:
@@ -73,6 +80,8 @@ def bench_cold(ctx: dict, sizes: Sizes) -> dict:
             samples[name].append((wall, rss))
             if name == "qabot_ask":
                 answer = out.strip().splitlines()[0][:200]
+            if name == "phases":
+                phase_runs.append(json.loads(out))
     result = {name: {"wall_s_p50": round(pct([w for w, _ in s], 50), 3),
                      "wall_s_max": round(max(w for w, _ in s), 3),
                      "peak_rss_mib": round(max(r for _, r in s), 1)} for name, s in samples.items()}
@@ -81,4 +90,23 @@ def bench_cold(ctx: dict, sizes: Sizes) -> dict:
     result["ratio_vs_ml_imports"] = round(ask / stack, 2)
     result["runs"] = sizes.cold_runs
     result["answer"] = answer  # the first printed line, to see that it answered
+    result.update(_phases(phase_runs, result["python"]["wall_s_p50"]))
     return result
+
+
+def _phases(runs: list[dict], python_s: float) -> dict:
+    """Median of each phase over the runs, its share of a cold ask (interpreter start included),
+    and the first answer of a process against the same process's warm p50."""
+    names = list(runs[0]["phases_ms"])
+    phases = {"python_start": round(python_s * 1000, 1),
+              **{n: round(pct([r["phases_ms"][n] for r in runs], 50), 1) for n in names}}
+    total = sum(phases.values())
+    first = pct([r["first_answer"]["total_ms"] for r in runs], 50)
+    warm = pct([r["warm_p50_ms"]["total_ms"] for r in runs], 50)
+    return {"phases_ms": phases, "phase_share": {n: round(v / total, 3) for n, v in phases.items()},
+            "first_answer": {"first_ms": round(first, 2), "warm_p50_ms": round(warm, 2),
+                             "ratio": round(first / warm, 2),
+                             "first_stages_ms": {k: round(pct([r["first_answer"][k] for r in runs], 50), 2)
+                                                 for k in runs[0]["first_answer"]},
+                             "warm_stages_ms": {k: round(pct([r["warm_p50_ms"][k] for r in runs], 50), 2)
+                                                for k in runs[0]["warm_p50_ms"]}}}

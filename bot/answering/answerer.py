@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -29,11 +29,13 @@ from .compose import choose_sentences, compose_abstention, compose_answer
 from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
 from .judge import AnswerJudge, RuleJudge, Verdict, VerdictKind
 from .lead import Lead, find_lead, sentence_entities, typed_best
-from .llm import LlmComposer
 from .question import Question, has_words, prepare_question, question_chars
 from .retrieval import Passage, retrieve
 from .sentences import (ScoredSentence, SentenceScorer, SentenceVectors, WeightedSentenceScorer,
                         sentence_embedding_text)
+
+if TYPE_CHECKING:
+    from .llm import LlmComposer
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,19 @@ def load_index(settings: Settings, index_dir: Path | None = None) -> Index:
     milvus = settings.store.store_backend == "milvus"
     return Index.load(index_dir or settings.paths.index, model_name=settings.model.model_name,
                       store_uri=settings.store.store_uri if milvus else None)
+
+
+_said_no_stored_sentences = threading.Event()
+
+
+def _say_once_no_stored_sentences() -> None:
+    """Tell, once a process, that the index keeps no sentence vectors, so first answers embed
+    the sentences they read; a rebuilt index stores them (embeddings/sentence_store.py)."""
+    if not _said_no_stored_sentences.is_set():
+        _said_no_stored_sentences.set()
+        log.warning("this index stores no sentence vectors (an older format), so first answers embed "
+                    "sentences as they go; re-ingesting with `qabot ingest --rebuild PATH...` "
+                    "(chunk_vectors = \"sentences\") makes them faster")
 
 
 @dataclass
@@ -96,11 +111,17 @@ class Answerer:
                                                       rrf_k=r.rrf_k)
         if isinstance(self.fusion, InStoreFusion):
             index.store_hybrid_search()  # refused now, in one line, not on the first question
+        if index.sentences is None:
+            _say_once_no_stored_sentences()
         self.scorer: SentenceScorer = scorer or WeightedSentenceScorer(index, self._sentence_vectors,
                                                                        settings.answer)
         self.judge: AnswerJudge = judge or RuleJudge(index, self._sentence_vectors, settings.answer)
         # Composed answers ([llm] enabled): the LLM writes the answer from what the steps found.
-        self.composer = composer or (LlmComposer(index, settings.llm) if settings.llm.enabled else None)
+        if composer is None and settings.llm.enabled:
+            from .llm import LlmComposer  # only with [llm] enabled: `ask` imports no LLM code otherwise
+
+            composer = LlmComposer(index, settings.llm)
+        self.composer = composer
         self.typed_answers = index.entities is not None
         if not self.typed_answers:
             log.warning("this index stores no named entities: answers come without a lead and typed "
@@ -114,7 +135,8 @@ class Answerer:
 
     def warm(self, batch_size: int = WARM_BATCH, stop: "threading.Event | None" = None) -> int:
         """Embed every sentence of the index now (sorted by length, in big batches) instead of on
-        first use; returns how many distinct sentences there are. Optional: answers are the same.
+        first use, and tokenize them; returns how many distinct sentences there are. Optional:
+        answers are the same. Sentences whose vectors the index stores are only tokenized.
         Setting `stop` ends it between batches, so a server can shut down promptly. The chunks
         are streamed (a Milvus-backed index fetches them a batch at a time), never all held."""
         step = batch_size * WARM_BATCHES_PER_STEP
@@ -141,8 +163,12 @@ class Answerer:
         return len(seen)
 
     def _warm_step(self, texts: list[str], sentences: list[str], batch_size: int, seen: set[int]) -> int:
-        """Embed and tokenize one step of `warm`; returns how many texts it covered."""
-        self._sentence_vectors.get(texts, batch_size=batch_size)
+        """Embed (unless stored with the index) and tokenize one step of `warm`; returns how many
+        texts it covered."""
+        stored = self.index.sentences
+        missing = texts if stored is None else [t for t, f in zip(texts, stored.lookup(texts)[0]) if not f]
+        if missing:
+            self._sentence_vectors.get(missing, batch_size=batch_size)
         self._sentence_vectors.tokens(sentences)
         seen.update(hash(t) for t in texts)
         return len(texts)

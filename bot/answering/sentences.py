@@ -17,6 +17,7 @@ import numpy as np
 
 from embeddings.index import Index
 from embeddings.keyword import question_terms, tokenize
+from embeddings.sentence_store import SentenceStore
 
 from ..settings import AnswerSettings
 from .question import Question
@@ -49,7 +50,8 @@ class SentenceVectors:
     A sentence is embedded with its document's title before it ("Apollo program\n<sentence>"),
     as chunks are: the title gives a short sentence its topic, and on the SQuAD evaluation set
     this puts the answering sentence first more often than the bare sentence does. The sentences
-    of popular passages are embedded and tokenized once.
+    of popular passages are embedded and tokenized once. An index that stored its sentence vectors
+    at ingest (`Index.sentences`) is read from instead: those are not embedded nor cached here.
     """
 
     def __init__(self, encode: Callable[[Sequence[str]], np.ndarray],
@@ -63,8 +65,15 @@ class SentenceVectors:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def get(self, texts: Sequence[str], batch_size: int = ENCODE_BATCH) -> np.ndarray:
-        """Embeddings of `texts` (rows in order), encoding only those not cached."""
+    def get(self, texts: Sequence[str], batch_size: int = ENCODE_BATCH,
+            stored: SentenceStore | None = None) -> np.ndarray:
+        """Embeddings of `texts` (rows in order): from `stored` where it has them, else from the
+        cache, encoding only those in neither."""
+        if stored is not None and texts:
+            found, vectors = stored.lookup(texts)
+            if not found.all():
+                vectors[~found] = self.get([t for t, f in zip(texts, found) if not f], batch_size)
+            return vectors
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
@@ -150,8 +159,8 @@ def score_sentences(index: Index, passages: Sequence[Passage], question_vector: 
     if not items:
         return []
     titles = {p.hit.chunk.doc_id: index.document(p.hit.chunk.doc_id).title for p, _, _ in items}
-    sims = vectors.get([sentence_embedding_text(titles[p.hit.chunk.doc_id], text) for p, _, text in items]) \
-        @ np.asarray(question_vector, dtype=np.float32).reshape(-1)
+    sims = vectors.get([sentence_embedding_text(titles[p.hit.chunk.doc_id], text) for p, _, text in items],
+                       stored=index.sentences) @ np.asarray(question_vector, dtype=np.float32).reshape(-1)
     token_sets = vectors.tokens([text for _, _, text in items])
     total_weight = sum(weights.values()) or 1.0
     scored = []

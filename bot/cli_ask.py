@@ -1,0 +1,110 @@
+"""`qabot ask`: the command's body, importable without typer, and its short path from the console
+script (`bot.cli_main`), so a one-shot question loads only what answering needs.
+
+Measured (bench `cold`): typer 0.29 imports pydantic for its parameter coercion, and the whole app
+(every command, `docs`, rich's help formatting) costs about a fifth of a cold `qabot ask`; the
+question path needs none of it. `bot.cli` calls the same `run_ask`, so both paths answer, print
+and fail identically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from embeddings.errors import QabotError
+
+from .settings import Settings, load_settings
+
+# Loggers of libraries that talk too much at INFO; shared with `bot.cli`.
+NOISY_LOGGERS = ("sentence_transformers", "transformers", "httpx", "filelock", "bm25s", "faiss")
+
+
+class Failure(QabotError):
+    """A one-line error of the command line (bad arguments, missing files) with its exit code
+    (bot.cli_common re-exports it for the typer commands)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else default,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def settings_with(config: Path | None, index: Path | None = None) -> Settings:
+    """Code defaults, then `config` / $QABOT_CONFIG (or the checkout's file), then $QABOT_*, then `index`."""
+    settings = load_settings(config)
+    if index is not None:
+        settings = settings.replace("paths", index=index)
+    return settings
+
+
+def questions_of(words: Sequence[str]) -> list[str]:
+    """The question the words make, or with ["-"] one question a line of stdin."""
+    if list(words) == ["-"]:
+        questions = [line.strip() for line in sys.stdin if line.strip()]
+        if not questions:
+            raise Failure("no questions on stdin (one per line)", 2)
+        return questions
+    joined = " ".join(words).strip()
+    if not joined:
+        raise Failure("the question is empty", 2)
+    return [joined]
+
+
+def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bool = False) -> None:
+    """Answer the question(s) and print them: one JSON object a line (the answer and its layout),
+    or rendered for people (`sources`: the other passages found too)."""
+    from .answering.answerer import Answerer
+    from .answering.layout import layout_json
+
+    questions = questions_of(words)
+    answerer = Answerer.from_settings(settings)
+    if as_json:
+        for q in questions:
+            answer = answerer.ask(q)
+            print(json.dumps({**answer.to_json(), **layout_json(answer)}, ensure_ascii=False), flush=True)
+        return
+    from rich.text import Text
+
+    from .cli_render import ask_and_show, out
+
+    for q in questions:
+        if len(questions) > 1:
+            out.print(Text(f"Q: {q}", style="bold"))
+        ask_and_show(answerer, q, sources=sources)
+        if len(questions) > 1:
+            out.print()
+
+
+def error_line(message: str) -> None:
+    """A user error as `bot.cli` prints it: one line on stderr."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]Error:[/red] {escape(message)}")
+
+
+def guarded(fn, *args, **kwargs) -> int:
+    """Call a command body; every `QabotError` becomes one line and an exit code (a `Failure`'s
+    own, 1 for the rest, 130 for Ctrl-C, 0 on success), as `bot.cli_common.run` does."""
+    try:
+        fn(*args, **kwargs)
+    except QabotError as exc:
+        error_line(str(exc))
+        return exc.code if isinstance(exc, Failure) else 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    return 0
