@@ -185,13 +185,6 @@ class Index:
         title = self.documents[chunk.doc_id].title
         return (self.embedding_text(title, t) for t in chunk.sentence_texts())
 
-    def vector_texts(self) -> list[str]:
-        """The distinct texts the encoder embedded for the chunks held (for the benchmark's
-        token counts and raw-encoder comparison): whole chunks, or their sentences."""
-        if self.chunk_vectors == "sentences":
-            return list(dict.fromkeys(t for c in self.chunks for t in self._sentence_inputs(c)))
-        return [self.embedding_text(self.documents[c.doc_id].title, c.text) for c in self.chunks]
-
     def remove(self, doc_ids: Iterable[str]) -> list[DocumentInfo]:
         """Drop documents and their chunks; returns what was removed (unknown ids are ignored)."""
         removed = [self.documents.pop(d) for d in dict.fromkeys(doc_ids) if d in self.documents]
@@ -320,3 +313,11 @@ class Index:
         index.documents, index._chunks, index._keyword = stored.documents, stored.chunks, stored.keyword
         index.sentences = stored.sentences  # None: saved before sentence vectors were stored
         return index
+
+
+def vector_texts(index: Index) -> list[str]:
+    """The distinct texts the encoder embedded for the chunks `index` holds (for the benchmark's
+    token counts and raw-encoder comparison): whole chunks, or their sentences."""
+    if index.chunk_vectors == "sentences":
+        return list(dict.fromkeys(t for c in index.chunks for t in index._sentence_inputs(c)))
+    return [index.embedding_text(index.documents[c.doc_id].title, c.text) for c in index.chunks]

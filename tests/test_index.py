@@ -10,7 +10,7 @@ import pytest
 
 from embeddings.encoders import get_encoder
 from embeddings.errors import DocumentError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from embeddings.index import Index
+from embeddings.index import Index, vector_texts
 from embeddings.storage import CURRENT, MANIFEST, current_version
 
 from .conftest import SAMPLE, build_index, snapshot
@@ -153,7 +153,7 @@ def test_chunk_vectors_are_the_length_weighted_mean_of_their_sentences(sample_in
         title = index.documents[chunk.doc_id].title
         assert float(stored[row] @ _pooled(encoder, title, chunk.sentence_texts())) > 0.9999
     # Each sentence was embedded once, the overlap sentences too (the benchmark counts these).
-    texts = index.vector_texts()
+    texts = vector_texts(index)
     assert len(texts) == len(set(texts)) < sum(len(c.sentences) for c in index.chunks)
 
 

@@ -47,7 +47,7 @@ class ShadowEncoder:
 
 def bench_ingest(ctx: dict, sizes: Sizes) -> dict:
     from embeddings.encoders import get_encoder
-    from embeddings.index import Index
+    from embeddings.index import Index, vector_texts
     from embeddings.ingest import IngestOptions, ingest
 
     settings = ctx["settings"]
@@ -67,7 +67,7 @@ def bench_ingest(ctx: dict, sizes: Sizes) -> dict:
     raw, raw_cpu = shadow.shadow
 
     index = Index.load(index_dir)
-    stored = index.vector_texts()
+    stored = vector_texts(index)
     assert sorted(stored) == sorted(shadow.texts), "the encoder saw other texts than the index's chunks"
     chunks = result.chunks_total
     ner = bench_ner(paths, pipeline_cpu)

