@@ -67,6 +67,7 @@ def corpus(tmp_path):
     return [SAMPLE, tmp_path / "port.txt", tmp_path / "rail.txt"]
 
 
+@pytest.mark.slow  # a milvus-lite server to start: the integration tier
 def test_a_milvus_index_loads_without_chunk_texts_or_bm25_and_answers_like_faiss(corpus, tmp_path, settings):
     for backend in ("faiss", "milvus"):
         ingest(corpus, tmp_path / backend, _options(settings, backend), encoder_factory=HashEncoder)

@@ -51,6 +51,7 @@ def both(corpus, tmp_path, settings):
     return Index.load(tmp_path / "faiss"), Index.load(tmp_path / "milvus")
 
 
+@pytest.mark.slow  # a milvus-lite server to start: the integration tier
 def test_milvus_returns_the_rows_and_scores_of_faiss_and_bm25s(both):
     faiss_index, milvus_index = both
     assert isinstance(milvus_index.store, MilvusStore) and len(milvus_index) == len(faiss_index) > 3
@@ -107,6 +108,7 @@ def test_a_faiss_index_is_not_silently_extended_on_milvus(corpus, tmp_path, sett
     assert isinstance(Index.load(tmp_path / "index").store, MilvusStore) and rebuilt.documents_total == 3
 
 
+@pytest.mark.slow  # a milvus-lite server to start: the integration tier
 def test_the_manifest_checks_catch_a_collection_out_of_step(both, tmp_path):
     _, index = both
     store = index.store
@@ -150,6 +152,7 @@ def test_the_real_answerer_gives_the_same_answers_on_milvus(answerer, settings, 
         assert [c.chunk_id for c in got.citations] == [c.chunk_id for c in want.citations], question
 
 
+@pytest.mark.slow  # a milvus-lite server to start: the integration tier
 def test_milvus_ranker_fusion_answers_from_milvus_own_hybrid_search(settings, tmp_path):
     """`fusion = "milvus-rrf"` / `"milvus-weighted"`: the passages are the ones Milvus's hybrid
     search ranks (its ranker, server-side), the bundled article's questions are answered and the

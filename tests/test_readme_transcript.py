@@ -6,6 +6,8 @@ and paste them over the README's."""
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import ROOT
 from .readme_transcript import SLACK_QUESTION, blocks_in, quick_start, slack_example
 
@@ -13,6 +15,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 REGENERATE = "regenerate it with: .venv/bin/python -m tests.readme_transcript"
 
 
+@pytest.mark.slow  # qabot processes to start: the integration tier
 def test_the_quick_start_transcript_is_what_qabot_prints(tmp_path):
     shown = blocks_in(README).get("quick start")
     assert shown is not None, "the README has no Quick start transcript (a ``` block opening with $ make run)"
