@@ -27,7 +27,7 @@ from .cli_common import run as _run
 from .cli_common import settings_for as _settings
 from .cli_common import shown as _shown
 from .cli_docs import docs_app, ingest_progress
-from .cli_render import StreamedText, out, render_answer
+from .cli_render import ask_and_show, out
 from .settings import RETRIEVAL_MODES, Settings
 
 # rich_markup_mode=None: help in click's plain layout. Help texts name settings as "[slack] port",
@@ -177,24 +177,10 @@ def _chat(index: Optional[Path], sources: bool = False) -> None:
             continue
         if question.lower() in {"exit", "quit", ":q"}:
             break
-        _ask_and_show(answerer, question, history, sources=sources)
+        ask_and_show(answerer, question, history, sources=sources,
+                     show_query=lambda answer: _show_query(answer, sources))
         out.print()
         history.append(question)
-
-
-def _ask_and_show(answerer, question: str, history: list[str] | None = None, *, sources: bool = False) -> Answer:
-    """Ask and print the answer; a composed answer's text appears as the LLM writes it. With -v, a
-    follow-up answered with the conversation's subject first says what it searched for."""
-    if answerer.composer is None:
-        answer = answerer.ask(question, history or ())
-        _show_query(answer, sources)
-        render_answer(answer, sources=sources)
-        return answer
-    stream = StreamedText(sources=sources)
-    answer = answerer.ask(question, history or (), on_text=stream)
-    stream.finish(answer)
-    _show_query(answer, sources)
-    return answer
 
 
 def _show_query(answer: Answer, verbose: bool = False) -> None:

@@ -6,6 +6,7 @@ when configured; a composed answer is its text, then its numbered sources."""
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from rich.console import Console
 from rich.live import Live
@@ -177,13 +178,19 @@ class StreamedText:
         render_answer(answer, self.console, include_text=not streamed_is_answer, sources=self.sources)
 
 
-def ask_and_show(answerer, question: str, history: list[str] | None = None, *, sources: bool = False) -> Answer:
-    """Ask and print the answer; a composed answer's text appears as the LLM writes it."""
+def ask_and_show(answerer, question: str, history: list[str] | None = None, *, sources: bool = False,
+                 show_query: Callable[[Answer], None] | None = None) -> Answer:
+    """Ask and print the answer; a composed answer's text appears as the LLM writes it.
+    `show_query` (chat's -v) is called with the answer before it is printed, or after a streamed one."""
     if answerer.composer is None:
         answer = answerer.ask(question, history or ())
+        if show_query is not None:
+            show_query(answer)
         render_answer(answer, sources=sources)
         return answer
     stream = StreamedText(sources=sources)
     answer = answerer.ask(question, history or (), on_text=stream)
     stream.finish(answer)
+    if show_query is not None:
+        show_query(answer)
     return answer
