@@ -15,11 +15,11 @@ from typing import Callable, Mapping
 from slack_bolt import BoltContext, BoltResponse
 from slack_sdk import WebClient
 
-from .client import api_error
+from .guard import replied
 from .handover import HANDOVERS_KEY
 from .state import BotState
 from .store import event_key, slack_ts
-from .threads import ANSWERABLE_SUBTYPES, THREAD_REPLIES_LIMIT, bot_replied_after, is_from_bot
+from .threads import ANSWERABLE_SUBTYPES, is_from_bot
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +94,7 @@ def skip_handovers_already_answered(body: dict, context: BoltContext, client: We
     channel, ts = event.get("channel"), event.get("ts")
     if not body.get(HANDOVERS_KEY) or not channel or not ts:
         return next()
-    try:
-        replies = client.conversations_replies(channel=channel, ts=event.get("thread_ts") or ts,
-                                               limit=THREAD_REPLIES_LIMIT)
-    except Exception as exc:
-        log.warning("could not read the thread of taken-over event %s (%s): answering it",
-                    body.get("event_id"), api_error(exc))
-        return next()
-    if bot_replied_after(replies.get("messages") or [], ts, context.bot_user_id, context.bot_id):
+    if replied(client, context, channel, ts, event.get("thread_ts") or ts):
         log.info("taken-over event %s was already answered in %s/%s", body.get("event_id"), channel, ts)
         return BoltResponse(status=200, body="")
     return next()
