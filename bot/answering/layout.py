@@ -111,15 +111,14 @@ def answer_layout(answer: Answer) -> AnswerLayout:
             bold = (answer.highlight[0] - start, answer.highlight[1] - start)
         text, bold = trim_around(answer.text[start:end], bold)
         lines.append(EvidenceLine(text, bold, passage))
-    quoted_from = {line.citation for line in lines if line.citation is not None} or {0}
-    cited_first = next((line.citation for line in lines if line.citation is not None), 0)
-    if answer.citations and 0 <= cited_first < len(answer.citations):
-        source = answer.citations[cited_first]
+    # The passages the evidence is quoted from, in the order first quoted (the first without any).
+    quoted = [i for i in dict.fromkeys(line.citation for line in lines)
+              if i is not None and 0 <= i < len(answer.citations)] or ([0] if answer.citations else [])
+    cited = tuple(answer.citations[i] for i in quoted)
+    if cited:
+        source = cited[0]
         # Every passage the evidence is quoted from is shown; only the others are folded away.
-        more = tuple(c for i, c in enumerate(answer.citations) if i not in quoted_from)
-    order = dict.fromkeys(line.citation for line in lines if line.citation is not None)
-    cited = tuple(answer.citations[i] for i in order if 0 <= i < len(answer.citations))
-    cited = cited or ((source,) if source is not None else ())
+        more = tuple(c for i, c in enumerate(answer.citations) if i not in quoted)
     return AnswerLayout(answer.lead, tuple(lines), source, more, False, False, answer.notice, cited)
 
 
