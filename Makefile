@@ -44,11 +44,15 @@ test-services:
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server; } \
 		|| echo "warning: could not install redis-server: the Redis tests will be skipped"
 
+# Two pytest-xdist workers: the suite spends much of its time waiting on qabot processes, servers
+# and kills, which a second worker fills. TEST_WORKERS=0 runs in one process (e.g. to use -s or pdb).
+TEST_WORKERS ?= 2
+
 test: $(STAMP) test-services
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP) test-services
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 # ruff (bug-finding rules) on the whole tree, then mypy on the packages; either finding fails.
 lint: $(STAMP)
