@@ -11,7 +11,8 @@ TORCH := torch==2.13.0
 help:
 	@echo "make run    install if needed, index the bundled article if the index is empty, then"
 	@echo "            start the Slack bot (SLACK_BOT_TOKEN set) or the CLI chat (not set)"
-	@echo "make test   install if needed and run the whole test suite (what CI runs)"
+	@echo "make test   install if needed and run the whole test suite (what CI runs) on two"
+	@echo "            workers, about 4 minutes on 2 idle cores; TEST_WORKERS=0 for one process"
 	@echo "make test-fast  the fast part only (tests not marked slow), under a minute"
 	@echo "make lint   ruff and mypy, as configured in pyproject.toml (CI runs it before the tests)"
 	@echo "make bench  performance benchmark: about 7 minutes on 2 idle cores, 15 on a busy machine;"
