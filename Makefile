@@ -11,7 +11,8 @@ TORCH := torch==2.13.0
 help:
 	@echo "make run    install if needed, index the bundled article if the index is empty, then"
 	@echo "            start the Slack bot (SLACK_BOT_TOKEN set) or the CLI chat (not set)"
-	@echo "make test   install if needed and run the whole test suite (what CI runs)"
+	@echo "make test   install if needed and run the whole test suite (what CI runs) on two"
+	@echo "            workers, about 4 minutes on 2 idle cores; TEST_WORKERS=0 for one process"
 	@echo "make test-fast  the fast part only (tests not marked slow), under a minute"
 	@echo "make lint   ruff and mypy, as configured in pyproject.toml (CI runs it before the tests)"
 	@echo "make bench  performance benchmark: about 7 minutes on 2 idle cores, 15 on a busy machine;"
@@ -44,11 +45,15 @@ test-services:
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server; } \
 		|| echo "warning: could not install redis-server: the Redis tests will be skipped"
 
+# Two pytest-xdist workers: the suite spends much of its time waiting on qabot processes, servers
+# and kills, which a second worker fills. TEST_WORKERS=0 runs in one process (e.g. to use -s or pdb).
+TEST_WORKERS ?= 2
+
 test: $(STAMP) test-services
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP) test-services
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 # ruff (bug-finding rules) on the whole tree, then mypy on the packages; either finding fails.
 lint: $(STAMP)

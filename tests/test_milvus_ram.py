@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,42 +137,49 @@ print("done", flush=True)
 def test_a_kill_during_a_milvus_ingest_leaves_the_old_version_answering(corpus, tmp_path, settings):
     """SIGKILL the ingest's whole process group (as when a pod dies) at random moments: the index
     always loads, passes its count and vector checks, and answers as the old or the new version;
-    a later run completes."""
+    after a kill that left the old one live (rows may be in the collection that no version names),
+    a later run completes. Each trial kills on its own copy of one index built once (the folder
+    holds the milvus-lite file, so a copy is a whole index)."""
     import json
 
     options = json.dumps({**asdict(_options(settings, "milvus")), "lock_timeout": 5})
     extra = tmp_path / "extra.txt"
     extra.write_text("Ferry report\n\n" + "".join(f"The ferry to Varna sailed {i} times in May. " for i in range(400)))
-    index_dir, rng = tmp_path / "index", random.Random(14)
+    base, rng = tmp_path / "base", random.Random(14)
 
-    def child(what: str, *paths) -> subprocess.Popen:
+    def child(what: str, index_dir, *paths) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-c", CHILD, what, str(index_dir), options, *map(str, paths)],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
 
-    def answers() -> list:
-        reader = child("read")
+    def answers(index_dir) -> list:
+        reader = child("read", index_dir)
         out, err = reader.communicate(timeout=120)
         assert reader.returncode == 0, err
         return json.loads(out)
 
-    kills = []
+    assert child("rebuild", base, *corpus).wait(timeout=300) == 0
+    before = answers(base)
+    assert not any("Varna" in t for t in before[1])
+    kills, completed = [], False
     for trial in range(3):
-        assert child("rebuild", *corpus).wait(timeout=300) == 0
-        before = answers()
-        assert not any("Varna" in t for t in before[1])
+        index_dir = tmp_path / f"trial{trial}"
+        shutil.copytree(base, index_dir)
         started = time.monotonic()
-        process = child("ingest", extra)
+        process = child("ingest", index_dir, extra)
         assert process.stdout.readline().strip() == "ready", process.stderr.read()
         time.sleep(rng.uniform(0.3, 4.0))
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        state = answers()
+        state = answers(index_dir)
         new = state != before
         assert not new or (state[0] > before[0] and "Varna" in state[1][-1]), f"trial {trial}: neither old nor new"
         kills.append(f"{time.monotonic() - started:.1f} s: {'new' if new else 'old'}")
-        assert child("ingest", extra).wait(timeout=300) == 0  # a later run completes
-        after = answers()
-        assert after[0] > before[0] and "Varna" in after[1][-1]
+        if not new and not completed:
+            assert child("ingest", index_dir, extra).wait(timeout=300) == 0  # a later run completes
+            after = answers(index_dir)
+            assert after[0] > before[0] and "Varna" in after[1][-1]
+            completed = True
+        shutil.rmtree(index_dir)
     print("milvus ingest kills (time: version live):", ", ".join(kills))
-    assert any(k.endswith("old") for k in kills)
+    assert completed  # at least one kill left the old version live, and a later run completed

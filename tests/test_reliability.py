@@ -53,14 +53,19 @@ def _fast_env():
 
 
 # A child process that ingests one file through `embeddings.ingest.ingest` (the function
-# `qabot ingest` calls) with a hashing encoder: no model to load, so nearly all of its time after
-# "ready" is chunking, BM25 and writing the index, and kills can be aimed at the write.
+# `qabot ingest` calls) with a hashing encoder and no named-entity tagger: no model to load
+# (spaCy's would be most of each child's time), so nearly all of its time after "ready" is
+# chunking, BM25 and writing the index, and kills can be aimed at the write. The records are
+# written the same way, with an empty entity list each.
 KILL_CHILD = """
 import hashlib, json, sys
 from pathlib import Path
 from typing import Callable
 import numpy as np
+import embeddings.index
 from embeddings.ingest import IngestOptions, ingest
+
+embeddings.index.tag_paragraphs = lambda text: []
 
 class HashEncoder:
     model_name, dimension, backend = "all-MiniLM-L6-v2", 384, "test"
@@ -331,12 +336,35 @@ def test_a_huge_file_is_refused_before_it_is_read(index_copy, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_one_megabyte_line_without_sentence_breaks_is_ingested(tmp_path, settings, fake_encoder):
+def test_a_paragraph_longer_than_spacy_accepts_is_tagged_in_pieces(monkeypatch):
+    """The named-entity tagger sees a long paragraph in pieces cut at spaces, each under spaCy's
+    max_length guard, and gives offsets into the whole text. The real model, on pieces made
+    small here (the cut is the same code at any size) rather than on a megabyte."""
+    from embeddings import entities
+
+    assert entities.MAX_TEXT_CHARS < entities._pipeline().max_length
+    sentence = "Sergei Ryabkov met negotiators in Geneva on Monday and flew to Vienna. "
+    text = sentence * 30  # one paragraph of ~2,100 characters
+    monkeypatch.setattr(entities, "MAX_TEXT_CHARS", 250)
+    pieces = entities._pieces(text)
+    assert len(pieces) > 8 and all(len(piece) <= 250 for _, piece in pieces)
+    assert "".join(piece for _, piece in pieces) == text and all(text[o:o + len(p)] == p for o, p in pieces)
+    found = entities.tag_paragraphs(text)
+    names = [text[a:b] for a, b, _ in found]
+    assert set(names) <= {"Sergei Ryabkov", "Ryabkov", "Sergei", "Geneva", "Monday", "Vienna"}, names
+    assert names.count("Vienna") >= 25 and max(a for a, _, _ in found) > len(text) - len(sentence)
+
+
+@pytest.mark.slow
+def test_a_one_megabyte_line_without_sentence_breaks_is_ingested(tmp_path, settings, fake_encoder, monkeypatch):
     """No sentence break in 1 MB: the segmenter is fed bounded blocks (not quadratic), every
     "sentence" is cut at words to MAX_SENTENCE_CHARS, no word is lost, and the result is a
-    searchable index. The vectors come from the fake encoder: what is tested is everything around
-    the model (the model truncates long inputs itself; test_encoders covers it)."""
+    searchable index. The vectors come from the fake encoder and no entities are tagged: what is
+    tested is everything around the models (the encoder truncates long inputs itself, which
+    test_encoders covers; the tagger takes long paragraphs in pieces, the test above)."""
     from embeddings.chunking import MAX_SENTENCE_CHARS
+
+    monkeypatch.setattr("embeddings.index.tag_paragraphs", lambda text: [])
 
     path = tmp_path / "oneline.txt"
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]

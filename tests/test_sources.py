@@ -8,6 +8,7 @@ that asks the real `qabot` about a page it fetched.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -342,13 +343,11 @@ def test_progress_bars_show_on_a_terminal_and_never_in_json(site, tmp_path):
 
     master, slave = pty.openpty()
     index = tmp_path / "index"
-    try:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-        environ.update(FAST_INGEST, HF_HUB_OFFLINE="1", QABOT_INDEX=str(index), TERM="xterm", COLUMNS="100")
-        terminal = subprocess.run([QABOT, "ingest", site.url("/vienna.html"), site.url("/report.pdf")],
-                                  stdout=subprocess.PIPE, stderr=slave, env=environ, cwd=ROOT, timeout=300)
-        os.close(slave)
-        shown = b""
+    blocks: list[bytes] = []
+
+    def drain() -> None:
+        # Read while qabot writes: a bar redrawn for long enough fills the pty's buffer, and a
+        # writer nobody reads from blocks.
         while True:
             try:
                 block = os.read(master, 65536)
@@ -356,9 +355,21 @@ def test_progress_bars_show_on_a_terminal_and_never_in_json(site, tmp_path):
                 break
             if not block:
                 break
-            shown += block
+            blocks.append(block)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    try:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
+        environ.update(FAST_INGEST, HF_HUB_OFFLINE="1", QABOT_INDEX=str(index), TERM="xterm", COLUMNS="100")
+        terminal = subprocess.Popen([QABOT, "ingest", site.url("/vienna.html"), site.url("/report.pdf")],
+                                    stdout=subprocess.PIPE, stderr=slave, env=environ, cwd=ROOT)
+        os.close(slave)
+        reader.start()
+        terminal.communicate(timeout=300)
+        reader.join(timeout=30)
     finally:
         os.close(master)
+    shown = b"".join(blocks)
     assert terminal.returncode == 0
     assert b"Reading inputs" in shown and b"Embedding documents" in shown
 
