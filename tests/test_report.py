@@ -16,8 +16,7 @@ from bot.answering.answer import Answer, Citation, LlmFigures
 from bot.report.groups import group_by_meaning
 from bot.report.record import ANSWERED, DECLINED, LLM_FALLBACK, QuestionRecord
 from bot.report.recorder import QuestionRecorder, open_store
-from bot.report.redis_store import RedisReportStore
-from bot.report.store import TABLE, SqliteReportStore
+from bot.report.store import SqliteReportStore
 from bot.report.summary import build_report, parse_since
 
 from .clock import Clock

@@ -93,7 +93,8 @@ def main() -> None:
     settings = load_settings()
     encoder = get_encoder(settings.model.query_backend, settings.model.max_seq_length)
     unit = {title: _unit(encoder.encode([q for q, _ in items])) for title, items in articles.items()}
-    same, other = [], []
+    same: list[float] = []
+    other: list[float] = []
     for title, items in articles.items():
         sims = unit[title] @ unit[title].T
         for i, j in combinations(range(len(items)), 2):
