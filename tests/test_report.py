@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -286,8 +287,6 @@ def generated_store(settings, count: int, now: float) -> None:
 
 @pytest.mark.slow
 def test_report_command_on_a_generated_store(settings, tmp_path):
-    import time
-
     settings = settings.replace("paths", state_db=tmp_path / "state.sqlite3")
     generated_store(settings, 10_000, time.time())
     env = {"QABOT_STATE_DB": str(settings.paths.state_db), "QABOT_INDEX": str(tmp_path / "no-index"),
@@ -309,3 +308,35 @@ def test_report_command_on_a_generated_store(settings, tmp_path):
     assert only_hr.returncode == 0, only_hr.stderr
     hr = json.loads(only_hr.stdout)
     assert 0 < hr["totals"]["asked"] < 10_000 and hr["collections"] == ["hr"]
+
+
+def test_report_command_prints_json_html_and_refuses_a_bad_window_in_one_line(settings, tmp_path, sample_index):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    state_db = tmp_path / "state.sqlite3"
+    rec = recorder(settings.replace("paths", state_db=state_db), Clock(time.time()))
+    rec.record(declined("Where is the cafeteria?"))
+    first = rec.record(answered("What deadline did Ryabkov give?", "ryabkov-2022-01-06.txt~abc123"))
+    rec.vote(first, "up")
+    rec.close()
+    env = {"QABOT_STATE_DB": str(state_db), "QABOT_INDEX": str(sample_index)}
+    runner = CliRunner()
+    shown = runner.invoke(app, ["report", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    assert report["totals"]["asked"] == 2 and report["totals"]["up"] == 1 and report["gaps"] == 1
+    assert report["groups"][0]["examples"] == ["Where is the cafeteria?"]
+    assert [d["id"] for d in report["most_cited"]] == ["ryabkov-2022-01-06.txt~abc123"]
+    assert len(report["never_cited"]) == 1  # the sample index's one document, cited under another id here
+    page = tmp_path / "out" / "report.html"
+    printed = runner.invoke(app, ["report", "--since", "24h", "--html", str(page)], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert "2 asked · 50% answered" in printed.output and "Where is the cafeteria?" in printed.output
+    assert page.read_text(encoding="utf-8").count("data:image/png;base64,") == 4
+    before = state_db.read_bytes()
+    bad = runner.invoke(app, ["report", "--since", "last week"], env=env)
+    assert bad.exit_code != 0 and bad.output.strip().count("\n") == 0
+    assert "--since must be a duration such as 30m, 24h, 7d or 2w" in bad.output
+    assert state_db.read_bytes() == before
