@@ -68,7 +68,7 @@ def test_the_html_report_renders_in_headless_chromium(tmp_path):
     assert len(images) == 4, images  # activity, votes, gap groups, documents cited
     for complete, width, height, alt in images:
         assert complete and width > 200 and height > 100, (alt, width, height)
-    assert "4 questions" in text and "3 questions" in text
+    assert "4 questions" in text and "3 questions" in text and "voted down" in text
     assert "Where is the <b>Lisbon</b> office & who runs it? (0)" in text  # shown as typed
     assert "How do I book a meeting room? (0)" in text
     assert "What the bot was asked" in text

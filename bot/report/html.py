@@ -2,9 +2,10 @@
 
 matplotlib draws the charts (Agg, no display) and each is embedded as a base64 ``data:`` URI, so
 the page is one file that opens anywhere, offline, and can be mailed or attached to a ticket. The
-page holds: the totals, the answered rate and the questions per day (or hour), the 👍/👎 per
+page holds: the totals, the answered rate and the questions per day (or hour), the votes per
 day, the gap groups (a bar per group, then each group's examples) and the documents cited most
-and never. Every text from a question or a document is HTML-escaped. matplotlib is imported only
+and never. Every text from a question or a document is HTML-escaped; no emoji (a
+browser without an emoji font shows boxes). matplotlib is imported only
 here, so no other command pays for it.
 """
 
@@ -34,7 +35,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2r
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
 .sub { color: #607d8b; margin-top: 0; }
 .tiles { display: flex; gap: 1rem; flex-wrap: wrap; margin: 1rem 0; }
-.tile { background: #eceff1; border-radius: 8px; padding: .8rem 1.2rem; min-width: 8rem; }
+.tile { background: #eceff1; border-radius: 8px; padding: .8rem 1.1rem; min-width: 6.5rem; }
 .tile b { display: block; font-size: 1.5rem; }
 img { max-width: 100%; height: auto; }
 .group { border-left: 4px solid #c62828; padding: .3rem .8rem; margin: .8rem 0; background: #fafafa; }
@@ -83,12 +84,14 @@ def _activity_chart(plt: Any, report: Report) -> str:
     ax.bar(x, declined, width, bottom=[a + f for a, f in zip(answered, fallback)], color=COLORS["declined"],
            label="declined")
     ax.set_ylabel("questions")
+    ax.set_ylim(0, max([a + f + d for a, f, d in zip(answered, fallback, declined)] + [1]) * 1.3)  # room for the legend
     rate_ax = ax.twinx()
     points = [(d, b.answered_rate * 100) for d, b in zip(x, report.timeline) if b.answered_rate is not None]
     if points:
         rate_ax.plot([p[0] for p in points], [p[1] for p in points], color=COLORS["rate"], marker="o",
                      label="answered rate")
-    rate_ax.set_ylim(0, 105)
+    rate_ax.set_ylim(0, 130)
+    rate_ax.set_yticks(range(0, 101, 20))
     rate_ax.set_ylabel("answered (%)")
     handles = ax.get_legend_handles_labels()[0] + rate_ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper left", fontsize=8, frameon=False, ncol=4)
@@ -104,6 +107,8 @@ def _votes_chart(plt: Any, report: Report) -> str:
     ax.bar(x, [b.up for b in report.timeline], width, color=COLORS["up"], label="helpful (up)")
     ax.bar(x, [-b.down for b in report.timeline], width, color=COLORS["down"], label="not helpful (down)")
     ax.axhline(0, color="#90a4ae", linewidth=0.8)
+    top = max([b.up for b in report.timeline] + [1])
+    ax.set_ylim(-max([b.down for b in report.timeline] + [1]) * 1.1, top * 1.45)  # room for the legend
     ax.set_ylabel("votes")
     ax.legend(loc="upper left", fontsize=8, frameon=False, ncol=2)
     ax.set_title("Feedback: votes up, and down below the line")
@@ -136,14 +141,14 @@ def render_html(report: Report, *, keep_questions: bool = True) -> str:
     scope = f" · collections: {escape(', '.join(report.collections))}" if report.collections else ""
     rate = f"{t.answered_rate:.0%}" if t.answered_rate is not None else "–"
     tiles = [("asked", f"{t.asked:,}"), ("answered", rate), ("declined", f"{t.declined:,}"),
-             ("LLM fallback", f"{t.llm_fallback:,}"), ("👍", f"{t.up:,}"), ("👎", f"{t.down:,}")]
+             ("LLM fallback", f"{t.llm_fallback:,}"), ("voted up", f"{t.up:,}"), ("voted down", f"{t.down:,}")]
     parts = [f"<h1>What the bot was asked</h1><p class='sub'>{since} – {until} UTC{scope}</p>",
              "<div class='tiles'>" + "".join(f"<div class='tile'><b>{v}</b>{k}</div>" for k, v in tiles) + "</div>"]
     if t.asked:
         parts += [_img(_activity_chart(plt, report), "questions and answered rate over time"),
                   _img(_votes_chart(plt, report), "feedback over time")]
     parts.append(f"<h2>Gaps: what the documents did not answer</h2><p>{report.gaps:,} questions were declined "
-                 f"or voted 👎; grouped by meaning, largest group first.</p>")
+                 f"or voted down; grouped by meaning, largest group first.</p>")
     if report.gaps_without_text:
         why = "[report] keep_questions is false" if not keep_questions else "their text was not kept"
         parts.append(f"<p class='muted'>{report.gaps_without_text:,} of them are counted only ({escape(why)}).</p>")
@@ -155,7 +160,7 @@ def render_html(report: Report, *, keep_questions: bool = True) -> str:
         for g in groups:
             items = "".join(f"<li>{escape(e)}</li>" for e in g.examples)
             parts.append(f"<div class='group'><span class='n'>{g.size} question{'s' if g.size != 1 else ''}</span>"
-                         f" — {g.declined} declined, {g.down_voted} voted 👎<ul>{items}</ul></div>")
+                         f" — {g.declined} declined, {g.down_voted} voted down<ul>{items}</ul></div>")
     parts.append("<h2>Documents cited most</h2>")
     if report.most_cited:
         parts.append(_img(_bars_chart(plt, [_short(d.title) for d in report.most_cited],
