@@ -40,6 +40,7 @@ def records(now: float) -> list[QuestionRecord]:
     return sorted(out, key=lambda r: -r.asked_at)
 
 
+@pytest.mark.slow  # starts a browser
 def test_the_html_report_renders_in_headless_chromium(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..report.recorder import QuestionRecorder
 from ..report.summary import HOME_WINDOW_S, GapGroup, home_groups
 from .blocks import SECTION_TEXT_LIMIT, escape_truncate
 
@@ -18,9 +19,9 @@ log = logging.getLogger(__name__)
 GROUP_NAME_CHARS = 150
 
 
-def top_gaps(recorder: Any, now: float) -> list[GapGroup] | None:
+def top_gaps(recorder: QuestionRecorder, now: float) -> list[GapGroup] | None:
     """The groups of the last week from `recorder`'s store; None when it has none or fails."""
-    store = getattr(recorder, "store", None)
+    store = recorder.store
     if store is None:
         return None
     try:
