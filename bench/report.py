@@ -180,7 +180,7 @@ def table(results: dict) -> str:
     r = results.get("report")
     if isinstance(r, dict) and "wall_s_p50" in r:
         row(f"`qabot report --json`, {r['records']:,} recorded questions ({r['gaps']:,} gaps → {r['groups']} groups)",
-            f"{r['wall_s_p50']} s p50 (`--html`: {r['html_s']} s)", f"embedding the gaps at report time instead: "
+            f"{r['wall_s_p50']} s p50, CPU {r.get('cpu_s_p50')} s (`--html`: {r['html_s']} s)", f"embedding the gaps at report time instead: "
             f"+{r['embed_gaps_at_report_s']} s", "", "< 5 s", mark("report_10k_s"))
         row("recording one question (embedding it once, SQLite write)", f"{r['record_ms_p50']} / "
             f"{r['record_ms_p95']} ms p50 / p95", "after the reply is posted", "", "", "")
