@@ -102,7 +102,10 @@ def test_outcomes_votes_collections_and_documents_are_recorded(report_settings):
     rec.vote(first, "up")
     rec.vote("feedback-id-1", "down")
     rec.vote("feedback-id-1", "down")
-    rec.vote("no-such-id", "up")  # a vote on nothing changes nothing
+    rec.vote("no-such-id", "up")  # a vote on no record shows nowhere
+    rec.vote("voted-first", "up")  # a click that beats its record to the store still counts
+    clock.now += 1
+    rec.record(declined("Is a vote counted before its record?"), record_id="voted-first")
     rows = {r.question: r for r in rec.store.read(0)}
     assert rows["Who chairs the board?"].outcome == ANSWERED
     assert rows["Who chairs the board?"].collections == ("hr",)
@@ -112,18 +115,20 @@ def test_outcomes_votes_collections_and_documents_are_recorded(report_settings):
     assert rows["What is the parking policy?"].documents == ()  # a decline's nearest passage is no source
     assert rows["When do talks start?"].outcome == LLM_FALLBACK and rows["When do talks start?"].down == 2
     assert rows["When do talks start?"].id == "feedback-id-1"
+    assert rows["Is a vote counted before its record?"].up == 1
     assert all(r.vector is not None and abs(np.linalg.norm(r.vector) - 1) < 1e-2 for r in rows.values())
-    assert [r.question for r in rec.store.read(0)] == ["When do talks start?", "What is the parking policy?",
-                                                       "Who chairs the board?"]  # newest first
-    assert [r.question for r in rec.store.read(clock.now - 1)] == ["When do talks start?",
-                                                                   "What is the parking policy?"]
+    assert [r.question for r in rec.store.read(0)] == ["Is a vote counted before its record?", "When do talks start?",
+                                                       "What is the parking policy?", "Who chairs the board?"]
+    assert [r.question for r in rec.store.read(clock.now - 1)] == ["Is a vote counted before its record?",
+                                                                   "When do talks start?"]  # newest first
     rec.close()
 
 
 def test_retention_deletes_older_records_on_write(report_settings):
     clock = Clock()
     rec = recorder(report_settings, clock, retention_days=30.0)
-    rec.record(declined("asked on day 0"))
+    rec.record(declined("asked on day 0"), record_id="day-0")
+    rec.vote("day-0", "down")
     clock.now += 10 * DAY
     rec.record(declined("asked on day 10"))
     clock.now += 25 * DAY  # day 35: the first is past 30 days, the second is not
@@ -133,6 +138,7 @@ def test_retention_deletes_older_records_on_write(report_settings):
     rec.close()
     checkpoint(report_settings)
     assert "asked on day 0" not in raw_store(report_settings)  # gone from the raw store too
+    assert "day-0" not in raw_store(report_settings)  # and its vote
     assert "asked on day 10" in raw_store(report_settings)
 
 
@@ -278,10 +284,12 @@ def generated_store(settings, count: int, now: float) -> None:
         t = int(rng.integers(40))
         vector = templates[t] + rng.normal(scale=0.02, size=384).astype(np.float32)
         outcome = [ANSWERED, DECLINED, LLM_FALLBACK][int(rng.choice(3, p=[0.6, 0.33, 0.07]))]
-        store.add(QuestionRecord(f"id{i}", now - float(rng.uniform(0, 30 * DAY)), "slack", outcome,
-                                 ("hr",) if t % 2 else ("legal",), () if outcome == DECLINED else (f"doc-{t % 7}",),
-                                 f"question {i} about topic {t}?", vector / np.linalg.norm(vector),
-                                 int(rng.integers(2)), int(rng.integers(2))), delete_before=0)
+        asked = now - float(rng.uniform(0, 30 * DAY))
+        store.add(QuestionRecord(f"id{i}", asked, "slack", outcome, ("hr",) if t % 2 else ("legal",),
+                                 () if outcome == DECLINED else (f"doc-{t % 7}",), f"question {i} about topic {t}?",
+                                 vector / np.linalg.norm(vector)), delete_before=0)
+        for vote in [v for v in ("up", "down") if rng.integers(2)]:
+            store.vote(f"id{i}", vote, asked)
     store.close()
 
 

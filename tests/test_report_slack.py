@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 
+from bot.report.redis_store import RedisReportStore
 from bot.report.store import SqliteReportStore
 
 from .conftest import ROOT
@@ -82,3 +83,18 @@ def test_chat_records_and_ask_does_not(sample_index, tmp_path):
     assert sorted((r.question, r.outcome, r.via) for r in store.read(0)) == [
         (ANSWERABLE, "answered", "chat"), (GAP, "declined", "chat")]
     store.close()
+
+
+def test_on_redis_state_the_record_and_its_votes_are_in_redis(make_bot, standin, answerer, slack_settings, redis_url):
+    settings = slack_settings.replace("state", state_backend="redis", redis_url=redis_url)
+    bot = make_bot(answerer, settings)
+    bot.send_event(mention_event(GAP))
+    post = standin.wait_for("chat.postMessage")[0]
+    bot.send_action(feedback_click(post, "down", standin.response_url()))
+    standin.wait_for("response_url")
+    bot.wait_idle()
+    store = RedisReportStore.connect(redis_url)
+    (record,) = store.read(0)
+    store.close()
+    assert (record.question, record.outcome, record.via, record.down) == (GAP, "declined", "slack", 1)
+    assert not SqliteReportStore(slack_settings.paths.state_db).read(0)  # nothing in the SQLite file

@@ -53,9 +53,11 @@ def _generate(settings, count: int, distinct: int, encode, now: float) -> float:
     for i in range(count):
         text = texts[i % distinct]
         outcome = [ANSWERED, DECLINED, LLM_FALLBACK][int(rng.choice(3, p=[0.6, 0.33, 0.07]))]
-        store.add(QuestionRecord(f"b{i}", now - float(rng.uniform(0, 30 * DAY)), "slack", outcome, (),
-                                 () if outcome == DECLINED else (f"doc-{i % 50}",), text, vectors[i % distinct],
-                                 int(rng.integers(2)), int(rng.integers(2))), delete_before=0)
+        asked = now - float(rng.uniform(0, 30 * DAY))
+        store.add(QuestionRecord(f"b{i}", asked, "slack", outcome, (), () if outcome == DECLINED else (f"doc-{i % 50}",),
+                                 text, vectors[i % distinct]), delete_before=0)
+        for vote in [v for v in ("up", "down") if rng.integers(2)]:
+            store.vote(f"b{i}", vote, asked)
     store.close()
     return per_question_s
 

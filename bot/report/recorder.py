@@ -93,11 +93,12 @@ class QuestionRecorder:
         return record.id
 
     def vote(self, record_id: str | None, vote: str) -> None:
-        """Count a 👍 ("up") or 👎 ("down") on a recorded answer (an unknown id changes nothing)."""
+        """Count a 👍 ("up") or 👎 ("down") on a recorded answer (one recorded later counts it too;
+        a vote on no record shows nowhere, and goes with the retention)."""
         if self.store is None or not record_id or vote not in ("up", "down"):
             return
-        store = self.store
-        self._safely(lambda: store.vote(record_id, vote), "count a vote in")
+        store, now = self.store, self._clock()
+        self._safely(lambda: store.vote(record_id, vote, now), "count a vote in")
 
     def close(self) -> None:
         if self.store is not None:

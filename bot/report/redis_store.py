@@ -4,11 +4,12 @@ Keys, under the app's hash tag so the scripts also run on a Redis Cluster, versi
 
 - ``…:report:v1:times``: sorted set, record id → asked_at (what `read` and retention walk);
 - ``…:report:v1:records``: hash, record id → the record as JSON (vector as base64 float16);
-- ``…:report:v1:up`` / ``…:down``: hashes, record id → votes counted.
+- ``…:report:v1:up`` / ``…:down``: hashes, record id → votes counted (kept apart from the records:
+  a vote may come before its record is written); ``…:voted_at``: sorted set, id → latest vote.
 
-A write is one Lua script: delete the records asked before the cut-off (a bounded batch a call,
-more than the rate questions arrive), then store the new one; a vote counts only on a record that
-still exists. redis-py is imported only when this backend is chosen.
+A write is one Lua script: delete the records asked and the votes cast before the cut-off (a
+bounded batch a call, more than the rate questions arrive), then store the new record. redis-py
+is imported only when this backend is chosen.
 """
 
 from __future__ import annotations
@@ -26,23 +27,27 @@ BASE = f"{PREFIX}report:v{SCHEMA_VERSION}:"
 DELETE_PER_WRITE = 1000
 READ_BATCH = 1000
 
-# KEYS: times, records, up, down. ARGV: id, asked_at, json, cutoff, delete budget.
+# KEYS: times, records, up, down, voted_at. ARGV: id, asked_at, json, cutoff, delete budget.
 _ADD = """
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
 for _, id in ipairs(old) do
   redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[1], id)
+end
+local votes = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+for _, id in ipairs(votes) do
   redis.call('HDEL', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
-  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[5], id)
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return #old
 """
-# KEYS: times, counter. ARGV: id.
+# KEYS: counter, voted_at. ARGV: id, now.
 _VOTE = """
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
 """
 # KEYS: times, records. ARGV: id, json. Replace a record only while it exists (retention may race).
@@ -72,7 +77,7 @@ class RedisReportStore:
     def __init__(self, client: Any, url: str = "") -> None:
         self.redis = client
         self.url = redact_url(url) if url else "redis"
-        self._keys = [BASE + "times", BASE + "records", BASE + "up", BASE + "down"]
+        self._keys = [BASE + "times", BASE + "records", BASE + "up", BASE + "down", BASE + "voted_at"]
         self._add = client.register_script(_ADD)
         self._vote = client.register_script(_VOTE)
         self._replace = client.register_script(_REPLACE)
@@ -91,9 +96,9 @@ class RedisReportStore:
         self._add(keys=self._keys, args=[record.id, repr(record.asked_at), _to_json(record), repr(delete_before),
                                          DELETE_PER_WRITE])
 
-    def vote(self, record_id: str, vote: str) -> bool:
+    def vote(self, record_id: str, vote: str, now: float) -> None:
         counter = self._keys[2] if vote == "up" else self._keys[3]
-        return bool(self._vote(keys=[self._keys[0], counter], args=[record_id]))
+        self._vote(keys=[counter, self._keys[4]], args=[record_id, repr(now)])
 
     def read(self, since: float) -> list[QuestionRecord]:
         import redis
@@ -104,7 +109,7 @@ class RedisReportStore:
             for start in range(0, len(ids), READ_BATCH):
                 batch = ids[start:start + READ_BATCH]
                 with self.redis.pipeline(transaction=False) as pipe:
-                    for key in self._keys[1:]:
+                    for key in self._keys[1:4]:
                         pipe.hmget(key, batch)
                     raw, ups, downs = pipe.execute()
                 records += [_from_json(i, r, u, d) for i, r, u, d in zip(batch, raw, ups, downs) if r is not None]

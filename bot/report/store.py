@@ -6,7 +6,9 @@ touches); `redis_store.RedisReportStore` keeps its own keys in the ``[state] red
 Both carry a schema version in their names (``report_questions_v1``, ``…:report:v1:…``): a
 changed layout gets new names, and an old reader never misreads new rows.
 
-Retention is enforced on write: adding a record first deletes every record older than the
+Votes are kept apart from the records they count on, by record id, so a 👍 clicked before its
+record is written (the record is written after the reply is posted) still counts. Retention is
+enforced on write: adding a record first deletes every record, and every vote, older than the
 cut-off the recorder passes (``[report] retention_days`` before its clock's now).
 """
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 TABLE = f"report_questions_v{SCHEMA_VERSION}"
+VOTES = f"report_votes_v{SCHEMA_VERSION}"
 BUSY_TIMEOUT_MS = 5000  # as the answered-message store (bot/slack/store.py)
 
 _SCHEMA = f"""
@@ -40,13 +43,18 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     collections TEXT NOT NULL,      -- JSON list; [] = every collection
     documents TEXT NOT NULL,        -- JSON list of cited documents' short ids
     question TEXT,                  -- NULL unless [report] keep_questions
-    vector BLOB,                    -- float16 question vector; NULL unless keep_questions
-    up INTEGER NOT NULL DEFAULT 0,
-    down INTEGER NOT NULL DEFAULT 0
+    vector BLOB                     -- float16 question vector; NULL unless keep_questions
 );
 CREATE INDEX IF NOT EXISTS {TABLE}_asked_at ON {TABLE} (asked_at);
+CREATE TABLE IF NOT EXISTS {VOTES} (
+    id TEXT PRIMARY KEY,            -- the record voted on (which may be written after the vote)
+    up INTEGER NOT NULL DEFAULT 0,
+    down INTEGER NOT NULL DEFAULT 0,
+    voted_at REAL NOT NULL          -- the latest vote, for retention
+);
+CREATE INDEX IF NOT EXISTS {VOTES}_voted_at ON {VOTES} (voted_at);
 """
-_COLUMNS = "id, asked_at, via, outcome, collections, documents, question, vector, up, down"
+_COLUMNS = "id, asked_at, via, outcome, collections, documents, question, vector"
 
 
 class ReportStoreError(QabotError):
@@ -60,8 +68,8 @@ class ReportStore(Protocol):
         """Store `record`, first deleting every record asked before `delete_before`."""
         ...
 
-    def vote(self, record_id: str, vote: str) -> bool:
-        """Count one "up" or "down" on a record; False when there is no such record (any more)."""
+    def vote(self, record_id: str, vote: str, now: float) -> None:
+        """Count one "up" or "down" on a record, written already or not yet."""
         ...
 
     def read(self, since: float) -> list[QuestionRecord]:
@@ -82,7 +90,7 @@ class ReportStore(Protocol):
 def _row(record: QuestionRecord) -> tuple:
     vector = None if record.vector is None else np.asarray(record.vector, dtype=VECTOR_DTYPE).tobytes()
     return (record.id, record.asked_at, record.via, record.outcome, json.dumps(list(record.collections)),
-            json.dumps(list(record.documents)), record.question, vector, record.up, record.down)
+            json.dumps(list(record.documents)), record.question, vector)
 
 
 def _record(row: Sequence) -> QuestionRecord:
@@ -119,24 +127,28 @@ class SqliteReportStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(f"DELETE FROM {TABLE} WHERE asked_at < ?", (delete_before,))
-                self._db.execute(f"INSERT OR REPLACE INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._db.execute(f"DELETE FROM {VOTES} WHERE voted_at < ?", (delete_before,))
+                self._db.execute(f"INSERT OR REPLACE INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                  _row(record))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def vote(self, record_id: str, vote: str) -> bool:
-        column = "up" if vote == "up" else "down"
+    def vote(self, record_id: str, vote: str, now: float) -> None:
+        up = int(vote == "up")
         with self._lock:
-            cursor = self._db.execute(f"UPDATE {TABLE} SET {column} = {column} + 1 WHERE id = ?", (record_id,))
-            return cursor.rowcount > 0
+            self._db.execute(f"INSERT INTO {VOTES} (id, up, down, voted_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) "
+                             "DO UPDATE SET up = up + excluded.up, down = down + excluded.down, "
+                             "voted_at = excluded.voted_at", (record_id, up, 1 - up, now))
 
     def read(self, since: float) -> list[QuestionRecord]:
         try:
             with self._lock:
-                rows = self._db.execute(f"SELECT {_COLUMNS} FROM {TABLE} WHERE asked_at >= ? "
-                                        "ORDER BY asked_at DESC", (since,)).fetchall()
+                columns = ", ".join(f"q.{c}" for c in _COLUMNS.split(", "))
+                rows = self._db.execute(f"SELECT {columns}, COALESCE(v.up, 0), COALESCE(v.down, 0) FROM {TABLE} q "
+                                        f"LEFT JOIN {VOTES} v ON v.id = q.id WHERE q.asked_at >= ? "
+                                        "ORDER BY q.asked_at DESC", (since,)).fetchall()
         except sqlite3.Error as exc:
             raise ReportStoreError(f"cannot read the state database {self.path} ({exc})") from None
         return [_record(row) for row in rows]
