@@ -39,11 +39,15 @@ run: $(STAMP)
 		exec $(BIN)/qabot chat; \
 	fi
 
-# The shared-state tests start a real redis-server (Debian package) on a free port: install it
-# once on a fresh machine (CI runs as root). `make run` needs none of this.
+# The shared-state tests start a real redis-server (Debian package) on a free port, and the report
+# page test opens it in headless Chromium through chromedriver (Debian packages chromium and
+# chromium-driver): install them once on a fresh machine (CI runs as root). `make run` needs none.
 test-services:
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server; } \
 		|| echo "warning: could not install redis-server: the Redis tests will be skipped"
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } \
+		|| { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } \
+		|| echo "warning: could not install chromium: the report page test will be skipped"
 
 # Two pytest-xdist workers: the suite spends much of its time waiting on qabot processes, servers
 # and kills, which a second worker fills. TEST_WORKERS=0 runs in one process (e.g. to use -s or pdb).

@@ -15,6 +15,7 @@ Sections (see bench/README.md for what each measures and why):
   slack   signed Events API request -> chat.postMessage, against the Slack Web API stand-in
   scale   100k / 1M synthetic chunk vectors: index build, memory, search p50, recall@10
   milvus  milvus-lite beside FAISS on 100k synthetic chunks: ingest rate, search p50/p95, recall@10
+  report  `qabot report` on 10,000 recorded questions (a new process); what recording costs an answer
 
 Prints a table, writes bench/results/bench-<time>.json, latest.json and latest.md. Exits 1 if a
 section fails to run (not when a target is missed: absolute times on a shared machine wander).
@@ -43,10 +44,12 @@ from bench.sections.langchain import bench_langchain  # noqa: E402 (after the sy
 from bench.sections.query import bench_query  # noqa: E402 (after the sys.path line above)
 from bench.sections.milvus import bench_milvus  # noqa: E402 (after the sys.path line above)
 from bench.sections.scale import bench_scale  # noqa: E402 (after the sys.path line above)
+from bench.sections.report import bench_report  # noqa: E402 (after the sys.path line above)
 from bench.sections.slack import bench_slack  # noqa: E402 (after the sys.path line above)
 
 SECTIONS = {"ingest": bench_ingest, "langchain": bench_langchain, "query": bench_query,
-            "cold": bench_cold, "slack": bench_slack, "scale": bench_scale, "milvus": bench_milvus}
+            "cold": bench_cold, "slack": bench_slack, "scale": bench_scale, "milvus": bench_milvus,
+            "report": bench_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,9 @@ from .cli_common import run as _run
 from .cli_common import settings_for as _settings
 from .cli_common import shown as _shown
 from .cli_docs import docs_app, ingest_progress
+from .cli_report import report_command
 from .cli_render import ask_and_show, out
+from .report.recorder import QuestionRecorder
 from .settings import RETRIEVAL_MODES, Settings
 
 # rich_markup_mode=None: help in click's plain layout. Help texts name settings as "[slack] port",
@@ -38,6 +40,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 log = logging.getLogger("qabot")
 
 app.add_typer(docs_app, name="docs")
+app.command("report")(report_command)
 SourcesOption = typer.Option(False, "--sources", help="Also list the other passages found (folded away by default).")
 VerboseOption = typer.Option(False, "--verbose", "-v", help="Show more: the other passages found, as --sources.")
 _verbose = False  # -v before the command: also show what a follow-up searched for
@@ -165,6 +168,7 @@ def _chat(index: Optional[Path], sources: bool = False) -> None:
     out.print(f"qabot: {docs} document{'s' if docs != 1 else ''} indexed. Ask a question; "
               "'exit' or Ctrl-D quits.")
     read = _line_reader(settings)
+    recorder = QuestionRecorder.from_settings(settings, via="chat", required=False)
     history: list[str] = []
     while True:
         try:
@@ -177,10 +181,11 @@ def _chat(index: Optional[Path], sources: bool = False) -> None:
             continue
         if question.lower() in {"exit", "quit", ":q"}:
             break
-        ask_and_show(answerer, question, history, sources=sources,
-                     show_query=lambda answer: _show_query(answer, sources))
+        recorder.record(ask_and_show(answerer, question, history, sources=sources,
+                                     show_query=lambda answer: _show_query(answer, sources)))
         out.print()
         history.append(question)
+    recorder.close()
 
 
 def _show_query(answer: Answer, verbose: bool = False) -> None:

@@ -50,7 +50,7 @@ STORE_BACKENDS = ("faiss", "milvus")
 MILVUS_INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8")
 MAX_PORT = 65535
 # Sections whose environment variables name the section: QABOT_LLM_ENABLED, not QABOT_ENABLED.
-SECTION_ENV_PREFIXES = {"llm": "LLM_"}
+SECTION_ENV_PREFIXES = {"llm": "LLM_", "report": "REPORT_"}
 # An environment variable's name (what [llm] api_key_env holds; never the key itself).
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 # all-MiniLM-L6-v2 has 512 position embeddings: longer inputs cannot be encoded.
@@ -242,6 +242,13 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    # `qabot report` (docs/report.md): a question's text and vector are kept only with keep_questions.
+    keep_questions: bool = True
+    retention_days: float = _setting(30.0, **POSITIVE)  # every record is deleted after this
+
+
+@dataclass(frozen=True)
 class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -253,6 +260,7 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     state: StateSettings = field(default_factory=StateSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
 
     def replace(self, section: str, **changes: Any) -> "Settings":
         """A copy with some keys of one section changed (settings objects are immutable)."""

@@ -220,7 +220,8 @@ def test_version_is_the_installed_distributions():
 
 
 @pytest.mark.parametrize("command", [(), ("ingest",), ("ask",), ("chat",), ("serve",), ("eval",),
-                                     ("docs",), ("docs", "list"), ("docs", "show"), ("docs", "remove")])
+                                     ("docs",), ("docs", "list"), ("docs", "show"), ("docs", "remove"),
+                                     ("report",)])
 def test_help_shows_flags_as_flags_and_settings_by_their_section(command):
     """Plain help at 80 columns: a flag without a type, a value with its metavar, and "[slack]"
     as written (Rich markup would swallow it)."""
@@ -243,7 +244,8 @@ def test_help_shows_flags_as_flags_and_settings_by_their_section(command):
 # bm25s and scipy (keyword search reads the saved matrix), the LLM, Slack and Milvus paths, and
 # ingest's sentence splitter (pysbd) and web extraction, and torch.
 NOT_ON_THE_ASK_PATH = ("typer", "click", "pydantic", "bm25s", "scipy", "openai", "slack_bolt", "slack_sdk",
-                       "pymilvus", "pysbd", "trafilatura", "torch", "tqdm", "bot.answering.llm")
+                       "pymilvus", "pysbd", "trafilatura", "torch", "tqdm", "bot.answering.llm", "matplotlib",
+                       "bot.report")
 
 
 def test_a_cold_ask_imports_only_the_question_path(sample_index):

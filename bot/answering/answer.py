@@ -66,6 +66,8 @@ class Answer:
     # The text searched with when a follow-up was answered with the conversation's subject (the
     # question alone was declined); None otherwise. Shown by `qabot chat -v`, never logged.
     query: str | None = None
+    # The collections the answer was searched in; () = all of them.
+    collections: tuple[str, ...] = ()
 
     @property
     def highlighted(self) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
@@ -23,6 +24,7 @@ from slack_sdk import WebClient
 
 from .blocks import SECTION_TEXT_LIMIT, escape_truncate, safe_url
 from .client import api_error
+from .home_gaps import gap_blocks, top_gaps
 from .state import BotState
 
 log = logging.getLogger(__name__)
@@ -224,7 +226,8 @@ def _store_block(store: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def render_home(documents: Sequence[KnownDocument], settings: Any, *, bot_user_id: str | None = None,
-                tally: FeedbackTally | None = None, store: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                tally: FeedbackTally | None = None, store: Mapping[str, Any] | None = None,
+                gaps: list | None = None) -> dict[str, Any]:
     """The Home tab view: what the bot knows, how to ask, and `tally` when the viewer is an admin."""
     chunks = sum(d.chunks for d in documents)
     top = [_header("Answers from your documents"),
@@ -236,6 +239,8 @@ def render_home(documents: Sequence[KnownDocument], settings: Any, *, bot_user_i
     bottom = [{"type": "divider"}, *_how_to_ask(settings, bot_user_id)]
     if tally is not None:
         bottom += _admin_blocks(tally)
+    if gaps is not None:
+        bottom += gap_blocks(gaps)
     if store is not None:
         bottom.append(_store_block(store))
     budget = HOME_MAX_BLOCKS - len(top) - len(bottom)
@@ -257,7 +262,8 @@ def on_app_home_opened(event: Mapping, context: BoltContext, client: WebClient, 
         except OSError as exc:
             log.warning("could not read the feedback log %s for the Home tab: %s", qabot.feedback.path, exc)
     view = render_home(known_documents(qabot.answerer), qabot.settings, bot_user_id=context.bot_user_id,
-                       tally=tally, store=qabot.health.report() if qabot.is_admin(user) else None)
+                       tally=tally, store=qabot.health.report() if qabot.is_admin(user) else None,
+                       gaps=top_gaps(qabot.recorder, time.time()) if qabot.is_admin(user) else None)
     try:
         client.views_publish(user_id=user, view=view)
     except Exception as exc:

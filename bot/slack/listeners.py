@@ -269,6 +269,7 @@ def on_feedback(ack: Ack, body: dict, action: dict, client: WebClient, qabot: Bo
     except OSError as exc:
         log.error("could not append to the feedback log %s: %s", qabot.feedback.path, exc, exc_info=True)
         thanks = "Sorry, I couldn't record your feedback. The error has been logged."
+    qabot.recorder.vote(feedback_id, vote)  # the report's count (never fails: logged if it cannot)
     log.info("feedback %s from %s on answer %s", vote, user, feedback_id)
     try:
         if body.get("response_url"):

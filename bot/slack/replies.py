@@ -65,6 +65,7 @@ def answer_and_post(state: BotState, question: SlackQuestion, *, sink: ReplySink
         log.error("posting the answer in %s failed: %s", where, api_error(exc), exc_info=True)
         _fail(sink, render_apology(), where)
         return None
+    state.recorder.record(answer, record_id=feedback_id)  # its votes find it by the same id
     log.info("answered in %s in %.0f ms (%s)", where, (time.perf_counter() - started) * 1000,
              "abstained" if answer.abstained else f"{len(answer.citations)} passages")
     return answer

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from ..report.recorder import QuestionRecorder
 from ..settings import Settings
 from .blocks import suggested_prompts
 from .dedupe import SeenKeys
@@ -51,6 +52,7 @@ class BotState:
     prompts: list[dict[str, str]]  # the assistant panel's suggested prompts
     streamer: Streamer  # makes each reply's sink; remembers whether Slack can stream
     health: StoreHealth  # the store in use, whether it is reachable, answers given or dropped without it
+    recorder: QuestionRecorder  # what became of each question, for `qabot report` (bot/report/)
     # Redis state only: message events held until answered, and the thread that takes over a dead
     # replica's (handover.py); None with SQLite, whose replicas share one host.
     handover: "HandOver | None" = None
@@ -80,6 +82,7 @@ class BotState:
             prompts=list(prompts) if prompts else suggested_prompts(document_titles(answerer)),
             streamer=Streamer(cfg.stream_after_s),
             health=StoreHealth(answered, settings.state.on_unavailable, cfg.dedupe_max_entries),
+            recorder=QuestionRecorder.from_settings(settings, via="slack"),
             handover=handover,
         )
 
@@ -121,6 +124,7 @@ class BotState:
         self.listeners.shutdown(wait=True, cancel_futures=True, timeout=POOL_JOIN_S)
         self.answers.shutdown(wait=True, cancel_futures=True, timeout=POOL_JOIN_S)
         self.answered.close()
+        self.recorder.close()
 
 
 def shared_state(settings: Settings) -> tuple[AnsweredStore, ConversationMemory, FeedbackLog, "HandOver | None"]:
