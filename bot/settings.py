@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import re
 import tomllib
@@ -55,6 +56,11 @@ SECTION_ENV_PREFIXES = {"llm": "LLM_", "report": "REPORT_"}
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 # all-MiniLM-L6-v2 has 512 position embeddings: longer inputs cannot be encoded.
 MODEL_MAX_POSITIONS = 512
+# A document collection's name (embeddings/collections.py, NAME_PATTERN), or "*": every collection.
+EVERY_COLLECTION = "*"
+COLLECTION_PATTERN = r"\*|[a-z0-9][a-z0-9_.-]{0,63}"
+# The type of a table of channel id -> collection names ([slack] channel_collections).
+ChannelMap = dict[str, tuple[str, ...]]
 
 
 class SettingsError(QabotError, ValueError):
@@ -80,7 +86,8 @@ class Rule:
             return f"must be one of {', '.join(self.choices)}"
         if self.prefixes and not str(value).startswith(self.prefixes):
             return f"must start with {' or '.join(self.prefixes)}"
-        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
+        items = value if isinstance(value, tuple) else (value,)  # a list's rule applies to each item
+        if self.pattern is not None and not all(re.fullmatch(self.pattern, str(v)) for v in items):
             return f"must be {self.what or 'of the form ' + self.pattern}"
         if self.minimum is not None and self.maximum is not None:
             if not self.minimum <= value <= self.maximum:
@@ -106,6 +113,8 @@ POSITIVE = {"minimum": 0, "exclusive_minimum": True}
 NON_NEGATIVE = {"minimum": 0}
 AT_LEAST_ONE = {"minimum": 1}
 FRACTION = {"minimum": 0, "maximum": 1}
+COLLECTION_NAMES = {"pattern": COLLECTION_PATTERN,
+                    "what": 'collection names (lower-case letters, digits, - _ .) or "*" (every collection)'}
 
 
 @dataclass(frozen=True)
@@ -194,6 +203,11 @@ class SlackSettings:
     admin_users: tuple[str, ...] = ()
     # A reply is streamed (chat.startStream) once its text has been arriving this long (seconds).
     stream_after_s: float = _setting(1.0, **NON_NEGATIVE)
+    # Document collections each channel answers from (channel id -> names; "*": all), those of
+    # channels not listed, and those of DMs and the assistant panel (bot/slack/collections.py).
+    channel_collections: ChannelMap = field(default_factory=dict)
+    default_collections: tuple[str, ...] = _setting((EVERY_COLLECTION,), **COLLECTION_NAMES)
+    dm_collections: tuple[str, ...] = _setting((EVERY_COLLECTION,), **COLLECTION_NAMES)
 
 
 @dataclass(frozen=True)
@@ -304,8 +318,25 @@ def checkout_config() -> Path | None:
 
 
 def _type_name(kind: Any) -> str:
+    if kind == ChannelMap:
+        return ('a table of channel id = [collection names] (in the environment as JSON, {"C123": ["hr"]}; '
+                'names: lower-case letters, digits, - _ . or "*")')
     return {bool: "true or false", int: "an integer", float: "a number", Path: "a path",
             str: "a string"}.get(kind, "a list of strings")
+
+
+def _channel_map(value: Any, from_env: bool) -> ChannelMap:
+    """A channel -> collections table from TOML, or from JSON text in the environment."""
+    table = json.loads(value) if from_env else value
+    if not isinstance(table, dict):
+        raise ValueError(value)
+    checked: ChannelMap = {}
+    for channel, names in table.items():
+        if not isinstance(channel, str) or not channel.strip() or not isinstance(names, list) or \
+                not all(isinstance(n, str) and re.fullmatch(COLLECTION_PATTERN, n) for n in names):
+            raise ValueError(value)
+        checked[channel.strip()] = tuple(names)
+    return checked
 
 
 def _coerce(value: Any, kind: Any, base: Path | None) -> Any:
@@ -337,6 +368,8 @@ def _coerce(value: Any, kind: Any, base: Path | None) -> Any:
             raise ValueError(value)
         path = Path(value).expanduser()
         return Path(os.path.normpath(base / path)) if base is not None and not path.is_absolute() else path
+    if kind == ChannelMap:
+        return _channel_map(value, from_env)
     if kind == tuple[str, ...]:
         if from_env:
             return tuple(part.strip() for part in value.split(",") if part.strip())

@@ -11,7 +11,7 @@ type it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import AbstractSet, Callable, Iterable, Sequence, Union, cast
@@ -22,6 +22,7 @@ from . import storage
 from .chunk_record import ChunkRecord, ChunkRecords, MemoryChunks, as_records
 from .chunk_vectors import EMBED_SLICE, embed_texts, pooled_sentence_vectors
 from .chunking import chunk_document
+from .collections import DEFAULT, RowFilter, Scope, check_names
 from .documents import Document
 from .encoders import Encoder
 from .entities import tag_paragraphs
@@ -59,11 +60,12 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)  # unchanged text, other collections: not re-embedded
     chunks_added: int = 0
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated)
+        return bool(self.added or self.updated or self.moved)
 
 
 class Index:
@@ -91,6 +93,7 @@ class Index:
         self.documents: dict[str, DocumentInfo] = {}
         self.store: VectorStore = store if store is not None else FaissStore(dimension)
         self._chunks: ChunkRecords = MemoryChunks()
+        self._row_filter = RowFilter()  # each collection's rows, for stores that filter by row
         self._keyword: Union[KeywordIndex, TermStatistics, None] = None
         self.sentences: SentenceStore | None = SentenceStore(dimension) if chunk_vectors == "sentences" else None
         if self.records_in_store:  # records and keyword statistics not in RAM
@@ -116,8 +119,13 @@ class Index:
     # --- building -------------------------------------------------------------------------
 
     def add(self, documents: Iterable[Document], encoder: Encoder, batch_size: int,
-            progress: Callable[[int, int], None] | None = None) -> IngestReport:
+            progress: Callable[[int, int], None] | None = None,
+            collections: Sequence[str] | None = None) -> IngestReport:
         """Add or replace documents; unchanged ones (same content hash) are skipped untouched.
+
+        `collections` are the documents' collections (embeddings/collections.py): None keeps a
+        known document's and puts a new one in "default". An unchanged document named with other
+        collections is moved: its records are relabelled, its vectors kept (not re-embedded).
 
         Every new chunk of every document is embedded in one pass (in slices of EMBED_SLICE), not
         document by document: the encoder sorts the texts it is given by length and pads each batch
@@ -134,15 +142,21 @@ class Index:
         new_chunks: list[ChunkRecord] = []
         texts: list[str] = []
         replaced: set[str] = set()
+        named = check_names(collections) if collections is not None else None
         for document in documents:
             previous = self.documents.get(document.doc_id)
+            owned = named or (previous.collections if previous is not None else (DEFAULT,))
             if previous is not None and previous.sha256 == document.sha256:
-                report.skipped.append(document.source)
+                if owned != previous.collections and document.doc_id not in replaced:
+                    self.move(document.doc_id, owned)
+                    report.moved.append(document.source)
+                else:
+                    report.skipped.append(document.source)
                 continue
             if document.doc_id in replaced:
                 continue
             found = None if self.entities is None else tag_paragraphs(document.text)
-            records = [ChunkRecord.from_chunk(c, found)
+            records = [ChunkRecord.from_chunk(c, found, owned)
                        for c in chunk_document(document, self.chunk_words, self.sentence_overlap)]
             texts.extend(self.embedding_text(document.title, r.text) for r in records)
             new_chunks.extend(records)
@@ -151,7 +165,7 @@ class Index:
                 document.doc_id, document.title, document.source, document.url, document.sha256,
                 len(records), added=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 size=document.size or len(document.text.encode("utf-8")), pages=document.pages,
-                etag=document.etag, last_modified=document.last_modified)
+                etag=document.etag, last_modified=document.last_modified, collections=owned)
             (report.updated if previous is not None else report.added).append(document.source)
             report.chunks_added += len(records)
         if replaced:
@@ -167,6 +181,7 @@ class Index:
         """Drop the chunks of the `replaced` documents and append `records`, embedded already
         (`texts` as the encoder saw them, their `vectors`). `add` calls it; the bench too, with
         synthetic vectors. The documents' `DocumentInfo` is the caller's."""
+        self._row_filter.reset()
         if self.records_in_store:
             from .milvus_chunks import MilvusChunks
 
@@ -179,6 +194,43 @@ class Index:
             self.store.add(vectors)
         self._chunks = MemoryChunks([*held.without(set(replaced)), *records])
         self._keyword = None
+
+    def move(self, doc_id: str, collections: Sequence[str]) -> None:
+        """Put a document in other `collections` without embedding it again: its records are
+        relabelled in place (FAISS) or written again with their stored vectors (Milvus, whose
+        entities never change under a key)."""
+        names = check_names(collections)
+        info = self.documents[doc_id]
+        rows = self._chunks.rows_of([doc_id])
+        records = [replace(r, collections=names) for r in self._chunks.fetch(rows)]
+        self.documents[doc_id] = replace(info, collections=names)
+        if self.records_in_store:
+            texts = [self.embedding_text(info.title, r.text) for r in records]
+            self.add_records(records, texts, self.store.vectors(rows), {doc_id})
+            return
+        held = cast(MemoryChunks, self._chunks)
+        for row, record in zip(rows, records):
+            held[row] = record
+        self._row_filter.reset()
+
+    def collection_sizes(self) -> dict[str, int]:
+        """Each collection and how many documents it holds (a document may be in several)."""
+        sizes: dict[str, int] = {}
+        for info in self.documents.values():
+            for name in info.collections:
+                sizes[name] = sizes.get(name, 0) + 1
+        return dict(sorted(sizes.items()))
+
+    def scope(self, collections: Sequence[str] | None) -> Scope | None:
+        """What a search in `collections` may read (None: everything). A store that filters by
+        collection itself gets the names; otherwise the rows are worked out here, once per change."""
+        if collections is None:
+            return None
+        names = tuple(sorted(set(collections)))
+        if self.store.capabilities.filters_collections:
+            return Scope(names, None, self._row_filter.generation)
+        rows = self._row_filter.rows((c.collections for c in self._chunks), names)
+        return Scope(names, rows, self._row_filter.generation)
 
     def _sentence_inputs(self, chunk: ChunkRecord) -> Iterable[str]:
         """What the encoder sees for each sentence of a chunk (its document is in `documents`)."""
@@ -212,23 +264,32 @@ class Index:
                 [self.embedding_text(self.documents[c.doc_id].title, c.text) for c in self.chunks])
         return self._keyword
 
-    def search(self, k: int, *, text: str | None = None, vector: np.ndarray | None = None) -> Results:
+    def search(self, k: int, *, text: str | None = None, vector: np.ndarray | None = None,
+               collections: Sequence[str] | None = None) -> Results:
         """The best `k` chunks by meaning (for the query's `vector`) and by keyword (for its `text`);
-        either retriever is skipped when its input is None."""
-        return Results(self.search_dense(vector, k) if vector is not None else [],
-                       self.search_keyword(text, k) if text is not None else [])
+        either retriever is skipped when its input is None. With `collections`, only chunks of
+        those collections are searched (filtered inside each search: all `k` can come from them)."""
+        scope = self.scope(collections)
+        return Results(self.search_dense(vector, k, scope=scope) if vector is not None else [],
+                       self.search_keyword(text, k, scope=scope) if text is not None else [])
 
-    def search_dense(self, vector: np.ndarray, k: int) -> list[Hit]:
-        if not self.chunks or k <= 0:
+    def search_dense(self, vector: np.ndarray, k: int, *, scope: Scope | None = None) -> list[Hit]:
+        if not self.chunks or k <= 0 or (scope is not None and not scope.names):
             return []
-        scores, rows = self.store.search(vector, min(k, len(self.chunks)))
+        if scope is None:
+            scores, rows = self.store.search(vector, min(k, len(self.chunks)))
+        else:
+            scores, rows = self.store.search(vector, min(k, len(self.chunks)), scope)
         return self._hits(rows, scores)
 
-    def search_keyword(self, query: str, k: int) -> list[Hit]:
+    def search_keyword(self, query: str, k: int, *, scope: Scope | None = None) -> list[Hit]:
+        if scope is not None and not scope.names:
+            return []
         if self.store.capabilities.hybrid_search:  # the store's own BM25 (embeddings/milvus.py)
-            rows, scores = cast(HybridStore, self.store).keyword_search(self.keyword.query_tokens(query), k)
+            rows, scores = cast(HybridStore, self.store).keyword_search(self.keyword.query_tokens(query), k,
+                                                                        scope=scope)
         else:
-            rows, scores = cast(KeywordIndex, self.keyword).search(query, k)
+            rows, scores = cast(KeywordIndex, self.keyword).search(query, k, None if scope is None else scope.rows)
         return self._hits(rows, scores)
 
     def _hits(self, rows: Iterable[int] | np.ndarray, scores: Iterable[float] | np.ndarray) -> list[Hit]:
@@ -247,14 +308,14 @@ class Index:
         return cast(HybridStore, self.store).hybrid_search
 
     def search_hybrid(self, query: str, vector: np.ndarray, k: int, *, ranker: str, rrf_k: int,
-                      dense_weight: float) -> list[Hit]:
+                      dense_weight: float, collections: Sequence[str] | None = None) -> list[Hit]:
         """The best `k` chunks by the store's own hybrid search (dense + BM25 fused by its
         `ranker`), for stores that have one (Milvus); the scores are the ranker's."""
         hybrid = self.store_hybrid_search()
-        if not len(self.chunks) or k <= 0:
+        if not len(self.chunks) or k <= 0 or (collections is not None and not collections):
             return []
         scores, rows = hybrid(vector, self.keyword.query_tokens(query), min(k, len(self.chunks)), ranker=ranker,
-                              rrf_k=rrf_k, dense_weight=dense_weight)
+                              rrf_k=rrf_k, dense_weight=dense_weight, scope=self.scope(collections))
         return self._hits(rows, scores)
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
