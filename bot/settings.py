@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import os
 import re
 import tomllib
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, get_type_hints
 
 from embeddings.errors import QabotError
+
+from .settings_types import COLLECTION_PATTERN, EVERY_COLLECTION, ChannelMap, coerce, type_name
 
 #: The folder holding ``bot/``: a source checkout's root, or ``site-packages`` when installed.
 _CODE_ROOT = Path(__file__).resolve().parent.parent
@@ -56,11 +57,6 @@ SECTION_ENV_PREFIXES = {"llm": "LLM_", "report": "REPORT_"}
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 # all-MiniLM-L6-v2 has 512 position embeddings: longer inputs cannot be encoded.
 MODEL_MAX_POSITIONS = 512
-# A document collection's name (embeddings/collections.py, NAME_PATTERN), or "*": every collection.
-EVERY_COLLECTION = "*"
-COLLECTION_PATTERN = r"\*|[a-z0-9][a-z0-9_.-]{0,63}"
-# The type of a table of channel id -> collection names ([slack] channel_collections).
-ChannelMap = dict[str, tuple[str, ...]]
 
 
 class SettingsError(QabotError, ValueError):
@@ -317,77 +313,13 @@ def checkout_config() -> Path | None:
     return None
 
 
-def _type_name(kind: Any) -> str:
-    if kind == ChannelMap:
-        return ('a table of channel id = [collection names] (in the environment as JSON, {"C123": ["hr"]}; '
-                'names: lower-case letters, digits, - _ . or "*")')
-    return {bool: "true or false", int: "an integer", float: "a number", Path: "a path",
-            str: "a string"}.get(kind, "a list of strings")
-
-
-def _channel_map(value: Any, from_env: bool) -> ChannelMap:
-    """A channel -> collections table from TOML, or from JSON text in the environment."""
-    table = json.loads(value) if from_env else value
-    if not isinstance(table, dict):
-        raise ValueError(value)
-    checked: ChannelMap = {}
-    for channel, names in table.items():
-        if not isinstance(channel, str) or not channel.strip() or not isinstance(names, list) or \
-                not all(isinstance(n, str) and re.fullmatch(COLLECTION_PATTERN, n) for n in names):
-            raise ValueError(value)
-        checked[channel.strip()] = tuple(names)
-    return checked
-
-
-def _coerce(value: Any, kind: Any, base: Path | None) -> Any:
-    """A TOML or environment value as the declared type; ValueError when it is not one.
-
-    Environment values are text, so text converts; a TOML file has types, so there ``"3"`` is not
-    an integer. `base` is the folder relative paths resolve from: a config file's, or None for the
-    environment."""
-    from_env = base is None and isinstance(value, str)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        lowered = value.strip().lower() if from_env else None
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise ValueError(value)
-    if kind is int:
-        if isinstance(value, (bool, float)) or (isinstance(value, str) and not from_env):
-            raise ValueError(value)
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool) or (isinstance(value, str) and not from_env):
-            raise ValueError(value)
-        return float(value)
-    if kind is Path:
-        if not isinstance(value, str) or not value:
-            raise ValueError(value)
-        path = Path(value).expanduser()
-        return Path(os.path.normpath(base / path)) if base is not None and not path.is_absolute() else path
-    if kind == ChannelMap:
-        return _channel_map(value, from_env)
-    if kind == tuple[str, ...]:
-        if from_env:
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
-            raise ValueError(value)
-        return tuple(value)
-    if not isinstance(value, str):
-        raise ValueError(value)
-    return value
-
-
 def _checked(key: Key, value: Any, source: str, base: Path | None = None) -> Any:
     """The coerced, validated value, or a one-line SettingsError naming the key and its source."""
     try:
-        value = _coerce(value, key.kind, base)
+        value = coerce(value, key.kind, base)
     except (TypeError, ValueError):
         got = f"; got {value!r}" if key.rule.echo else ""
-        raise SettingsError(f"setting {key.name} ({source}) must be {_type_name(key.kind)}{got}") from None
+        raise SettingsError(f"setting {key.name} ({source}) must be {type_name(key.kind)}{got}") from None
     _validate(key, value, source)
     return value
 

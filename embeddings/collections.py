@@ -41,16 +41,19 @@ def check_names(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(checked))
 
 
-def stored_names(raw: object) -> tuple[str, ...]:
+def stored_names(raw: Iterable[str] | None) -> tuple[str, ...]:
     """The collections read from a stored record (documents.json, a chunk's JSON): absent or empty
     in an index saved before collections existed, which therefore reads as all `DEFAULT`."""
     if not raw:
         return (DEFAULT,)
-    return tuple(str(name) for name in raw)  # type: ignore[union-attr]
+    return tuple(str(name) for name in raw)
 
 
 def milvus_filter(names: Sequence[str]) -> str:
-    """Milvus's boolean expression for rows in any of `names` (checked names: no quoting issue)."""
+    """Milvus's boolean expression for rows in any of `names` (checked names: no quoting issue);
+    for no names, one no row matches (keys are never negative)."""
+    if not names:
+        return "pk < 0"
     return f"array_contains_any(collections, {json.dumps(list(check_names(names)))})"
 
 

@@ -11,7 +11,7 @@ type it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import AbstractSet, Callable, Iterable, Sequence, Union, cast
@@ -22,7 +22,8 @@ from . import storage
 from .chunk_record import ChunkRecord, ChunkRecords, MemoryChunks, as_records
 from .chunk_vectors import EMBED_SLICE, embed_texts, pooled_sentence_vectors
 from .chunking import chunk_document
-from .collections import DEFAULT, RowFilter, Scope, check_names
+from .collections import DEFAULT, RowFilter, check_names
+from .index_search import Hit, Results, Searching, move_document
 from .documents import Document
 from .encoders import Encoder
 from .entities import tag_paragraphs
@@ -33,26 +34,11 @@ from .keyword import KeywordIndex
 from .sentence_store import SentenceStore, drop_documents
 from .storage import FORMAT_VERSION, REBUILD_HINT
 from .term_stats import TermStatistics
-from .vectors import ExternalStore, FaissStore, HybridStore, RecordStore, VectorStore
+from .vectors import ExternalStore, FaissStore, RecordStore, VectorStore
 
 # Names other modules import from here (they live in chunk_record.py, index_files.py, chunk_vectors.py).
 __all__ = ["BM25_DIR", "CHUNKS_FILE", "CHUNK_VECTORS", "DOCUMENTS_FILE", "EMBED_SLICE", "ChunkRecord",
            "DocumentInfo", "Hit", "Index", "IngestReport", "Results"]
-
-
-@dataclass(frozen=True)
-class Hit:
-    row: int
-    chunk: ChunkRecord
-    score: float
-
-
-@dataclass(frozen=True)
-class Results:
-    """Both retrievers' hits for one query, best first."""
-
-    dense: list[Hit]
-    keyword: list[Hit]
 
 
 @dataclass
@@ -68,7 +54,7 @@ class IngestReport:
         return bool(self.added or self.updated or self.moved)
 
 
-class Index:
+class Index(Searching):
     """Chunks of documents, searchable by meaning and by keyword.
 
     Rows are dense and ordered: row i of the vector store, of the BM25 matrix and of `chunks` is
@@ -93,7 +79,7 @@ class Index:
         self.documents: dict[str, DocumentInfo] = {}
         self.store: VectorStore = store if store is not None else FaissStore(dimension)
         self._chunks: ChunkRecords = MemoryChunks()
-        self._row_filter = RowFilter()  # each collection's rows, for stores that filter by row
+        self.row_filter = RowFilter()  # each collection's rows, for stores that filter by row
         self._keyword: Union[KeywordIndex, TermStatistics, None] = None
         self.sentences: SentenceStore | None = SentenceStore(dimension) if chunk_vectors == "sentences" else None
         if self.records_in_store:  # records and keyword statistics not in RAM
@@ -123,9 +109,8 @@ class Index:
             collections: Sequence[str] | None = None) -> IngestReport:
         """Add or replace documents; unchanged ones (same content hash) are skipped untouched.
 
-        `collections` are the documents' collections (embeddings/collections.py): None keeps a
-        known document's and puts a new one in "default". An unchanged document named with other
-        collections is moved: its records are relabelled, its vectors kept (not re-embedded).
+        `collections`: the documents' (None: a known document's own, "default" for a new one); an
+        unchanged document named with other collections is moved, not embedded again.
 
         Every new chunk of every document is embedded in one pass (in slices of EMBED_SLICE), not
         document by document: the encoder sorts the texts it is given by length and pads each batch
@@ -147,11 +132,10 @@ class Index:
             previous = self.documents.get(document.doc_id)
             owned = named or (previous.collections if previous is not None else (DEFAULT,))
             if previous is not None and previous.sha256 == document.sha256:
-                if owned != previous.collections and document.doc_id not in replaced:
-                    self.move(document.doc_id, owned)
-                    report.moved.append(document.source)
-                else:
-                    report.skipped.append(document.source)
+                moved = owned != previous.collections and document.doc_id not in replaced
+                if moved:
+                    move_document(self, document.doc_id, owned)
+                (report.moved if moved else report.skipped).append(document.source)
                 continue
             if document.doc_id in replaced:
                 continue
@@ -181,7 +165,7 @@ class Index:
         """Drop the chunks of the `replaced` documents and append `records`, embedded already
         (`texts` as the encoder saw them, their `vectors`). `add` calls it; the bench too, with
         synthetic vectors. The documents' `DocumentInfo` is the caller's."""
-        self._row_filter.reset()
+        self.row_filter.reset()
         if self.records_in_store:
             from .milvus_chunks import MilvusChunks
 
@@ -194,43 +178,6 @@ class Index:
             self.store.add(vectors)
         self._chunks = MemoryChunks([*held.without(set(replaced)), *records])
         self._keyword = None
-
-    def move(self, doc_id: str, collections: Sequence[str]) -> None:
-        """Put a document in other `collections` without embedding it again: its records are
-        relabelled in place (FAISS) or written again with their stored vectors (Milvus, whose
-        entities never change under a key)."""
-        names = check_names(collections)
-        info = self.documents[doc_id]
-        rows = self._chunks.rows_of([doc_id])
-        records = [replace(r, collections=names) for r in self._chunks.fetch(rows)]
-        self.documents[doc_id] = replace(info, collections=names)
-        if self.records_in_store:
-            texts = [self.embedding_text(info.title, r.text) for r in records]
-            self.add_records(records, texts, self.store.vectors(rows), {doc_id})
-            return
-        held = cast(MemoryChunks, self._chunks)
-        for row, record in zip(rows, records):
-            held[row] = record
-        self._row_filter.reset()
-
-    def collection_sizes(self) -> dict[str, int]:
-        """Each collection and how many documents it holds (a document may be in several)."""
-        sizes: dict[str, int] = {}
-        for info in self.documents.values():
-            for name in info.collections:
-                sizes[name] = sizes.get(name, 0) + 1
-        return dict(sorted(sizes.items()))
-
-    def scope(self, collections: Sequence[str] | None) -> Scope | None:
-        """What a search in `collections` may read (None: everything). A store that filters by
-        collection itself gets the names; otherwise the rows are worked out here, once per change."""
-        if collections is None:
-            return None
-        names = tuple(sorted(set(collections)))
-        if self.store.capabilities.filters_collections:
-            return Scope(names, None, self._row_filter.generation)
-        rows = self._row_filter.rows((c.collections for c in self._chunks), names)
-        return Scope(names, rows, self._row_filter.generation)
 
     def _sentence_inputs(self, chunk: ChunkRecord) -> Iterable[str]:
         """What the encoder sees for each sentence of a chunk (its document is in `documents`)."""
@@ -263,60 +210,6 @@ class Index:
             self._keyword = KeywordIndex.build(
                 [self.embedding_text(self.documents[c.doc_id].title, c.text) for c in self.chunks])
         return self._keyword
-
-    def search(self, k: int, *, text: str | None = None, vector: np.ndarray | None = None,
-               collections: Sequence[str] | None = None) -> Results:
-        """The best `k` chunks by meaning (for the query's `vector`) and by keyword (for its `text`);
-        either retriever is skipped when its input is None. With `collections`, only chunks of
-        those collections are searched (filtered inside each search: all `k` can come from them)."""
-        scope = self.scope(collections)
-        return Results(self.search_dense(vector, k, scope=scope) if vector is not None else [],
-                       self.search_keyword(text, k, scope=scope) if text is not None else [])
-
-    def search_dense(self, vector: np.ndarray, k: int, *, scope: Scope | None = None) -> list[Hit]:
-        if not self.chunks or k <= 0 or (scope is not None and not scope.names):
-            return []
-        if scope is None:
-            scores, rows = self.store.search(vector, min(k, len(self.chunks)))
-        else:
-            scores, rows = self.store.search(vector, min(k, len(self.chunks)), scope)
-        return self._hits(rows, scores)
-
-    def search_keyword(self, query: str, k: int, *, scope: Scope | None = None) -> list[Hit]:
-        if scope is not None and not scope.names:
-            return []
-        if self.store.capabilities.hybrid_search:  # the store's own BM25 (embeddings/milvus.py)
-            rows, scores = cast(HybridStore, self.store).keyword_search(self.keyword.query_tokens(query), k,
-                                                                        scope=scope)
-        else:
-            rows, scores = cast(KeywordIndex, self.keyword).search(query, k, None if scope is None else scope.rows)
-        return self._hits(rows, scores)
-
-    def _hits(self, rows: Iterable[int] | np.ndarray, scores: Iterable[float] | np.ndarray) -> list[Hit]:
-        kept = [(int(r), float(s)) for r, s in zip(rows, scores) if r >= 0]
-        return [Hit(r, c, s) for (r, s), c in zip(kept, self._chunks.fetch([r for r, _ in kept]))]
-
-    def chunks_of(self, doc_id: str) -> list[ChunkRecord]:
-        """One document's chunks, in row order (from a store that keeps them, only those are fetched)."""
-        return self._chunks.fetch(self._chunks.rows_of([doc_id]))
-
-    def store_hybrid_search(self) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-        """The store's own hybrid search (Milvus); a store without one (FAISS) is refused in one line."""
-        if not self.store.capabilities.hybrid_search:
-            raise IndexMismatchError('a "milvus-*" fusion runs in Milvus and needs store_backend = "milvus"; '
-                                     'with FAISS use fusion = "score" or "rrf"')
-        return cast(HybridStore, self.store).hybrid_search
-
-    def search_hybrid(self, query: str, vector: np.ndarray, k: int, *, ranker: str, rrf_k: int,
-                      dense_weight: float, collections: Sequence[str] | None = None) -> list[Hit]:
-        """The best `k` chunks by the store's own hybrid search (dense + BM25 fused by its
-        `ranker`), for stores that have one (Milvus); the scores are the ranker's."""
-        hybrid = self.store_hybrid_search()
-        if not len(self.chunks) or k <= 0 or (collections is not None and not collections):
-            return []
-        scores, rows = hybrid(vector, self.keyword.query_tokens(query), min(k, len(self.chunks)), ranker=ranker,
-                              rrf_k=rrf_k, dense_weight=dense_weight, scope=self.scope(collections))
-        return self._hits(rows, scores)
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """Stored vectors of some rows (for scoring passages the dense search did not return)."""

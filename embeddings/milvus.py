@@ -117,6 +117,33 @@ def vector_hash(vector: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(vector, dtype=np.float32).tobytes()).hexdigest()[:16]
 
 
+def create_collection(client, config: MilvusConfig, dimension: int) -> None:
+    """A new collection: key, vector, BM25 text and its sparse vector, the record, the collections."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    name = config.collection
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("pk", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dimension)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
+                     analyzer_params={"tokenizer": "standard"})
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("record", DataType.VARCHAR, max_length=MAX_TEXT)  # the ChunkRecord, JSON
+    # The document's collections (embeddings/collections.py), filtered on the server.
+    schema.add_field("collections", DataType.ARRAY, element_type=DataType.VARCHAR,
+                     max_capacity=MAX_COLLECTIONS, max_length=64)
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                 output_field_names=["sparse"]))
+    params = client.prepare_index_params()
+    dense = {"M": HNSW_PARAMS["M"], "efConstruction": HNSW_PARAMS["efConstruction"]} \
+        if config.index_type == "HNSW" else {"nlist": 1024} if config.index_type.startswith("IVF") else {}
+    params.add_index("vec", index_type=config.index_type, metric_type="IP", params=dense)
+    params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                     params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
+    # Strong consistency: a search right after an upsert sees it (ingest, then answer).
+    client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+
+
 class MilvusStore:
     """Vectors and BM25 tokens of the index's rows in one Milvus collection."""
 
@@ -138,8 +165,6 @@ class MilvusStore:
     # --- the collection -----------------------------------------------------------------------
 
     def _ensure_collection(self) -> None:
-        from pymilvus import DataType, Function, FunctionType, MilvusClient
-
         name = self.config.collection
         if self.client.has_collection(name):
             fields = {f["name"]: f for f in self.client.describe_collection(name)["fields"]}
@@ -153,26 +178,7 @@ class MilvusStore:
             self._has_collections = "collections" in fields
             self.client.load_collection(name)
             return
-        schema = MilvusClient.create_schema(auto_id=False)
-        schema.add_field("pk", DataType.INT64, is_primary=True)
-        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=self.dimension)
-        schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
-                         analyzer_params={"tokenizer": "standard"})
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_field("record", DataType.VARCHAR, max_length=MAX_TEXT)  # the ChunkRecord, JSON
-        # The document's collections (embeddings/collections.py), filtered on the server.
-        schema.add_field("collections", DataType.ARRAY, element_type=DataType.VARCHAR,
-                         max_capacity=MAX_COLLECTIONS, max_length=64)
-        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
-                                     output_field_names=["sparse"]))
-        params = self.client.prepare_index_params()
-        dense = {"M": HNSW_PARAMS["M"], "efConstruction": HNSW_PARAMS["efConstruction"]} \
-            if self.config.index_type == "HNSW" else {"nlist": 1024} if self.config.index_type.startswith("IVF") else {}
-        params.add_index("vec", index_type=self.config.index_type, metric_type="IP", params=dense)
-        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                         params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
-        # Strong consistency: a search right after an upsert sees it (ingest, then answer).
-        self.client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+        create_collection(self.client, self.config, self.dimension)
 
     # --- VectorStore ------------------------------------------------------------------------
 

@@ -252,11 +252,10 @@ class ScopedSearch:
             mask[rows] = True
             bitmap = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(index.ntotal, faiss.swig_ptr(bitmap))
-            if store.index_type == FLAT:
-                params = faiss.SearchParameters(sel=selector)
-            else:
-                probes = int(np.ceil(index.nprobe * index.ntotal / len(rows)))
-                params = faiss.SearchParametersIVF(sel=selector, nprobe=min(index.nlist, probes))
+            params: Any = faiss.SearchParameters() if store.index_type == FLAT else faiss.SearchParametersIVF()
+            params.sel = selector
+            if store.index_type != FLAT:
+                params.nprobe = min(index.nlist, int(np.ceil(index.nprobe * index.ntotal / len(rows))))
             prepared = (bitmap, selector, params)  # the bitmap and selector must outlive the params
         if len(self._cache) >= SCOPED_CACHE:
             self._cache.pop(next(iter(self._cache)))
