@@ -159,10 +159,12 @@ class ChannelCollections:
         return cls(settings, SqliteOverrides(settings.paths.state_db))
 
     def configured(self, channel: str) -> tuple[str, ...]:
-        """What the settings say for `channel` (names, "*" for every collection)."""
-        if is_dm(channel):
-            return self.settings.dm_collections
-        return self.settings.channel_collections.get(channel, self.settings.default_collections)
+        """What the settings say for `channel` (names, "*" for every collection): its own entry in
+        channel_collections (a DM's id may have one too), else dm_collections or default_collections."""
+        listed = self.settings.channel_collections.get(channel)
+        if listed is not None:
+            return listed
+        return self.settings.dm_collections if is_dm(channel) else self.settings.default_collections
 
     def names_for(self, channel: str) -> tuple[str, ...]:
         """The names (with "*") `channel` answers from: its override, else `configured`; none
