@@ -248,8 +248,9 @@ def test_questions_are_answered_where_their_collection_is_mapped(built, corpus):
     searching everything does (its own top-k is never crowded out), from it alone."""
     _, _, answerer = built
     for name in ARTICLES:
-        scoped = [answerer.ask(q, collections=(name,)) for q in corpus.squad[name]]
-        unscoped = [answerer.ask(q) for q in corpus.squad[name]]
+        asked = corpus.squad[name][:50]
+        scoped = [answerer.ask(q, collections=(name,)) for q in asked]
+        unscoped = [answerer.ask(q) for q in asked]
         for answer in scoped:
             assert_from(answerer.index, answer, (name,))
         answered, before = sum(not a.abstained for a in scoped), sum(not a.abstained for a in unscoped)

@@ -153,15 +153,15 @@ def home_collections(state: BotState, client: WebClient, user: str, known: Seque
 
 def change_collections(body: Mapping, action: Mapping, qabot: BotState) -> str | None:
     """An admin's change of a channel's collections on the Home tab, kept in the state store;
-    anyone else's is refused (logged). Returns the user whose tab to publish again."""
+    anyone else's is refused (logged). Returns the admin whose tab to publish again (None if refused)."""
     user = (body.get("user") or {}).get("id")
     channel = str(action.get("block_id") or "").removeprefix(BLOCK_PREFIX)
     if not qabot.is_admin(user) or qabot.channels is None:
         log.warning("refused a change of channel collections from %s: not an admin", user)
-        return user
+        return None
     if not _CHANNEL_ID.match(channel):
         log.warning("refused a change of channel collections: %r is not a channel id", channel[:40])
-        return user
+        return None
     values = [str(o.get("value")) for o in action.get("selected_options") or [] if isinstance(o, dict)]
     try:
         qabot.channels.set_override(channel, None if RESET in values else values)
