@@ -197,8 +197,11 @@ def search_one(index: FaissIndex, vector: np.ndarray, k: int, params: Any = None
     return scores[0], rows[0]
 
 
-# Scopes (collections searched) whose FAISS selector or small exact index a store keeps.
-SCOPED_CACHE = 8
+# Scopes (collections searched) whose FAISS selector or decoded vectors a store keeps, and the
+# most rows of a scope searched exactly over its decoded vectors on an IVF-SQ8 store (1.5 KB a
+# row: 4 scopes of 20k rows keep at most 120 MB).
+SCOPED_CACHE = 4
+EXACT_SCOPE_ROWS = 20_000
 
 
 def _padded(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -215,10 +218,12 @@ class ScopedSearch:
     collection still gets its full top-k (filtering a top-k afterwards would leave it nothing).
 
     Flat: the exact search with an id selector (a bitmap of the rows: only they are scored).
-    IVF-SQ8: a scope of at most `flat_max` rows is searched exactly over its own decoded vectors
-    (what an index built from that collection alone would be: flat at that size), kept for the
-    next question; a larger one by the IVF search with the selector and proportionally more lists
-    probed, so about as many of its rows are scored as an unfiltered search scores in all.
+    IVF-SQ8: a scope small enough that scanning all its rows costs at most twice what an
+    unfiltered search scores (its probed lists' rows and the list centroids; and at most
+    EXACT_SCOPE_ROWS) is searched exactly, over its own decoded vectors in a flat index kept for
+    the next question: what an index built from that collection alone would be at that size. A
+    larger one by the IVF search with the selector and proportionally more lists probed, so about
+    as many of its rows are scored as an unfiltered search scores in all.
     """
 
     def __init__(self) -> None:
@@ -232,12 +237,10 @@ class ScopedSearch:
         if len(rows) == index.ntotal:
             return search_one(index, vector, k)
         prepared = self._prepared(index, store, rows, scope.key)
-        if isinstance(prepared, np.ndarray):  # a small scope's own vectors: exact
-            scores = prepared @ np.asarray(vector, dtype=np.float32).reshape(-1)
-            top = min(k, len(rows))
-            best = np.argpartition(-scores, top - 1)[:top] if top < len(rows) else np.arange(len(rows))
-            best = best[np.lexsort((rows[best], -scores[best]))]
-            return _padded(scores[best], rows[best], k)
+        if len(prepared) == 1:  # a small scope's own vectors, in an exact index of their own
+            scores, found = search_one(prepared[0], vector, min(k, len(rows)))
+            kept = found >= 0
+            return _padded(scores[kept], rows[found[kept]], k)
         return search_one(index, vector, k, prepared[-1])
 
     def _prepared(self, index: FaissIndex, store: "FaissStore", rows: np.ndarray, key: tuple) -> Any:
@@ -245,8 +248,9 @@ class ScopedSearch:
             return self._cache[key]
         import faiss
 
-        if store.index_type != FLAT and len(rows) <= store.flat_max:
-            prepared: Any = index.reconstruct_batch(rows)
+        scored = index.nprobe * index.ntotal / index.nlist + index.nlist if store.index_type != FLAT else 0
+        if store.index_type != FLAT and len(rows) <= min(EXACT_SCOPE_ROWS, 2 * scored):
+            prepared: Any = (build_dense_index(index.reconstruct_batch(rows), FLAT),)
         else:
             mask = np.zeros(index.ntotal, dtype=bool)
             mask[rows] = True

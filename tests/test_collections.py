@@ -64,21 +64,23 @@ def test_the_ivf_store_filters_inside_the_search_too(fake_encoder):
     """Above flat_max rows the store is IVF-SQ8: a small collection is searched exactly over its
     own vectors, a large one by the IVF search with a selector and more lists probed."""
     rng = np.random.default_rng(7)
-    n, dim = 4000, fake_encoder.dimension
+    n, dim = 6000, fake_encoder.dimension
     vectors = rng.normal(size=(n, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    small, large = set(range(0, n, 50)), set(range(0, n, 2))
+    small = set(range(0, n, 50))
+    large = {i for i in range(n) if i % 3} - small  # more rows than an exact scan may take
     records = [ChunkRecord(f"d{i}#0", f"d{i}", 0, 0, 4, "text", ((0, 4),),
                            collections=("small",) if i in small else ("large",) if i in large else ("rest",))
                for i in range(n)]
     index = _index(fake_encoder, store=FaissStore(dim, flat_max=1000))
     index.add_records(records, ["text"] * n, vectors)
-    query = vectors[3] + 0.1 * vectors[50]
-    for name, rows in (("small", small), ("large", large)):
+    for name, rows, probe in (("small", small, 100), ("large", large, 1)):
+        query = vectors[probe] + 0.05 * vectors[probe + 1]
         hits = index.search_dense(query, 10, scope=index.scope([name]))
-        assert len(hits) == 10 and {h.row for h in hits} <= rows
-        exact = sorted(rows, key=lambda r: -float(vectors[r] @ query))[:10]
-        assert len({h.row for h in hits} & set(exact)) >= 9
+        assert len(hits) == 10 and {h.row for h in hits} <= rows and hits[0].row == probe
+    exact = sorted(small, key=lambda r: -float(vectors[r] @ vectors[100]))[:10]
+    found = {h.row for h in index.search_dense(vectors[100], 10, scope=index.scope(["small"]))}
+    assert len(found & set(exact)) >= 9
     assert index.store.index_type == "ivf-sq8"
 
 
