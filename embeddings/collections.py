@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -79,6 +80,7 @@ class RowFilter:
     def __init__(self) -> None:
         self._rows: dict[str, np.ndarray] | None = None
         self.generation = 0
+        self._lock = threading.Lock()  # built once, whichever answer thread asks first
 
     def reset(self) -> None:
         self._rows = None
@@ -87,19 +89,15 @@ class RowFilter:
     def rows(self, per_row: Iterable[Sequence[str]], names: Sequence[str]) -> np.ndarray:
         """The sorted rows belonging to any of `names`; `per_row` yields each row's collections
         (read only when the table is first built)."""
-        if self._rows is None:
-            table: dict[str, list[int]] = {}
-            for row, owned in enumerate(per_row):
-                for name in owned:
-                    table.setdefault(name, []).append(row)
-            self._rows = {name: np.asarray(rows, dtype=np.int64) for name, rows in table.items()}
-        parts = [self._rows[n] for n in set(names) if n in self._rows]
+        with self._lock:
+            if self._rows is None:
+                table: dict[str, list[int]] = {}
+                for row, owned in enumerate(per_row):
+                    for name in owned:
+                        table.setdefault(name, []).append(row)
+                self._rows = {name: np.asarray(rows, dtype=np.int64) for name, rows in table.items()}
+            built = self._rows
+        parts = [built[n] for n in set(names) if n in built]
         if not parts:
             return np.zeros(0, dtype=np.int64)
         return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
-
-    def names(self, per_row: Iterable[Sequence[str]]) -> dict[str, int]:
-        """Each collection and its number of rows."""
-        self.rows(per_row, ())
-        assert self._rows is not None
-        return {name: len(rows) for name, rows in sorted(self._rows.items())}

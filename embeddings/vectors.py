@@ -12,6 +12,7 @@ load and deletes what a new version dropped only once it is live (`ExternalStore
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
@@ -228,6 +229,7 @@ class ScopedSearch:
 
     def __init__(self) -> None:
         self._cache: dict[tuple, Any] = {}
+        self._lock = threading.Lock()  # answers run on several threads
 
     def search(self, index: FaissIndex, store: "FaissStore", vector: np.ndarray, k: int,
                scope: "Scope") -> tuple[np.ndarray, np.ndarray]:
@@ -244,8 +246,17 @@ class ScopedSearch:
         return search_one(index, vector, k, prepared[-1])
 
     def _prepared(self, index: FaissIndex, store: "FaissStore", rows: np.ndarray, key: tuple) -> Any:
-        if key in self._cache:
-            return self._cache[key]
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            prepared = self._prepare(index, store, rows)
+            if len(self._cache) >= SCOPED_CACHE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = prepared
+            return prepared
+
+    @staticmethod
+    def _prepare(index: FaissIndex, store: "FaissStore", rows: np.ndarray) -> Any:
         import faiss
 
         scored = index.nprobe * index.ntotal / index.nlist + index.nlist if store.index_type != FLAT else 0
@@ -261,9 +272,6 @@ class ScopedSearch:
             if store.index_type != FLAT:
                 params.nprobe = min(index.nlist, int(np.ceil(index.nprobe * index.ntotal / len(rows))))
             prepared = (bitmap, selector, params)  # the bitmap and selector must outlive the params
-        if len(self._cache) >= SCOPED_CACHE:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = prepared
         return prepared
 
 
