@@ -180,3 +180,27 @@ def test_overrides_on_redis_are_shared_by_replicas(settings, redis_url, tmp_path
     assert second.overrides.all() == {"C5": ("eng",)}
     second.set_override("C5", None)
     assert first.for_channel("C5") == ("public",)
+
+
+@pytest.mark.slow
+def test_the_cli_puts_moves_lists_and_asks_by_collection(tmp_path):
+    """`qabot ingest --collection`, a move without embedding again, `docs list --json`, and
+    `ask --collection` (a name the index does not hold: one line), as a user runs them."""
+    from .conftest import SAMPLE
+    from .test_cli import FAST_INGEST, run
+
+    index = tmp_path / "index"
+    first = run("ingest", "--json", "--collection", "news", str(SAMPLE), index=index, env=FAST_INGEST)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["added"] == [str(SAMPLE)]
+    moved = run("ingest", "--json", "--collection", "archive", "--collection", "news", str(SAMPLE), index=index)
+    assert moved.returncode == 0, moved.stderr
+    assert json.loads(moved.stdout)["moved"] == [str(SAMPLE)] and json.loads(moved.stdout)["chunks_added"] == 0
+    listed = json.loads(run("docs", "list", "--json", index=index).stdout)
+    assert [d["collections"] for d in listed] == [["archive", "news"]]
+    answer = run("ask", "--json", "--collection", "archive", "What deadline did Ryabkov give?", index=index)
+    assert answer.returncode == 0, answer.stderr
+    assert "within a few weeks" in json.loads(answer.stdout)["answer"]
+    refused = run("ask", "--collection", "hr", "What deadline did Ryabkov give?", index=index)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == "Error: no collection 'hr' in the index; it holds: archive, news (qabot docs list)"
