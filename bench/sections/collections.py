@@ -1,7 +1,7 @@
 """7. collections: a search limited to one collection, inside the search, on a synthetic index.
 
-The scale section's synthetic chunk vectors (100k; QUICK: its smaller size), each row given to a
-collection: "small" holds a random 5% of the rows, "large" 30%, the rest "other". Searched through
+The scale section's synthetic chunk vectors (100k; QUICK: 20k, with the store's IVF threshold
+lowered so that the same IVF-SQ8 path runs, in seconds), each row given to a collection: "small" holds a random 5% of the rows, "large" 30%, the rest "other". Searched through
 `Index.search_dense` as the answerer searches (IVF-SQ8 at these sizes), with and without the
 collection, the same queries interleaved; and an index built from the small collection's vectors
 alone (exact at that size) as the reference the filtered search should match. Truth is the exact
@@ -19,13 +19,17 @@ from bench.common import Sizes, log, ms
 
 SHARES = {"small": 0.05, "large": 0.30}
 SEED = 11
+FULL_CHUNKS = 100_000
+QUICK_CHUNKS = 20_000  # with flat_max lowered below it: IVF-SQ8, as at 100k
 
 
-def _index(vectors: np.ndarray, owners: list[tuple[str, ...]]):
+def _index(vectors: np.ndarray, owners: list[tuple[str, ...]], flat_max: int | None = None):
     from embeddings.chunk_record import ChunkRecord
     from embeddings.index import Index
+    from embeddings.vectors import FLAT_MAX_CHUNKS, FaissStore
 
-    index = Index("synthetic", vectors.shape[1], chunk_words=120, sentence_overlap=1)
+    store = FaissStore(vectors.shape[1], flat_max=flat_max or FLAT_MAX_CHUNKS)
+    index = Index("synthetic", vectors.shape[1], chunk_words=120, sentence_overlap=1, store=store)
     records = [ChunkRecord(f"d{i}#0", f"d{i}", 0, 0, 1, ".", ((0, 1),), None, owned) for i, owned in enumerate(owners)]
     index.add_records(records, ["."] * len(records), vectors)
     return index
@@ -43,13 +47,14 @@ def bench_collections(ctx: dict, sizes: Sizes) -> dict:
     from bench.synthetic import synthetic_chunks
 
     base, queries = embed_scale_base(ctx, sizes)
-    n = sizes.scale[0]
+    n = FULL_CHUNKS if FULL_CHUNKS in sizes.scale else QUICK_CHUNKS
+    flat_max = None if n == FULL_CHUNKS else n // 4
     log(f"collections: {n:,} synthetic chunks, a {SHARES['small']:.0%} and a {SHARES['large']:.0%} collection")
     vectors = synthetic_chunks(base, n)
     draw = np.random.default_rng(SEED).random(n)
     owners = [("small",) if d < SHARES["small"] else ("large",) if d < SHARES["small"] + SHARES["large"]
               else ("other",) for d in draw]
-    index = _index(vectors, owners)
+    index = _index(vectors, owners, flat_max)
     result: dict = {"chunks": n, "queries": len(queries), "index_type": index.store.manifest()["index_type"],
                     "collections": {}}
     unfiltered: list[float] = []
