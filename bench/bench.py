@@ -16,6 +16,8 @@ Sections (see bench/README.md for what each measures and why):
   scale   100k / 1M synthetic chunk vectors: index build, memory, search p50, recall@10
   milvus  milvus-lite beside FAISS on 100k synthetic chunks: ingest rate, search p50/p95, recall@10
   report  `qabot report` on 10,000 recorded questions (a new process); what recording costs an answer
+  collections  a 5% collection of the 100k synthetic chunks: filtered search vs unfiltered and vs an
+          index of that collection alone (hit@10, recall@10, p50)
 
 Prints a table, writes bench/results/bench-<time>.json, latest.json and latest.md. Exits 1 if a
 section fails to run (not when a target is missed: absolute times on a shared machine wander).
@@ -39,6 +41,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench.common import CONTEXTS, EVAL, FULL, QUICK, RESULTS, log, machine_info, write_results  # noqa: E402 (after the sys.path line above)
 from bench.report import table, verdicts  # noqa: E402 (after the sys.path line above)
 from bench.sections.cold import bench_cold  # noqa: E402 (after the sys.path line above)
+from bench.sections.collections import bench_collections  # noqa: E402 (after the sys.path line above)
 from bench.sections.ingest import bench_ingest  # noqa: E402 (after the sys.path line above)
 from bench.sections.langchain import bench_langchain  # noqa: E402 (after the sys.path line above)
 from bench.sections.query import bench_query  # noqa: E402 (after the sys.path line above)
@@ -49,7 +52,7 @@ from bench.sections.slack import bench_slack  # noqa: E402 (after the sys.path l
 
 SECTIONS = {"ingest": bench_ingest, "langchain": bench_langchain, "query": bench_query,
             "cold": bench_cold, "slack": bench_slack, "scale": bench_scale, "milvus": bench_milvus,
-            "report": bench_report}
+            "report": bench_report, "collections": bench_collections}
 
 
 def main(argv: list[str] | None = None) -> int:

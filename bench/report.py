@@ -18,6 +18,8 @@ TARGETS = {  # key: (description, comparison, threshold)
     "scale_1m_search_p50_ms": ("1M chunks: search p50 < 5 ms", "<", 5.0),
     "scale_1m_recall10": ("1M chunks: recall@10 >= 0.95", ">=", 0.95),
     "report_10k_s": ("`qabot report` on 10,000 recorded questions < 5 s", "<", 5.0),
+    "collection_hit_points": ("5% collection: hit@10 within 1 point of its own index", "<=", 1.0),
+    "collection_p50_ratio": ("5% collection: filtered search p50 <= 2 x unfiltered", "<=", 2.0),
 }
 
 
@@ -51,6 +53,10 @@ def verdicts(results: dict) -> dict:
     report = results.get("report")
     if isinstance(report, dict) and "wall_s_p50" in report:
         got["report_10k_s"] = report["wall_s_p50"]
+    co = results.get("collections")
+    if isinstance(co, dict) and "collections" in co:
+        got["collection_hit_points"] = co["collections"]["small"]["hit_points_below_alone"]
+        got["collection_p50_ratio"] = co["collections"]["small"]["p50_ratio"]
     out = {}
     for key, (text, op, limit) in TARGETS.items():
         if key not in got:
@@ -184,6 +190,20 @@ def table(results: dict) -> str:
             f"+{r['embed_gaps_at_report_s']} s", "", "< 5 s", mark("report_10k_s"))
         row("recording one question (embedding it once, SQLite write)", f"{r['record_ms_p50']} / "
             f"{r['record_ms_p95']} ms p50 / p95", "after the reply is posted", "", "", "")
+    co = results.get("collections")
+    if isinstance(co, dict) and "collections" in co:
+        for name, c in co["collections"].items():
+            f = c["filtered"]
+            alone = c.get("alone")
+            row(f"{co['chunks']:,} chunks ({co['index_type']}): collection {name}, {c['rows']:,} rows",
+                f"filtered p50 {f['p50_ms']} ms, hit@10 {f['hit_at_10']}, recall@10 {f['recall_at_10']}, "
+                f"{c['outside']} results outside",
+                f"unfiltered p50 {co['unfiltered']['p50_ms']} ms" + (
+                    f"; alone ({alone['index_type']}): hit@10 {alone['hit_at_10']}, recall@10 {alone['recall_at_10']}"
+                    if alone else ""),
+                f"{c['p50_ratio']}× p50, {c['hit_points_below_alone']} points" if alone else "",
+                "≤ 2×, ≤ 1 point" if alone else "",
+                " / ".join(mark(k) for k in ("collection_p50_ratio", "collection_hit_points")) if alone else "")
     for name, error in results.get("errors", {}).items():
         row(f"{name}: FAILED", error.splitlines()[-1][:120], "", "", "", "")
     return "\n".join(lines)

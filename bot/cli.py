@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import typer
 from rich.markup import escape
@@ -21,7 +21,7 @@ from rich.text import Text
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from .answering.answer import Answer
-from .cli_ask import run_ask, setup_logging
+from .cli_ask import chosen_collections, run_ask, setup_logging
 from .cli_common import Failure, IndexOption, err, use_config_file
 from .cli_common import run as _run
 from .cli_common import settings_for as _settings
@@ -41,6 +41,8 @@ log = logging.getLogger("qabot")
 
 app.add_typer(docs_app, name="docs")
 app.command("report")(report_command)
+CollectionOption = typer.Option(None, "--collection", metavar="NAME",
+                                help="Answer from this collection's documents only (repeatable; default: all).")
 SourcesOption = typer.Option(False, "--sources", help="Also list the other passages found (folded away by default).")
 VerboseOption = typer.Option(False, "--verbose", "-v", help="Show more: the other passages found, as --sources.")
 _verbose = False  # -v before the command: also show what a follow-up searched for
@@ -86,12 +88,17 @@ def ingest(
     if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing if the index already has documents."),
     encoding: Optional[str] = typer.Option(None, "--encoding", metavar="E", help="Text encoding of non-UTF-8 files, e.g. latin-1."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    collection: Optional[List[str]] = typer.Option(
+        None, "--collection", metavar="NAME",
+        help="Put these documents in this collection (repeatable): Slack channels answer from the collections "
+             "mapped to them. Moves documents indexed before, without embedding them again; "
+             "default: new documents in 'default', known ones where they are."),
 ) -> None:
     """Add documents to the index (unchanged ones are skipped, changed ones replaced)."""
-    _run(_ingest, paths, index, rebuild, if_empty, encoding, as_json, from_list or [])
+    _run(_ingest, paths, index, rebuild, if_empty, encoding, as_json, from_list or [], collection or None)
 
 
-def _ingest(paths, index, rebuild, if_empty, encoding, as_json, from_list) -> None:
+def _ingest(paths, index, rebuild, if_empty, encoding, as_json, from_list, collections=None) -> None:
     from embeddings.index import Index
     from embeddings.ingest import IngestOptions, ingest as run_ingest
 
@@ -111,16 +118,16 @@ def _ingest(paths, index, rebuild, if_empty, encoding, as_json, from_list) -> No
     with ingest_progress(show=not as_json and sys.stderr.isatty()) as (on_load, on_embed):
         result = run_ingest(
             paths or [], index_dir, IngestOptions.from_settings(settings), rebuild=rebuild, encoding=encoding,
-            from_lists=from_list, load_progress=on_load, progress=on_embed)
+            from_lists=from_list, load_progress=on_load, progress=on_embed, collections=collections)
     report = result.report
     if as_json:
         print(json.dumps({"added": report.added, "updated": report.updated, "skipped": report.skipped,
-                          "refused": result.refused, "chunks_added": report.chunks_added,
+                          "moved": report.moved, "refused": result.refused, "chunks_added": report.chunks_added,
                           "documents": result.documents_total, "chunks": result.chunks_total,
                           "index": str(index_dir)}))
         return
     for label, items, colour in (("added", report.added, "green"), ("updated", report.updated, "yellow"),
-                                 ("skipped (unchanged)", report.skipped, "dim")):
+                                 ("moved", report.moved, "cyan"), ("skipped (unchanged)", report.skipped, "dim")):
         for item in items:
             out.print(f"[{colour}]{label}[/{colour}] {escape(_shown(item))}")
     for reason in result.refused:
@@ -146,24 +153,28 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per question per line."),
     sources: bool = SourcesOption,
     verbose: bool = VerboseOption,
+    collection: Optional[List[str]] = CollectionOption,
 ) -> None:
     """Answer a question from the indexed articles."""
-    _run(_ask, question, index, as_json, sources or verbose)
+    _run(_ask, question, index, as_json, sources or verbose, collection or [])
 
 
-def _ask(question: list[str], index: Optional[Path], as_json: bool, sources: bool = False) -> None:
-    run_ask(question, _settings(index), as_json, sources)
+def _ask(question: list[str], index: Optional[Path], as_json: bool, sources: bool = False,
+         collections: Sequence[str] = ()) -> None:
+    run_ask(question, _settings(index), as_json, sources, collections)
 
 
 @app.command()
-def chat(index: Optional[Path] = IndexOption, sources: bool = SourcesOption, verbose: bool = VerboseOption) -> None:
+def chat(index: Optional[Path] = IndexOption, sources: bool = SourcesOption, verbose: bool = VerboseOption,
+         collection: Optional[List[str]] = CollectionOption) -> None:
     """Ask questions interactively; follow-ups use the conversation so far. exit or Ctrl-D quits."""
-    _run(_chat, index, sources or verbose)
+    _run(_chat, index, sources or verbose, collection or [])
 
 
-def _chat(index: Optional[Path], sources: bool = False) -> None:
+def _chat(index: Optional[Path], sources: bool = False, collections: Sequence[str] = ()) -> None:
     settings = _settings(index)
     answerer = _live_answerer(settings)
+    scope = chosen_collections(collections, answerer.index)
     docs = len(answerer.index.documents)
     out.print(f"qabot: {docs} document{'s' if docs != 1 else ''} indexed. Ask a question; "
               "'exit' or Ctrl-D quits.")
@@ -182,7 +193,7 @@ def _chat(index: Optional[Path], sources: bool = False) -> None:
         if question.lower() in {"exit", "quit", ":q"}:
             break
         recorder.record(ask_and_show(answerer, question, history, sources=sources,
-                                     show_query=lambda answer: _show_query(answer, sources)))
+                                     show_query=lambda answer: _show_query(answer, sources), collections=scope))
         out.print()
         history.append(question)
     recorder.close()

@@ -63,17 +63,36 @@ def questions_of(words: Sequence[str]) -> list[str]:
     return [joined]
 
 
-def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bool = False) -> None:
+def chosen_collections(names: Sequence[str], index) -> tuple[str, ...] | None:
+    """`--collection` names checked against the index's collections (None when none is named);
+    a name the index does not hold is refused in one line, rather than answering from nothing."""
+    if not names:
+        return None
+    from embeddings.collections import check_names
+
+    chosen = check_names(names)
+    held = index.collection_sizes()
+    unknown = [n for n in chosen if n not in held]
+    if unknown:
+        raise Failure(f"no collection {unknown[0]!r} in the index; it holds: {', '.join(held) or 'nothing'} "
+                      "(qabot docs list)", 2)
+    return chosen
+
+
+def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bool = False,
+            collections: Sequence[str] = ()) -> None:
     """Answer the question(s) and print them: one JSON object a line (the answer and its layout),
-    or rendered for people (`sources`: the other passages found too)."""
+    or rendered for people (`sources`: the other passages found too); from the documents of
+    `collections` alone when some are named."""
     from .answering.answerer import Answerer
     from .answering.layout import layout_json
 
     questions = questions_of(words)
     answerer = Answerer.from_settings(settings)
+    scope = chosen_collections(collections, answerer.index)
     if as_json:
         for q in questions:
-            answer = answerer.ask(q)
+            answer = answerer.ask(q, collections=scope)
             print(json.dumps({**answer.to_json(), **layout_json(answer)}, ensure_ascii=False), flush=True)
         return
     from rich.text import Text
@@ -83,7 +102,7 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
     for q in questions:
         if len(questions) > 1:
             out.print(Text(f"Q: {q}", style="bold"))
-        ask_and_show(answerer, q, sources=sources)
+        ask_and_show(answerer, q, sources=sources, collections=scope)
         if len(questions) > 1:
             out.print()
 

@@ -26,8 +26,8 @@ SHOW_CHUNKS = 3
 SHOW_CHARS = 300  # of each passage
 
 
-# The six columns of `docs list` are set one space apart (collapsed padding, none at the edges).
-COLUMN_GAPS = 5
+# The seven columns of `docs list` are set one space apart (collapsed padding, none at the edges).
+COLUMN_GAPS = 6
 
 
 def _share(free: int, needs: tuple[int, int]) -> tuple[int, int]:
@@ -62,7 +62,8 @@ def document_json(info) -> dict:
     """The `--json` form of one document (`docs list`, `docs show`, `docs remove`)."""
     return {"id": info.short_id, "doc_id": info.doc_id, "title": info.title, "source": info.source,
             "url": info.url, "added": info.added, "chunks": info.chunks, "size": info.size,
-            "pages": info.pages[-1][1] if info.pages else None, "sha256": info.sha256}
+            "pages": info.pages[-1][1] if info.pages else None, "sha256": info.sha256,
+            "collections": list(info.collections)}
 
 
 def _documents(index: Optional[Path]):
@@ -75,7 +76,7 @@ def _documents(index: Optional[Path]):
 @docs_app.command("list")
 def list_command(index: Optional[Path] = IndexOption,
                  as_json: bool = typer.Option(False, "--json", help="Print one JSON array.")) -> None:
-    """List the indexed documents: ID, title, source, when added, chunks and size."""
+    """List the indexed documents: ID, title, source, collections, when added, chunks and size."""
     run(_list, index, as_json)
 
 
@@ -86,10 +87,11 @@ def _list(index: Optional[Path], as_json: bool) -> None:
         print(json.dumps([document_json(d) for d in infos], ensure_ascii=False))
         return
     sizes = {d.doc_id: _size(d.size) for d in infos}
+    owned = {d.doc_id: ",".join(d.collections) for d in infos}
     # The ID, date and numbers always show whole; the title and source share what is left of the
     # terminal's width, each whole when both fit.
     widths = [max([len(h), *(len(v) for v in values)]) for h, values in (
-        ("ID", [d.short_id for d in infos]), ("Added", [(d.added or "")[:10] for d in infos]),
+        ("ID", [d.short_id for d in infos]), ("Collections", list(owned.values())), ("Added", [(d.added or "")[:10] for d in infos]),
         ("Chunks", [str(d.chunks) for d in infos]), ("Size", list(sizes.values())))]
     fixed = sum(widths) + COLUMN_GAPS
     sources = {d.doc_id: shown(d.source) for d in infos}
@@ -99,15 +101,22 @@ def _list(index: Optional[Path], as_json: bool) -> None:
     table.add_column("ID", no_wrap=True)
     table.add_column("Title", no_wrap=True)
     table.add_column("Source", no_wrap=True)
+    table.add_column("Collections", no_wrap=True)
     table.add_column("Added", no_wrap=True)
     table.add_column("Chunks", justify="right", no_wrap=True)
     table.add_column("Size", justify="right", no_wrap=True)
     for d in infos:
         table.add_row(escape(d.short_id), escape(_cut(d.title, title_width)),
-                      escape(_cut(sources[d.doc_id], source_width, left=True)),
+                      escape(_cut(sources[d.doc_id], source_width, left=True)), escape(owned[d.doc_id]),
                       (d.added or "")[:10], str(d.chunks), sizes[d.doc_id])
     out.print(table, soft_wrap=False)
-    out.print(f"{len(infos)} document{'s' if len(infos) != 1 else ''} in {shown(index_dir)}.")
+    counts: dict[str, int] = {}
+    for d in infos:
+        for name in d.collections:
+            counts[name] = counts.get(name, 0) + 1
+    held = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+    out.print(f"{len(infos)} document{'s' if len(infos) != 1 else ''} in {shown(index_dir)}"
+              + (f" (collections: {held})." if held else "."))
 
 
 @docs_app.command("show")

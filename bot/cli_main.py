@@ -18,8 +18,9 @@ from typing import Sequence
 
 @dataclass
 class AskLine:
-    """A recognised `[-v] [--config FILE] ask [--index DIR] [--json] [--sources|-v] WORDS...` line.
-    `-v` before `ask` logs more; after it, it shows the other passages (as `--sources`)."""
+    """A recognised `[-v] [--config FILE] ask [--index DIR] [--collection NAME]... [--json]
+    [--sources|-v] WORDS...` line. `-v` before `ask` logs more; after it, it shows the other
+    passages (as `--sources`)."""
 
     verbose: bool = False
     config: Path | None = None
@@ -27,6 +28,7 @@ class AskLine:
     as_json: bool = False
     sources: bool = False
     words: list[str] = field(default_factory=list)
+    collections: list[str] = field(default_factory=list)
 
 
 def _take_value(args: Sequence[str], i: int, name: str) -> tuple[str, int] | None:
@@ -66,6 +68,12 @@ def parse_ask(args: Sequence[str]) -> AskLine | None:
             line.as_json, i = True, i + 1
         elif arg in ("--sources", "--verbose", "-v"):
             line.sources, i = True, i + 1
+        elif arg.startswith("--collection"):
+            taken = _take_value(args, i, "--collection")
+            if taken is None or not taken[0]:
+                return None
+            line.collections.append(taken[0])
+            i = taken[1]
         else:
             taken = _take_value(args, i, "--index")
             if taken is None or not taken[0]:
@@ -91,7 +99,7 @@ def main() -> None:
 
     setup_logging(line.verbose)
     sys.exit(guarded(lambda: run_ask(line.words, settings_with(line.config, line.index), line.as_json,
-                                       line.sources)))
+                                       line.sources, line.collections)))
 
 
 if __name__ == "__main__":  # pragma: no cover

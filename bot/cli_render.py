@@ -6,7 +6,7 @@ when configured; a composed answer is its text, then its numbered sources."""
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, Sequence
 
 from rich.console import Console
 from rich.live import Live
@@ -179,17 +179,20 @@ class StreamedText:
 
 
 def ask_and_show(answerer, question: str, history: list[str] | None = None, *, sources: bool = False,
-                 show_query: Callable[[Answer], None] | None = None) -> Answer:
+                 show_query: Callable[[Answer], None] | None = None,
+                 collections: Sequence[str] | None = None) -> Answer:
     """Ask and print the answer; a composed answer's text appears as the LLM writes it.
-    `show_query` (chat's -v) is called with the answer before it is printed, or after a streamed one."""
+    `show_query` (chat's -v) is called with the answer before it is printed, or after a streamed one.
+    `collections` limits the documents answered from (`--collection`; None: all)."""
+    scoped: dict = {} if collections is None else {"collections": collections}
     if answerer.composer is None:
-        answer = answerer.ask(question, history or ())
+        answer = answerer.ask(question, history or (), **scoped)
         if show_query is not None:
             show_query(answer)
         render_answer(answer, sources=sources)
         return answer
     stream = StreamedText(sources=sources)
-    answer = answerer.ask(question, history or (), on_text=stream)
+    answer = answerer.ask(question, history or (), on_text=stream, **scoped)
     stream.finish(answer)
     if show_query is not None:
         show_query(answer)

@@ -32,6 +32,8 @@ from typing import Any, Iterator, Mapping, get_type_hints
 
 from embeddings.errors import QabotError
 
+from .settings_types import COLLECTION_PATTERN, EVERY_COLLECTION, ChannelMap, coerce, type_name
+
 #: The folder holding ``bot/``: a source checkout's root, or ``site-packages`` when installed.
 _CODE_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "QABOT_"
@@ -80,7 +82,8 @@ class Rule:
             return f"must be one of {', '.join(self.choices)}"
         if self.prefixes and not str(value).startswith(self.prefixes):
             return f"must start with {' or '.join(self.prefixes)}"
-        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
+        items = value if isinstance(value, tuple) else (value,)  # a list's rule applies to each item
+        if self.pattern is not None and not all(re.fullmatch(self.pattern, str(v)) for v in items):
             return f"must be {self.what or 'of the form ' + self.pattern}"
         if self.minimum is not None and self.maximum is not None:
             if not self.minimum <= value <= self.maximum:
@@ -106,6 +109,8 @@ POSITIVE = {"minimum": 0, "exclusive_minimum": True}
 NON_NEGATIVE = {"minimum": 0}
 AT_LEAST_ONE = {"minimum": 1}
 FRACTION = {"minimum": 0, "maximum": 1}
+COLLECTION_NAMES = {"pattern": COLLECTION_PATTERN,
+                    "what": 'collection names (lower-case letters, digits, - _ .) or "*" (every collection)'}
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,11 @@ class SlackSettings:
     admin_users: tuple[str, ...] = ()
     # A reply is streamed (chat.startStream) once its text has been arriving this long (seconds).
     stream_after_s: float = _setting(1.0, **NON_NEGATIVE)
+    # Document collections each channel answers from (channel id -> names; "*": all), those of
+    # channels not listed, and those of DMs and the assistant panel (bot/slack/collections.py).
+    channel_collections: ChannelMap = field(default_factory=dict)
+    default_collections: tuple[str, ...] = _setting((EVERY_COLLECTION,), **COLLECTION_NAMES)
+    dm_collections: tuple[str, ...] = _setting((EVERY_COLLECTION,), **COLLECTION_NAMES)
 
 
 @dataclass(frozen=True)
@@ -303,58 +313,13 @@ def checkout_config() -> Path | None:
     return None
 
 
-def _type_name(kind: Any) -> str:
-    return {bool: "true or false", int: "an integer", float: "a number", Path: "a path",
-            str: "a string"}.get(kind, "a list of strings")
-
-
-def _coerce(value: Any, kind: Any, base: Path | None) -> Any:
-    """A TOML or environment value as the declared type; ValueError when it is not one.
-
-    Environment values are text, so text converts; a TOML file has types, so there ``"3"`` is not
-    an integer. `base` is the folder relative paths resolve from: a config file's, or None for the
-    environment."""
-    from_env = base is None and isinstance(value, str)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        lowered = value.strip().lower() if from_env else None
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise ValueError(value)
-    if kind is int:
-        if isinstance(value, (bool, float)) or (isinstance(value, str) and not from_env):
-            raise ValueError(value)
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool) or (isinstance(value, str) and not from_env):
-            raise ValueError(value)
-        return float(value)
-    if kind is Path:
-        if not isinstance(value, str) or not value:
-            raise ValueError(value)
-        path = Path(value).expanduser()
-        return Path(os.path.normpath(base / path)) if base is not None and not path.is_absolute() else path
-    if kind == tuple[str, ...]:
-        if from_env:
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
-            raise ValueError(value)
-        return tuple(value)
-    if not isinstance(value, str):
-        raise ValueError(value)
-    return value
-
-
 def _checked(key: Key, value: Any, source: str, base: Path | None = None) -> Any:
     """The coerced, validated value, or a one-line SettingsError naming the key and its source."""
     try:
-        value = _coerce(value, key.kind, base)
+        value = coerce(value, key.kind, base)
     except (TypeError, ValueError):
         got = f"; got {value!r}" if key.rule.echo else ""
-        raise SettingsError(f"setting {key.name} ({source}) must be {_type_name(key.kind)}{got}") from None
+        raise SettingsError(f"setting {key.name} ({source}) must be {type_name(key.kind)}{got}") from None
     _validate(key, value, source)
     return value
 

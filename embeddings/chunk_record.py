@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator, Protocol, Sequence, SupportsIndex, overload, runtime_checkable
 
 from .chunking import Chunk
+from .collections import DEFAULT, stored_names
 from .entities import within
 
 
@@ -30,13 +31,18 @@ class ChunkRecord:
     # Named entities (start, end, label) within `text`, found at ingest (entities.py); None in an
     # index saved before entities were stored (the answer step then falls back to its rules).
     entities: tuple[tuple[int, int, str], ...] | None = None
+    # The collections its document belongs to (embeddings/collections.py), so a search can be
+    # limited to some without a look-up per row; ("default",) in an index saved before them.
+    collections: tuple[str, ...] = (DEFAULT,)
 
     @classmethod
-    def from_chunk(cls, chunk: Chunk, entities: Sequence[tuple[int, int, str]] | None = None) -> "ChunkRecord":
+    def from_chunk(cls, chunk: Chunk, entities: Sequence[tuple[int, int, str]] | None = None,
+                   collections: tuple[str, ...] = (DEFAULT,)) -> "ChunkRecord":
         """The record of `chunk`; `entities` (offsets in the document) are kept if inside it."""
         inside = None if entities is None else within(entities, chunk.start, chunk.end)
         return cls(chunk.chunk_id, chunk.doc_id, chunk.position, chunk.start, chunk.end, chunk.text,
-                   tuple((s.start - chunk.start, s.end - chunk.start) for s in chunk.sentences), inside)
+                   tuple((s.start - chunk.start, s.end - chunk.start) for s in chunk.sentences), inside,
+                   collections)
 
     def sentence_texts(self) -> list[str]:
         return [self.text[a:b] for a, b in self.sentences]
@@ -57,6 +63,7 @@ class ChunkRecord:
         fields["sentences"] = tuple(tuple(s) for s in fields["sentences"])
         if fields.get("entities") is not None:
             fields["entities"] = tuple(tuple(e) for e in fields["entities"])
+        fields["collections"] = stored_names(fields.get("collections"))
         return cls(**fields)
 
 

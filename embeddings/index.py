@@ -22,6 +22,8 @@ from . import storage
 from .chunk_record import ChunkRecord, ChunkRecords, MemoryChunks, as_records
 from .chunk_vectors import EMBED_SLICE, embed_texts, pooled_sentence_vectors
 from .chunking import chunk_document
+from .collections import DEFAULT, RowFilter, check_names
+from .index_search import Hit, Results, Searching, move_document
 from .documents import Document
 from .encoders import Encoder
 from .entities import tag_paragraphs
@@ -32,26 +34,11 @@ from .keyword import KeywordIndex
 from .sentence_store import SentenceStore, drop_documents
 from .storage import FORMAT_VERSION, REBUILD_HINT
 from .term_stats import TermStatistics
-from .vectors import ExternalStore, FaissStore, HybridStore, RecordStore, VectorStore
+from .vectors import ExternalStore, FaissStore, RecordStore, VectorStore
 
 # Names other modules import from here (they live in chunk_record.py, index_files.py, chunk_vectors.py).
 __all__ = ["BM25_DIR", "CHUNKS_FILE", "CHUNK_VECTORS", "DOCUMENTS_FILE", "EMBED_SLICE", "ChunkRecord",
            "DocumentInfo", "Hit", "Index", "IngestReport", "Results"]
-
-
-@dataclass(frozen=True)
-class Hit:
-    row: int
-    chunk: ChunkRecord
-    score: float
-
-
-@dataclass(frozen=True)
-class Results:
-    """Both retrievers' hits for one query, best first."""
-
-    dense: list[Hit]
-    keyword: list[Hit]
 
 
 @dataclass
@@ -59,14 +46,15 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)  # unchanged text, other collections: not re-embedded
     chunks_added: int = 0
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated)
+        return bool(self.added or self.updated or self.moved)
 
 
-class Index:
+class Index(Searching):
     """Chunks of documents, searchable by meaning and by keyword.
 
     Rows are dense and ordered: row i of the vector store, of the BM25 matrix and of `chunks` is
@@ -91,6 +79,7 @@ class Index:
         self.documents: dict[str, DocumentInfo] = {}
         self.store: VectorStore = store if store is not None else FaissStore(dimension)
         self._chunks: ChunkRecords = MemoryChunks()
+        self.row_filter = RowFilter()  # each collection's rows, for stores that filter by row
         self._keyword: Union[KeywordIndex, TermStatistics, None] = None
         self.sentences: SentenceStore | None = SentenceStore(dimension) if chunk_vectors == "sentences" else None
         if self.records_in_store:  # records and keyword statistics not in RAM
@@ -116,8 +105,12 @@ class Index:
     # --- building -------------------------------------------------------------------------
 
     def add(self, documents: Iterable[Document], encoder: Encoder, batch_size: int,
-            progress: Callable[[int, int], None] | None = None) -> IngestReport:
+            progress: Callable[[int, int], None] | None = None,
+            collections: Sequence[str] | None = None) -> IngestReport:
         """Add or replace documents; unchanged ones (same content hash) are skipped untouched.
+
+        `collections`: the documents' (None: a known document's own, "default" for a new one); an
+        unchanged document named with other collections is moved, not embedded again.
 
         Every new chunk of every document is embedded in one pass (in slices of EMBED_SLICE), not
         document by document: the encoder sorts the texts it is given by length and pads each batch
@@ -134,15 +127,20 @@ class Index:
         new_chunks: list[ChunkRecord] = []
         texts: list[str] = []
         replaced: set[str] = set()
+        named = check_names(collections) if collections is not None else None
         for document in documents:
             previous = self.documents.get(document.doc_id)
+            owned = named or (previous.collections if previous is not None else (DEFAULT,))
             if previous is not None and previous.sha256 == document.sha256:
-                report.skipped.append(document.source)
+                moved = owned != previous.collections and document.doc_id not in replaced
+                if moved:
+                    move_document(self, document.doc_id, owned)
+                (report.moved if moved else report.skipped).append(document.source)
                 continue
             if document.doc_id in replaced:
                 continue
             found = None if self.entities is None else tag_paragraphs(document.text)
-            records = [ChunkRecord.from_chunk(c, found)
+            records = [ChunkRecord.from_chunk(c, found, owned)
                        for c in chunk_document(document, self.chunk_words, self.sentence_overlap)]
             texts.extend(self.embedding_text(document.title, r.text) for r in records)
             new_chunks.extend(records)
@@ -151,7 +149,7 @@ class Index:
                 document.doc_id, document.title, document.source, document.url, document.sha256,
                 len(records), added=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 size=document.size or len(document.text.encode("utf-8")), pages=document.pages,
-                etag=document.etag, last_modified=document.last_modified)
+                etag=document.etag, last_modified=document.last_modified, collections=owned)
             (report.updated if previous is not None else report.added).append(document.source)
             report.chunks_added += len(records)
         if replaced:
@@ -167,6 +165,7 @@ class Index:
         """Drop the chunks of the `replaced` documents and append `records`, embedded already
         (`texts` as the encoder saw them, their `vectors`). `add` calls it; the bench too, with
         synthetic vectors. The documents' `DocumentInfo` is the caller's."""
+        self.row_filter.reset()
         if self.records_in_store:
             from .milvus_chunks import MilvusChunks
 
@@ -211,51 +210,6 @@ class Index:
             self._keyword = KeywordIndex.build(
                 [self.embedding_text(self.documents[c.doc_id].title, c.text) for c in self.chunks])
         return self._keyword
-
-    def search(self, k: int, *, text: str | None = None, vector: np.ndarray | None = None) -> Results:
-        """The best `k` chunks by meaning (for the query's `vector`) and by keyword (for its `text`);
-        either retriever is skipped when its input is None."""
-        return Results(self.search_dense(vector, k) if vector is not None else [],
-                       self.search_keyword(text, k) if text is not None else [])
-
-    def search_dense(self, vector: np.ndarray, k: int) -> list[Hit]:
-        if not self.chunks or k <= 0:
-            return []
-        scores, rows = self.store.search(vector, min(k, len(self.chunks)))
-        return self._hits(rows, scores)
-
-    def search_keyword(self, query: str, k: int) -> list[Hit]:
-        if self.store.capabilities.hybrid_search:  # the store's own BM25 (embeddings/milvus.py)
-            rows, scores = cast(HybridStore, self.store).keyword_search(self.keyword.query_tokens(query), k)
-        else:
-            rows, scores = cast(KeywordIndex, self.keyword).search(query, k)
-        return self._hits(rows, scores)
-
-    def _hits(self, rows: Iterable[int] | np.ndarray, scores: Iterable[float] | np.ndarray) -> list[Hit]:
-        kept = [(int(r), float(s)) for r, s in zip(rows, scores) if r >= 0]
-        return [Hit(r, c, s) for (r, s), c in zip(kept, self._chunks.fetch([r for r, _ in kept]))]
-
-    def chunks_of(self, doc_id: str) -> list[ChunkRecord]:
-        """One document's chunks, in row order (from a store that keeps them, only those are fetched)."""
-        return self._chunks.fetch(self._chunks.rows_of([doc_id]))
-
-    def store_hybrid_search(self) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-        """The store's own hybrid search (Milvus); a store without one (FAISS) is refused in one line."""
-        if not self.store.capabilities.hybrid_search:
-            raise IndexMismatchError('a "milvus-*" fusion runs in Milvus and needs store_backend = "milvus"; '
-                                     'with FAISS use fusion = "score" or "rrf"')
-        return cast(HybridStore, self.store).hybrid_search
-
-    def search_hybrid(self, query: str, vector: np.ndarray, k: int, *, ranker: str, rrf_k: int,
-                      dense_weight: float) -> list[Hit]:
-        """The best `k` chunks by the store's own hybrid search (dense + BM25 fused by its
-        `ranker`), for stores that have one (Milvus); the scores are the ranker's."""
-        hybrid = self.store_hybrid_search()
-        if not len(self.chunks) or k <= 0:
-            return []
-        scores, rows = hybrid(vector, self.keyword.query_tokens(query), min(k, len(self.chunks)), ranker=ranker,
-                              rrf_k=rrf_k, dense_weight=dense_weight)
-        return self._hits(rows, scores)
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """Stored vectors of some rows (for scoring passages the dense search did not return)."""

@@ -17,6 +17,7 @@ from typing import Union
 
 from . import storage
 from .chunk_record import ChunkRecord, ChunkRecords, MemoryChunks
+from .collections import DEFAULT, stored_names
 from .documents import short_id
 from .errors import IndexCorruptError
 from .keyword import KeywordIndex
@@ -50,11 +51,13 @@ class DocumentInfo:
     pages: tuple[tuple[int, int], ...] = ()  # (offset in the text, page number), see Document
     etag: str | None = None  # HTTP validators of a URL, for a conditional re-fetch
     last_modified: str | None = None
+    collections: tuple[str, ...] = (DEFAULT,)  # embeddings/collections.py; saved before them: default
 
     @classmethod
     def from_json(cls, raw: dict) -> "DocumentInfo":
         raw = dict(raw)
         raw["pages"] = tuple(tuple(p) for p in raw.get("pages") or ())
+        raw["collections"] = stored_names(raw.get("collections"))
         return cls(**raw)
 
     @property

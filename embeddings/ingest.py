@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from .collections import check_names
 from .documents import Document
 from .encoders import Encoder, get_encoder, ingest_workers
 from .entities import ENTITY_MODEL
@@ -122,6 +123,7 @@ def ingest(
     from_lists: Sequence[Path] = (),
     fetch_limits: FetchLimits | None = None,
     load_progress: Progress | None = None,
+    collections: Sequence[str] | None = None,
 ) -> IngestResult:
     """Load `paths` (files, folders, `http(s)://` URLs or sitemaps, plus the entries of the
     `from_lists` files), add them to the index at `index_dir` and save it if anything changed.
@@ -132,8 +134,11 @@ def ingest(
     scratch from these inputs alone (the way out of a corrupt or incompatible index).
     `encoder_factory` replaces the encoder the options name (called only if something is embedded).
     `fetch_limits` replaces the default time and redirect limits of URLs (the size limit is
-    always `options.max_bytes`).
+    always `options.max_bytes`). `collections` puts the documents in those collections (moving
+    known ones); None keeps a known document's and puts a new one in "default".
     """
+    if collections is not None:
+        collections = check_names(collections)  # refused before anything is fetched
     known = {} if rebuild else _stored(index_dir)
     validators = {d.doc_id: (d.etag, d.last_modified) for d in known.values() if d.etag or d.last_modified}
     limits = fetch_limits or FetchLimits(max_bytes=options.max_bytes)
@@ -143,7 +148,7 @@ def ingest(
                      validators=validators, limits=limits, progress=load_progress)
     return ingest_documents(loaded.documents, index_dir, options, encoder_factory=encoder_factory,
                             rebuild=rebuild, refused=loaded.refused, unchanged=loaded.unchanged,
-                            progress=progress)
+                            progress=progress, collections=collections)
 
 
 def _stored(index_dir: Path) -> dict[str, DocumentInfo]:
@@ -166,6 +171,7 @@ def ingest_documents(
     refused: Sequence[str] = (),
     unchanged: Sequence[str] = (),
     progress: Callable[[float, int], None] | None = None,
+    collections: Sequence[str] | None = None,
 ) -> IngestResult:
     """Add loaded `documents` to the index at `index_dir` (see `ingest`), under its lock.
 
@@ -178,8 +184,10 @@ def ingest_documents(
         index = None if rebuild else _existing(index_dir, options, exact)
         if exact and index is not None and set(index.documents) != {d.doc_id for d in documents}:
             index = None
+        wanted = check_names(collections) if collections is not None else None
         if index is not None and all(d.doc_id in index.documents and
-                                     index.documents[d.doc_id].sha256 == d.sha256 for d in documents):
+                                     index.documents[d.doc_id].sha256 == d.sha256 and
+                                     wanted in (None, index.documents[d.doc_id].collections) for d in documents):
             report = IngestReport(skipped=[d.source for d in documents] + list(unchanged))
             return IngestResult(report, list(refused), len(index), len(index.documents))
         encoder = (encoder_factory or options.encoder)()
@@ -192,7 +200,7 @@ def ingest_documents(
             if progress is not None:
                 progress(len(documents) * embedded / chunks if chunks else len(documents), len(documents))
 
-        report = index.add(documents, encoder, batch_size=options.batch_size, progress=step)
+        report = index.add(documents, encoder, batch_size=options.batch_size, progress=step, collections=wanted)
         report.skipped.extend(unchanged)
         if report.changed or rebuild or (fresh and exact) or not Index.exists(index_dir):
             index.save(index_dir)

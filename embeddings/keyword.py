@@ -171,14 +171,19 @@ class KeywordIndex:
             np.add.at(scores, self._indices[start:end], self._data[start:end])
         return scores
 
-    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, scores) of the best `k` chunks; rows with score 0 are left out."""
-        if not self.size or k <= 0:
+    def search(self, query: str, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the best `k` chunks; rows with score 0 are left out. With `rows`,
+        only those are ranked (a collection's chunks), so all `k` can come from them."""
+        if not self.size or k <= 0 or (rows is not None and not len(rows)):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         tokens = self.query_tokens(query)
         if not tokens:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         scores = self.scores(tokens)
+        if rows is not None and len(rows) < self.size:
+            kept = np.zeros_like(scores)
+            kept[rows] = scores[rows]
+            scores = kept
         k = min(k, self.size)
         # bm25s's numpy top-k (selection._topk_numpy, sorted): the same ties in the same order.
         partitioned = np.argpartition(scores, -k)[-k:]

@@ -34,13 +34,16 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from .errors import IndexCorruptError, IndexMismatchError, QabotError
 from .storage import REBUILD_HINT
 from .vectors import StoreCapabilities
+
+if TYPE_CHECKING:
+    from .collections import Scope
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ SAMPLE_SEED = 20_240
 MAX_TEXT = 65_535  # Milvus's VARCHAR limit (bytes)
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 HNSW_EF = 128
+MAX_COLLECTIONS = 64  # collections a chunk may belong to (the array field's capacity)
 
 _clients: dict[str, object] = {}
 
@@ -113,10 +117,38 @@ def vector_hash(vector: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(vector, dtype=np.float32).tobytes()).hexdigest()[:16]
 
 
+def create_collection(client, config: MilvusConfig, dimension: int) -> None:
+    """A new collection: key, vector, BM25 text and its sparse vector, the record, the collections."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    name = config.collection
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("pk", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dimension)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
+                     analyzer_params={"tokenizer": "standard"})
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("record", DataType.VARCHAR, max_length=MAX_TEXT)  # the ChunkRecord, JSON
+    # The document's collections (embeddings/collections.py), filtered on the server.
+    schema.add_field("collections", DataType.ARRAY, element_type=DataType.VARCHAR,
+                     max_capacity=MAX_COLLECTIONS, max_length=64)
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                 output_field_names=["sparse"]))
+    params = client.prepare_index_params()
+    dense = {"M": HNSW_PARAMS["M"], "efConstruction": HNSW_PARAMS["efConstruction"]} \
+        if config.index_type == "HNSW" else {"nlist": 1024} if config.index_type.startswith("IVF") else {}
+    params.add_index("vec", index_type=config.index_type, metric_type="IP", params=dense)
+    params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                     params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
+    # Strong consistency: a search right after an upsert sees it (ingest, then answer).
+    client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+
+
 class MilvusStore:
     """Vectors and BM25 tokens of the index's rows in one Milvus collection."""
 
-    capabilities = StoreCapabilities(BACKEND, chunk_records=True, hybrid_search=True, consistency_check=True)
+    capabilities = StoreCapabilities(BACKEND, chunk_records=True, hybrid_search=True, consistency_check=True,
+                                     filters_collections=True)
 
     def __init__(self, config: MilvusConfig, index_dir: Path, dimension: int, keys: Sequence[int] = ()) -> None:
         self.config = config
@@ -127,13 +159,12 @@ class MilvusStore:
         self._keys = np.asarray(keys, dtype=np.int64).reshape(-1)
         self._by_key: tuple[np.ndarray, np.ndarray] | None = None
         self._garbage: set[int] = set()  # keys of removed rows, deleted after the next switch
+        self._has_collections = True  # False: a collection made before documents had collections
         self._ensure_collection()
 
     # --- the collection -----------------------------------------------------------------------
 
     def _ensure_collection(self) -> None:
-        from pymilvus import DataType, Function, FunctionType, MilvusClient
-
         name = self.config.collection
         if self.client.has_collection(name):
             fields = {f["name"]: f for f in self.client.describe_collection(name)["fields"]}
@@ -144,25 +175,10 @@ class MilvusStore:
             if "record" not in fields:
                 raise IndexMismatchError(f"Milvus collection {name!r} predates chunk records in Milvus: drop it "
                                          f"or set another collection, then {REBUILD_HINT}")
+            self._has_collections = "collections" in fields
             self.client.load_collection(name)
             return
-        schema = MilvusClient.create_schema(auto_id=False)
-        schema.add_field("pk", DataType.INT64, is_primary=True)
-        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=self.dimension)
-        schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
-                         analyzer_params={"tokenizer": "standard"})
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_field("record", DataType.VARCHAR, max_length=MAX_TEXT)  # the ChunkRecord, JSON
-        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
-                                     output_field_names=["sparse"]))
-        params = self.client.prepare_index_params()
-        dense = {"M": HNSW_PARAMS["M"], "efConstruction": HNSW_PARAMS["efConstruction"]} \
-            if self.config.index_type == "HNSW" else {"nlist": 1024} if self.config.index_type.startswith("IVF") else {}
-        params.add_index("vec", index_type=self.config.index_type, metric_type="IP", params=dense)
-        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                         params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
-        # Strong consistency: a search right after an upsert sees it (ingest, then answer).
-        self.client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+        create_collection(self.client, self.config, self.dimension)
 
     # --- VectorStore ------------------------------------------------------------------------
 
@@ -173,13 +189,16 @@ class MilvusStore:
         raise TypeError("a Milvus store needs each chunk's id and text: use add_chunks")
 
     def add_chunks(self, vectors: np.ndarray, chunk_ids: Sequence[str], texts: Sequence[str],
-                   records: Sequence[str] | None = None) -> list[list[str]]:
+                   records: Sequence[str] | None = None,
+                   collections: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
         """Append rows: upsert one entity a chunk (vector, BM25 tokens of `texts`, the record's
-        JSON from `records`). Returns each chunk's BM25 tokens (for the term statistics)."""
+        JSON from `records`, its `collections`). Returns each chunk's BM25 tokens (for the term
+        statistics)."""
         from .keyword import tokenize
 
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
         records = list(records) if records is not None else [""] * len(texts)
+        owned = [list(c) for c in collections] if collections is not None else [["default"]] * len(texts)
         too_long = [c for c, r in zip(chunk_ids, records) if len(r.encode("utf-8")) > MAX_TEXT]
         if too_long:
             raise ValueError(f"chunk {too_long[0]} is over Milvus's {MAX_TEXT}-byte text limit")
@@ -189,8 +208,9 @@ class MilvusStore:
             part = slice(start, start + WRITE_BATCH)
             tokens = tokenize(list(texts[part]), fold=False)
             every.extend(tokens)
-            rows = [{"pk": k, "vec": v.tolist(), "text": " ".join(t)[:MAX_TEXT], "record": r}
-                    for k, v, t, r in zip(keys[part], vectors[part], tokens, records[part])]
+            rows = [{"pk": k, "vec": v.tolist(), "text": " ".join(t)[:MAX_TEXT], "record": r,
+                     **({"collections": c} if self._has_collections else {})}
+                    for k, v, t, r, c in zip(keys[part], vectors[part], tokens, records[part], owned[part])]
             self.client.upsert(self.config.collection, rows)
         self._garbage.difference_update(keys)
         self._keys = np.concatenate([self._keys, np.asarray(keys, dtype=np.int64)])
@@ -239,35 +259,51 @@ class MilvusStore:
     def _limit(self, k: int) -> int:
         return min(16_384, 2 * k + 16)  # over-fetch: entities no version of ours knows are skipped
 
-    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _filter(self, scope: "Scope | None") -> str:
+        """The server-side filter expression of a search in `scope`'s collections ("" for all)."""
+        if scope is None:
+            return ""
+        if not self._has_collections:
+            raise IndexMismatchError(f"Milvus collection {self.config.collection!r} predates document collections, "
+                                     f"so it cannot be searched by collection; {REBUILD_HINT}")
+        from .collections import milvus_filter
+
+        return milvus_filter(scope.names)
+
+    def search(self, vector: np.ndarray, k: int, scope: "Scope | None" = None) -> tuple[np.ndarray, np.ndarray]:
         params = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, k)} if self.config.index_type == "HNSW" else {}}
         found = self.client.search(self.config.collection, data=[np.asarray(vector, dtype=np.float32).tolist()],
                                    anns_field="vec", limit=self._limit(k), search_params=params,
+                                   filter=self._filter(scope),
                                    output_fields=["pk"])[0]  # (by default milvus-lite returns every field)
         return self._rows(found, k, lambda d: d)
 
-    def keyword_search(self, terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    def keyword_search(self, terms: Sequence[str], k: int,
+                       scope: "Scope | None" = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the best `k` chunks for BM25 `terms` (keyword.py's tokens), by
         Milvus's full-text search; the scores are bm25s's (see the module docstring)."""
         if not terms or not len(self._keys) or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         found = self.client.search(self.config.collection, data=[" ".join(terms)], anns_field="sparse",
                                    limit=self._limit(k), search_params={"metric_type": "BM25"},
-                                   output_fields=["pk"])[0]
+                                   filter=self._filter(scope), output_fields=["pk"])[0]
         scores, rows = self._rows(found, k, lambda d: abs(d) / (BM25_K1 + 1))
         keep = rows >= 0
         return rows[keep], scores[keep]
 
     def hybrid_search(self, vector: np.ndarray, terms: Sequence[str], k: int, *, ranker: str = "rrf",
-                      rrf_k: int = 60, dense_weight: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows) of dense + BM25 search fused by Milvus's own ranker ("rrf" or "weighted")."""
+                      rrf_k: int = 60, dense_weight: float = 0.6,
+                      scope: "Scope | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of dense + BM25 search fused by Milvus's own ranker ("rrf" or "weighted"),
+        each request filtered to `scope`'s collections on the server."""
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
-        limit = self._limit(k)
+        limit, expr = self._limit(k), self._filter(scope) or None
         requests = [AnnSearchRequest([np.asarray(vector, dtype=np.float32).tolist()], "vec", {"metric_type": "IP"},
-                                     limit=limit)]
+                                     limit=limit, expr=expr)]
         if terms:
-            requests.append(AnnSearchRequest([" ".join(terms)], "sparse", {"metric_type": "BM25"}, limit=limit))
+            requests.append(AnnSearchRequest([" ".join(terms)], "sparse", {"metric_type": "BM25"}, limit=limit,
+                                             expr=expr))
         fuse = RRFRanker(rrf_k) if ranker == "rrf" else WeightedRanker(dense_weight, 1 - dense_weight) \
             if terms else WeightedRanker(1.0)
         found = self.client.hybrid_search(self.config.collection, requests, fuse, limit=limit, output_fields=["pk"])[0]

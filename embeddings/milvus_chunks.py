@@ -108,7 +108,8 @@ class MilvusChunks(Sequence[ChunkRecord]):
         self._doc_rows = array("i", np.frombuffer(self._doc_rows, dtype=np.int32)[keep].tobytes()) \
             if rows else self._doc_rows
         added = self.store.add_chunks(vectors, [r.chunk_id for r in records], texts,
-                                      [r.to_json() for r in records]) if records else []
+                                      [r.to_json() for r in records],
+                                      [r.collections for r in records]) if records else []
         for record in records:
             if record.doc_id not in self._doc_number:
                 self._doc_number[record.doc_id] = len(self._doc_ids)

@@ -12,14 +12,18 @@ load and deletes what a new version dropped only once it is live (`ExternalStore
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from .errors import IndexCorruptError
 from .storage import REBUILD_HINT
+
+if TYPE_CHECKING:
+    from .collections import Scope
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class StoreCapabilities:
     chunk_records: bool = False  # keeps the chunk records and their keyword tokens: `RecordStore`
     hybrid_search: bool = False  # BM25 and dense + BM25 fusion inside the store: `HybridStore`
     consistency_check: bool = False  # outside the version folder, checked on load: `ExternalStore`
+    # Filters by collection names itself (a Milvus scalar field, server-side); without it the
+    # index hands the store the collections' rows (`collections.Scope.rows`).
+    filters_collections: bool = False
 
 
 class VectorStore(Protocol):
@@ -46,8 +53,9 @@ class VectorStore(Protocol):
     def remove(self, rows: Sequence[int]) -> None:
         """Drop rows; the rows after them move up, keeping their order."""
 
-    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows) of the `k` rows nearest `vector`, best first (row -1: no more rows)."""
+    def search(self, vector: np.ndarray, k: int, scope: "Scope | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of the `k` rows nearest `vector`, best first (row -1: no more rows);
+        with a `scope`, only rows of its collections, filtered inside the search."""
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """The stored vectors of `rows`, float32, one a row."""
@@ -63,8 +71,10 @@ class RecordStore(VectorStore, Protocol):
     """A store that keeps each row's chunk record and BM25 tokens beside its vector."""
 
     def add_chunks(self, vectors: np.ndarray, chunk_ids: Sequence[str], texts: Sequence[str],
-                   records: Sequence[str] | None = None) -> list[list[str]]:
-        """Append rows (vector, tokens of `texts`, record JSON); returns each row's BM25 tokens."""
+                   records: Sequence[str] | None = None,
+                   collections: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
+        """Append rows (vector, tokens of `texts`, record JSON, collections); returns each row's
+        BM25 tokens."""
 
     def fetch(self, rows: Sequence[int], field: str) -> list:
         """One stored field (``record``, ``text``, ``vec``) of each of `rows`, in their order."""
@@ -76,12 +86,14 @@ class RecordStore(VectorStore, Protocol):
 class HybridStore(VectorStore, Protocol):
     """A store that searches BM25 tokens and fuses dense + BM25 search itself."""
 
-    def keyword_search(self, terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, scores) of the best `k` rows for BM25 `terms`."""
+    def keyword_search(self, terms: Sequence[str], k: int,
+                       scope: "Scope | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the best `k` rows for BM25 `terms` (in `scope`'s collections)."""
 
     def hybrid_search(self, vector: np.ndarray, terms: Sequence[str], k: int, *, ranker: str = "rrf",
-                      rrf_k: int = 60, dense_weight: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows) of dense + BM25 search fused by the store's `ranker`."""
+                      rrf_k: int = 60, dense_weight: float = 0.6,
+                      scope: "Scope | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of dense + BM25 search fused by the store's `ranker` (in `scope`)."""
 
 
 class ExternalStore(VectorStore, Protocol):
@@ -165,24 +177,102 @@ def build_dense_index(vectors: np.ndarray, index_type: str, params: dict | None 
     return index
 
 
-def search_one(index: FaissIndex, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def search_one(index: FaissIndex, vector: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows) of one query's `k` nearest vectors, searched on the calling thread alone.
 
     A single query gains nothing from FAISS's OpenMP threads (flat and IVF search split the work
     by query), but opening a parallel region costs a wake-up of every pool thread: on 2 busy cores
     that made a 60k-vector flat search 5x slower (31 ms instead of 6 ms). The thread count is an
     OpenMP setting of the calling thread, and it is restored afterwards (index building keeps its
-    threads).
+    threads). `params` are FAISS search parameters (an id selector limiting the rows searched).
     """
     import faiss
 
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        scores, rows = index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        scores, rows = index.search(query, k) if params is None else index.search(query, k, params=params)
     finally:
         faiss.omp_set_num_threads(threads)
     return scores[0], rows[0]
+
+
+# Scopes (collections searched) whose FAISS selector or decoded vectors a store keeps, and the
+# most rows of a scope searched exactly over its decoded vectors on an IVF-SQ8 store (1.5 KB a
+# row: 4 scopes of 20k rows keep at most 120 MB).
+SCOPED_CACHE = 4
+EXACT_SCOPE_ROWS = 20_000
+
+
+def _padded(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`k` results as FAISS gives them: missing ones are row -1."""
+    missing = k - len(rows)
+    if missing <= 0:
+        return scores.astype(np.float32), rows.astype(np.int64)
+    return (np.concatenate([scores, np.full(missing, -np.inf)]).astype(np.float32),
+            np.concatenate([rows, np.full(missing, -1)]).astype(np.int64))
+
+
+class ScopedSearch:
+    """FAISS search limited to some rows (a `collections.Scope`), inside the search, so a narrow
+    collection still gets its full top-k (filtering a top-k afterwards would leave it nothing).
+
+    Flat: the exact search with an id selector (a bitmap of the rows: only they are scored).
+    IVF-SQ8: a scope small enough that scanning all its rows costs at most twice what an
+    unfiltered search scores (its probed lists' rows and the list centroids; and at most
+    EXACT_SCOPE_ROWS) is searched exactly, over its own decoded vectors in a flat index kept for
+    the next question: what an index built from that collection alone would be at that size. A
+    larger one by the IVF search with the selector and proportionally more lists probed, so about
+    as many of its rows are scored as an unfiltered search scores in all.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, Any] = {}
+        self._lock = threading.Lock()  # answers run on several threads
+
+    def search(self, index: FaissIndex, store: "FaissStore", vector: np.ndarray, k: int,
+               scope: "Scope") -> tuple[np.ndarray, np.ndarray]:
+        rows = np.asarray(scope.rows, dtype=np.int64)
+        if not len(rows) or k <= 0:
+            return _padded(np.zeros(0), np.zeros(0, dtype=np.int64), max(k, 0))
+        if len(rows) == index.ntotal:
+            return search_one(index, vector, k)
+        prepared = self._prepared(index, store, rows, scope.key)
+        if len(prepared) == 1:  # a small scope's own vectors, in an exact index of their own
+            scores, found = search_one(prepared[0], vector, min(k, len(rows)))
+            kept = found >= 0
+            return _padded(scores[kept], rows[found[kept]], k)
+        return search_one(index, vector, k, prepared[-1])
+
+    def _prepared(self, index: FaissIndex, store: "FaissStore", rows: np.ndarray, key: tuple) -> Any:
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            prepared = self._prepare(index, store, rows)
+            if len(self._cache) >= SCOPED_CACHE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = prepared
+            return prepared
+
+    @staticmethod
+    def _prepare(index: FaissIndex, store: "FaissStore", rows: np.ndarray) -> Any:
+        import faiss
+
+        scored = index.nprobe * index.ntotal / index.nlist + index.nlist if store.index_type != FLAT else 0
+        if store.index_type != FLAT and len(rows) <= min(EXACT_SCOPE_ROWS, 2 * scored):
+            prepared: Any = (build_dense_index(index.reconstruct_batch(rows), FLAT),)
+        else:
+            mask = np.zeros(index.ntotal, dtype=bool)
+            mask[rows] = True
+            bitmap = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(index.ntotal, faiss.swig_ptr(bitmap))
+            params: Any = faiss.SearchParameters() if store.index_type == FLAT else faiss.SearchParametersIVF()
+            params.sel = selector
+            if store.index_type != FLAT:
+                params.nprobe = min(index.nlist, int(np.ceil(index.nprobe * index.ntotal / len(rows))))
+            prepared = (bitmap, selector, params)  # the bitmap and selector must outlive the params
+        return prepared
 
 
 class FaissStore:
@@ -202,6 +292,7 @@ class FaissStore:
         self.index_params: dict = {}
         self._float: np.ndarray | None = np.zeros((0, dimension), dtype=np.float32)
         self._faiss: FaissIndex = None
+        self._scoped = ScopedSearch()
 
     def __len__(self) -> int:
         return len(self._float) if self._float is not None else int(self._faiss.ntotal)
@@ -224,6 +315,7 @@ class FaissStore:
         """New rows: choose the type for their number now, build the FAISS index on first need."""
         self._float = vectors
         self._faiss = None
+        self._scoped = ScopedSearch()
         self.index_type = choose_index_type(len(vectors), self.flat_max)
         self.index_params = ivf_params(len(vectors)) if self.index_type == IVF_SQ8 else {}
 
@@ -234,8 +326,10 @@ class FaissStore:
                 self._float = None  # the 8-bit codes replace the float copy (4x less memory)
         return self._faiss
 
-    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return search_one(self._built(), vector, k)
+    def search(self, vector: np.ndarray, k: int, scope: "Scope | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        if scope is None or scope.rows is None:
+            return search_one(self._built(), vector, k)
+        return self._scoped.search(self._built(), self, vector, k, scope)
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         rows = [int(r) for r in rows]
@@ -275,6 +369,7 @@ class FaissStore:
         store.index_type = index_type
         store.index_params = dict(manifest.get("index_params") or {})
         store._faiss = index
+        store._scoped = ScopedSearch()
         if index_type == FLAT:
             store._float = index.reconstruct_n(0, index.ntotal) if index.ntotal else store._float
         else:

@@ -2,7 +2,8 @@
 
 `SlackStandIn` is a real HTTP server answering the Web API methods the bot calls (``auth.test``,
 ``chat.postMessage``, ``chat.postEphemeral``, ``reactions.add/remove``, ``conversations.replies``,
-``apps.connections.open``, ``assistant.threads.*``, ``users.info``, ``chat.startStream`` /
+``apps.connections.open``, ``assistant.threads.*``, ``users.info``, ``users.conversations`` (of
+``memberships``), ``chat.startStream`` /
 ``appendStream`` / ``stopStream``, ``views.publish``, ``views.open``) and ``response_url`` POSTs. It records every
 call (method, parameters, raw body, the token used) and can be told to fail (HTTP 500, 429 with
 Retry-After, delays), or to lack methods (``unsupported``: ``unknown_method``, as a workspace
@@ -114,6 +115,7 @@ class SlackStandIn:
         self._files: dict[str, bytes] = {}  # path -> a shared file's bytes (Slack's url_private)
         self.modals: list[dict] = []  # the modals views.open opened, in order
         self._streams: dict[tuple[str, str], dict] = {}  # (channel, ts) -> a message still streaming
+        self.memberships: dict[str, list[str]] = {}  # user id -> the channels users.conversations lists
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -345,6 +347,15 @@ class SlackStandIn:
             if not self.socket_url:
                 return {"ok": False, "error": "no_socket_mode_server"}
             return {"ok": True, "url": self.socket_url}
+        if method == "users.conversations":  # the channels a user is in, 200 a page at most
+            with self._cond:
+                channels = list(self.memberships.get(params.get("user") or "", []))
+            start = int(params.get("cursor") or 0)
+            limit = min(int(params.get("limit") or 100), 200)
+            page = channels[start:start + limit]
+            following = str(start + limit) if start + limit < len(channels) else ""
+            return {"ok": True, "channels": [{"id": c, "is_channel": True} for c in page],
+                    "response_metadata": {"next_cursor": following}}
         if method == "users.info":
             return {"ok": True, "user": {"id": params.get("user"), "name": "asker", "is_bot": False}}
         if method == "chat.update":  # the stored message takes the new text and blocks, as in Slack

@@ -119,7 +119,8 @@ def test_the_manifest_checks_catch_a_collection_out_of_step(both, tmp_path):
     changed = store.vectors([sample_row])[0][::-1].copy()
     record = store.fetch([sample_row], "record")[0]
     store.client.upsert(store.config.collection, [{"pk": int(keys[sample_row]), "vec": changed.tolist(),
-                                                   "text": "x", "record": record}])
+                                                   "text": "x", "record": record,
+                                                   "collections": ["default"]}])
     with pytest.raises(IndexCorruptError, match="vector differs"):
         Index.load(tmp_path / "milvus")
     # Entities missing: the count catches it.

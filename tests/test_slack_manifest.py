@@ -14,8 +14,8 @@ MANIFEST = ROOT / "config" / "slack-manifest.yaml"
 def test_manifest_has_exactly_the_needed_scopes_and_events():
     manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted([
-        "app_mentions:read", "assistant:write", "channels:history", "chat:write", "commands",
-        "files:read", "groups:history", "im:history", "mpim:history", "reactions:write"])
+        "app_mentions:read", "assistant:write", "channels:history", "channels:read", "chat:write", "commands",
+        "files:read", "groups:history", "groups:read", "im:history", "mpim:history", "reactions:write"])
     settings = manifest["settings"]
     assert sorted(settings["event_subscriptions"]["bot_events"]) == sorted([
         "app_home_opened", "app_mention", "assistant_thread_context_changed", "assistant_thread_started",

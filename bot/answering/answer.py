@@ -66,7 +66,7 @@ class Answer:
     # The text searched with when a follow-up was answered with the conversation's subject (the
     # question alone was declined); None otherwise. Shown by `qabot chat -v`, never logged.
     query: str | None = None
-    # The collections the answer was searched in; () = all of them.
+    # The document collections it was searched in (embeddings/collections.py); () = all.
     collections: tuple[str, ...] = ()
 
     @property

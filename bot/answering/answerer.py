@@ -174,7 +174,7 @@ class Answerer:
         return len(texts)
 
     def ask(self, question: str, history: Sequence[str] = (), *, trace: AnswerTrace | None = None,
-            on_text: Callable[[str], None] | None = None) -> Answer:
+            on_text: Callable[[str], None] | None = None, collections: Sequence[str] | None = None) -> Answer:
         """Answer `question` (a follow-up leans on `history`, oldest first), or decline.
 
         A question that reads like a follow-up but says what it asks about ("Which newspaper
@@ -187,23 +187,26 @@ class Answerer:
         `trace`, if given, is filled with what the answer was made from; the answer is the same.
         `on_text` receives a composed answer's text piece by piece as the LLM streams it (an
         extractive answer arrives whole, in the returned `Answer`, and never calls it).
+        `collections` limits every passage it reads to documents of those collections (None:
+        all): a Slack channel's, or `--collection` (embeddings/collections.py).
         """
         started = time.perf_counter()
         cfg = self.settings.answer
         q = prepare_question(question, history, cfg.max_question_chars)
+        searched = tuple(sorted(set(collections))) if collections is not None else None
         if not has_words(q.text):
-            return Answer(q.text, EMPTY_QUESTION_TEXT, True)
+            return Answer(q.text, EMPTY_QUESTION_TEXT, True, collections=searched or ())
         timings: dict[str, float] = {}
         t = time.perf_counter()
         vectors = self.encoder.encode([q.text, q.query] if q.follow_up else [q.text])
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
         answer = None
         if q.follow_up and len(set(question_terms(q.text))) >= STANDALONE_TERMS:
-            alone = self._answer(Question(q.text, q.text), vectors[0], vectors[0], timings, trace, on_text)
+            alone = self._answer(Question(q.text, q.text), vectors[0], vectors[0], timings, trace, on_text, searched)
             if not alone.abstained:
                 answer = alone
         if answer is None:
-            answer = self._answer(q, vectors[0], vectors[-1], timings, trace, on_text)
+            answer = self._answer(q, vectors[0], vectors[-1], timings, trace, on_text, searched)
             if q.follow_up:
                 answer = replace(answer, query=q.query)
         if question_chars(question) > cfg.max_question_chars:
@@ -212,17 +215,18 @@ class Answerer:
             answer = replace(answer, notice=f"{cut} {answer.notice}" if answer.notice else cut)
         timings.update(answer.timings_ms)
         timings["total_ms"] = (time.perf_counter() - started) * 1000
-        return replace(answer, timings_ms=timings)
+        return replace(answer, timings_ms=timings, collections=searched or ())
 
     def _answer(self, q: Question, question_vector: np.ndarray, query_vector: np.ndarray,
                 timings: dict[str, float], trace: AnswerTrace | None,
-                on_text: Callable[[str], None] | None) -> Answer:
-        """Retrieve, read, type, judge and compose for one search text (`q.query`)."""
+                on_text: Callable[[str], None] | None, collections: Sequence[str] | None = None) -> Answer:
+        """Retrieve, read, type, judge and compose for one search text (`q.query`), from the
+        passages of `collections` alone (None: all)."""
         cfg, r = self.settings.answer, self.settings.retrieval
         t = time.perf_counter()
         depth = max(r.top_k, trace.depth if trace is not None else 0)
         ranked_passages = retrieve(self.index, q.query, query_vector, top_k=depth,
-                                   candidates=r.candidates, fusion=self.fusion)
+                                   candidates=r.candidates, fusion=self.fusion, collections=collections)
         passages = ranked_passages[: r.top_k]
         timings["retrieve_ms"] = timings.get("retrieve_ms", 0.0) + (time.perf_counter() - t) * 1000
 
@@ -268,6 +272,7 @@ class Answerer:
             return best, None, f"a {labels} is asked for and the evidence holds none"
         return found[0], found[1], None
 
-    def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None]) -> Answer:
+    def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None], *,
+                      collections: Sequence[str] | None = None) -> Answer:
         """`ask`, streaming a composed answer's text to `on_text` (`slack.streaming.StreamsAnswers`)."""
-        return self.ask(question, history, on_text=on_text)
+        return self.ask(question, history, on_text=on_text, collections=collections)

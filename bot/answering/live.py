@@ -78,9 +78,10 @@ class LiveAnswerer:
     def ask(self, question: str, history: Sequence[str] = (), **kwargs) -> Answer:
         return self._current.ask(question, history, **kwargs)  # one version for the whole question
 
-    def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None]) -> Answer:
+    def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None],
+                      **kwargs) -> Answer:
         """`Answerer.ask_streaming` on the version in use (Slack streams composed answers with it)."""
-        return self._current.ask_streaming(question, history, on_text)
+        return self._current.ask_streaming(question, history, on_text, **kwargs)
 
     def warm(self, *args, **kwargs) -> int:
         return self._current.warm(*args, **kwargs)

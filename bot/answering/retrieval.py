@@ -4,6 +4,7 @@ by a `FusionStrategy` (see fusion.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -24,13 +25,14 @@ class Passage:
 
 
 def gather_candidates(index: Index, query: str, query_vector: np.ndarray, depth: int,
-                      fusion: FusionStrategy) -> Candidates:
+                      fusion: FusionStrategy, collections: Sequence[str] | None = None) -> Candidates:
     """Up to `depth` candidates from each retriever the strategy uses, with every candidate's
-    cosine (from the stored vectors when only BM25 found it) and normalised BM25 score."""
+    cosine (from the stored vectors when only BM25 found it) and normalised BM25 score; only
+    chunks of `collections` when given (None: every chunk)."""
     if isinstance(fusion, InStoreFusion):
-        return _in_store_candidates(index, query, query_vector, depth, fusion)
+        return _in_store_candidates(index, query, query_vector, depth, fusion, collections)
     found = index.search(depth, text=query if fusion.uses_keyword else None,
-                         vector=query_vector if fusion.uses_dense else None)
+                         vector=query_vector if fusion.uses_dense else None, collections=collections)
     dense_hits, keyword_hits = found.dense, found.keyword
     dense = {h.row: h.score for h in dense_hits}
     keyword = {h.row: h.score for h in keyword_hits}
@@ -45,11 +47,11 @@ def gather_candidates(index: Index, query: str, query_vector: np.ndarray, depth:
 
 
 def _in_store_candidates(index: Index, query: str, query_vector: np.ndarray, depth: int,
-                         fusion: InStoreFusion) -> Candidates:
+                         fusion: InStoreFusion, collections: Sequence[str] | None) -> Candidates:
     """Candidates ranked by the store's own hybrid search; every one's cosine read back from its
     stored vector (the judge needs it), no BM25 score (the store does not return it)."""
     hits = index.search_hybrid(query, query_vector, depth, ranker=fusion.ranker, rrf_k=fusion.k,
-                               dense_weight=fusion.dense_weight)
+                               dense_weight=fusion.dense_weight, collections=collections)
     rows = [h.row for h in hits]
     sims = index.vectors(rows) @ np.asarray(query_vector, dtype=np.float32).reshape(-1) if rows else np.zeros(0)
     dense = {row: float(s) for row, s in zip(rows, sims)}
@@ -57,11 +59,12 @@ def _in_store_candidates(index: Index, query: str, query_vector: np.ndarray, dep
 
 
 def retrieve(index: Index, query: str, query_vector: np.ndarray, *, top_k: int, candidates: int,
-             fusion: FusionStrategy) -> list[Passage]:
-    """The best `top_k` passages for `query`, ranked by the fusion strategy."""
+             fusion: FusionStrategy, collections: Sequence[str] | None = None) -> list[Passage]:
+    """The best `top_k` passages for `query`, ranked by the fusion strategy, from the chunks of
+    `collections` (None: all)."""
     if top_k <= 0 or not len(index):
         return []
-    found = gather_candidates(index, query, query_vector, max(candidates, top_k), fusion)
+    found = gather_candidates(index, query, query_vector, max(candidates, top_k), fusion, collections)
     if not found.rows:
         return []
     fused = fusion.fuse(found)

@@ -13,7 +13,11 @@ A request travels top to bottom through these modules:
 - `sources` puts a Sources button under an answer; `sources_modal` opens the passages it found,
   looked up in the index, in a modal (``views.open``).
 - `home` publishes the Home tab (``app_home_opened``): the indexed documents, how to ask, and the
-  👍/👎 tally for admins; `home_gaps` adds, for admins, the week's top groups of unanswered questions.
+  👍/👎 tally for admins; `home_gaps` adds, for admins, the week's top groups of unanswered questions;
+  `home_collections` adds where the viewer's channels answer from, and for admins a control to
+  change it.
+- `channel_collections` says which document collections a channel answers from (settings, and
+  admins' overrides in the state store, SQLite or Redis); every entry point passes them on.
 - Shared state lives in `state.BotState`: `store` (messages answered and the bot's threads, durable
   and shared by every process on the data folder), `threads` (conversation memory), `dedupe` (a
   short-lived cache), `feedback`.

@@ -25,6 +25,7 @@ from .blocks import FEEDBACK_ACTION_DOWN, FEEDBACK_ACTION_UP
 from .client import api_error, make_web_client
 from .errors import SlackConfigError
 from .handover import Reaper, signed_headers
+from .home_collections import ACTION_ID as CHANNEL_COLLECTIONS_ACTION
 from .logfilters import DROP_CLIENT_TOKEN_WARNING, RequestBodyRedactor, install_body_redactor
 from .question import AnswersQuestions
 from .sources import SOURCES_ACTION
@@ -119,6 +120,7 @@ def register(app: App, state: BotState) -> None:
     app.command("/ask")(listeners.on_ask)
     app.action(FEEDBACK_ACTION_IDS)(listeners.on_feedback)
     app.action(SOURCES_ACTION)(sources_modal.on_sources)
+    app.action(CHANNEL_COLLECTIONS_ACTION)(home.on_channel_collections)
     app.error(listeners.on_error)
 
 

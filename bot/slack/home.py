@@ -18,13 +18,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
-from slack_bolt import BoltContext
+from slack_bolt import Ack, BoltContext
 from slack_sdk import WebClient
 
 
 from .blocks import SECTION_TEXT_LIMIT, escape_truncate, safe_url
+from .channel_collections import ChannelScope, allows
 from .client import api_error
 from .home_gaps import gap_blocks, top_gaps
+from .home_collections import change_collections, home_collections
 from .state import BotState
 
 log = logging.getLogger(__name__)
@@ -82,13 +84,14 @@ class FeedbackTally:
 
 # --- what the Home tab shows -------------------------------------------------------------------
 
-def known_documents(answerer: Any) -> list[KnownDocument]:
+def known_documents(answerer: Any, scope: ChannelScope = None) -> list[KnownDocument]:
     """The documents of the answerer's index (``index.documents``: `embeddings.index.DocumentInfo`
-    records), by title; none when the answerer has no index."""
+    records), by title; none when the answerer has no index; with a `scope`, only those of its
+    collections (what the viewer can get answers from)."""
     index = answerer.index  # every answerer has one; None only for a stand-in without documents
     documents = index.documents if index is not None else {}
     known = [KnownDocument(info.title or "Untitled", info.source, info.url, int(info.chunks))
-             for info in documents.values()]
+             for info in documents.values() if allows(scope, getattr(info, "collections", ()))]
     return sorted(known, key=lambda d: (d.title.casefold(), d.source))
 
 
@@ -227,8 +230,9 @@ def _store_block(store: Mapping[str, Any]) -> dict[str, Any]:
 
 def render_home(documents: Sequence[KnownDocument], settings: Any, *, bot_user_id: str | None = None,
                 tally: FeedbackTally | None = None, store: Mapping[str, Any] | None = None,
-                gaps: list | None = None) -> dict[str, Any]:
-    """The Home tab view: what the bot knows, how to ask, and `tally` when the viewer is an admin."""
+                gaps: list | None = None, collections: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The Home tab view: what the bot knows, how to ask, where it answers from (`collections`,
+    home_collections.py), and `tally` and `gaps` when the viewer is an admin."""
     chunks = sum(d.chunks for d in documents)
     top = [_header("Answers from your documents"),
            _section("I answer questions about the documents below, quoting the passages I used. "
@@ -236,7 +240,7 @@ def render_home(documents: Sequence[KnownDocument], settings: Any, *, bot_user_i
            {"type": "divider"},
            _header("What I know"),
            _context(f"{_plural(len(documents), 'document')} · {_plural(chunks, 'passage')} indexed")]
-    bottom = [{"type": "divider"}, *_how_to_ask(settings, bot_user_id)]
+    bottom = [{"type": "divider"}, *_how_to_ask(settings, bot_user_id), *collections]
     if tally is not None:
         bottom += _admin_blocks(tally)
     if gaps is not None:
@@ -255,15 +259,32 @@ def on_app_home_opened(event: Mapping, context: BoltContext, client: WebClient, 
     user = event.get("user")
     if event.get("tab", "home") != "home" or not user:
         return
+    publish_home(client, qabot, user, context.bot_user_id)
+
+
+def on_channel_collections(ack: Ack, body: dict, action: dict, client: WebClient, qabot: BotState) -> None:
+    """An admin's change of a channel's collections (home_collections.py), then the tab again."""
+    ack()
+    user = change_collections(body, action, qabot)
+    if user:
+        publish_home(client, qabot, user, None)
+
+
+def publish_home(client: WebClient, qabot: BotState, user: str, bot_user_id: str | None) -> None:
+    """Publish the Home tab for `user` (admins see the tally and the collection controls)."""
     tally = None
     if qabot.is_admin(user):
         try:
             tally = tally_feedback(qabot.feedback)
         except OSError as exc:
             log.warning("could not read the feedback log %s for the Home tab: %s", qabot.feedback.path, exc)
-    view = render_home(known_documents(qabot.answerer), qabot.settings, bot_user_id=context.bot_user_id,
+    index = getattr(qabot.answerer, "index", None)
+    names = sorted(index.collection_sizes()) if index is not None and hasattr(index, "collection_sizes") else []
+    collections, scope = home_collections(qabot, client, user, names)
+    view = render_home(known_documents(qabot.answerer, scope), qabot.settings, bot_user_id=bot_user_id,
                        tally=tally, store=qabot.health.report() if qabot.is_admin(user) else None,
-                       gaps=top_gaps(qabot.recorder, time.time()) if qabot.is_admin(user) else None)
+                       gaps=top_gaps(qabot.recorder, time.time()) if qabot.is_admin(user) else None,
+                       collections=collections)
     try:
         client.views_publish(user_id=user, view=view)
     except Exception as exc:

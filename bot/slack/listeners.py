@@ -162,7 +162,8 @@ def answer_user_message(state: BotState, event: dict, context: BoltContext, clie
     reacted = granted.reacted or (not tentative and react(client, "add", channel, ts))
     try:
         answered = answer_and_post(state, SlackQuestion(text, thread.history, post,
-                                                        where=f"{channel}/{reply_thread or ts}"),
+                                                        where=f"{channel}/{reply_thread or ts}",
+                                                        collections=state.collections_for(channel)),
                                    sink=sink, only_if_found=tentative)
         if tentative and answered is not None:
             state.memory.record(channel, reply_thread, text)  # the bot has now answered in this thread
@@ -181,7 +182,7 @@ def on_assistant_thread_started(event: dict, say: Say, set_suggested_prompts: Se
         qabot.memory.record(thread["channel_id"], thread["thread_ts"], "", assistant=True)  # the bot's thread
     say(**render_greeting(thread.get("user_id")).as_kwargs())
     try:
-        set_suggested_prompts(prompts=qabot.prompts)
+        set_suggested_prompts(prompts=qabot.prompts_for(thread.get("channel_id")))
     except SlackClientError as exc:
         log.warning("could not set the assistant's suggested prompts: %s", api_error(exc))
 
@@ -216,7 +217,8 @@ def answer_assistant_message(payload: dict, context: BoltContext, client: WebCli
 
     sink = qabot.streamer.reply(client, post, channel=channel, thread_ts=thread_ts, recipient_user=payload.get("user"),
                                 recipient_team=payload.get("user_team") or payload.get("team") or context.team_id)
-    answer_and_post(qabot, SlackQuestion(text, thread.history, post, where=f"{channel}/{thread_ts}"), sink=sink)
+    answer_and_post(qabot, SlackQuestion(text, thread.history, post, where=f"{channel}/{thread_ts}",
+                                         collections=qabot.collections_for(channel)), sink=sink)
 
 
 # --- /ask -----------------------------------------------------------------------------------------
@@ -247,7 +249,8 @@ def on_ask(ack: Ack, command: dict, context: BoltContext, qabot: BotState) -> No
         post_to_response_url(response_url, message, response_type=response_type)
 
     answer_and_post(qabot, SlackQuestion(text, (), post, where=f"/ask in {command.get('channel_id')}",
-                                         asked_by=command.get("user_id"), echo_question=True))
+                                         asked_by=command.get("user_id"), echo_question=True,
+                                         collections=qabot.collections_for(command.get("channel_id"))))
 
 
 # --- 👍/👎 -----------------------------------------------------------------------------------------

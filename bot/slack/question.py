@@ -18,6 +18,9 @@ class AnswersQuestions(Protocol):
     `bot.answering.answerer.Answerer` is the real one; tests wrap it to spy on or stall calls.
     An answerer may also expose ``index.documents`` (their titles become the assistant's
     suggested prompts) and ``warm()`` (the CLI calls it once connected); the app needs neither.
+    A channel mapped to some document collections calls ``ask(..., collections=names)``
+    (channel_collections.py); an answerer that cannot limit its documents so fails that call,
+    and the channel gets an apology, never an answer from every document.
     """
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
@@ -39,3 +42,5 @@ class SlackQuestion:
     where: str  # channel/thread ids for the logs; never the question itself
     asked_by: str | None = None  # shown as "<@user> asked" when the reply is public (/ask)
     echo_question: bool = False  # repeat the question above the answer (/ask has no visible question)
+    # The document collections it may be answered from (channel_collections.py); None: all.
+    collections: tuple[str, ...] | None = None

@@ -41,7 +41,8 @@ def answer_and_post(state: BotState, question: SlackQuestion, *, sink: ReplySink
         sink = PostedReply(question.post)
     log.debug("answering in %s: %r", where, question.text)
     try:
-        answer = call_within(state.answers, state.timeout_s, _ask(state, sink), question.text, question.history)
+        answer = call_within(state.answers, state.timeout_s, _ask(state, sink, question.collections),
+                             question.text, question.history)
     except AnswerTimeout:
         log.error("answering in %s timed out after %.1f s", where, state.timeout_s)
         if not only_if_found:
@@ -71,16 +72,19 @@ def answer_and_post(state: BotState, question: SlackQuestion, *, sink: ReplySink
     return answer
 
 
-def _ask(state: BotState, sink: ReplySink) -> Callable[..., Answer]:
-    """The answerer's call: its streaming variant feeding `sink` when both can stream."""
+def _ask(state: BotState, sink: ReplySink, collections: tuple[str, ...] | None) -> Callable[..., Answer]:
+    """The answerer's call: its streaming variant feeding `sink` when both can stream; limited to
+    the channel's `collections` when it has some (None: every collection, the call unchanged)."""
     answerer = state.answerer
+    scoped: dict[str, Any] = {} if collections is None else {"collections": collections}
     if sink.streams and isinstance(answerer, StreamsAnswers):
-        return functools.partial(_ask_streaming, answerer, sink)
-    return answerer.ask
+        return functools.partial(_ask_streaming, answerer, sink, **scoped)
+    return functools.partial(answerer.ask, **scoped) if scoped else answerer.ask
 
 
-def _ask_streaming(answerer: StreamsAnswers, sink: ReplySink, question: str, history: tuple[str, ...]) -> Answer:
-    return answerer.ask_streaming(question, history, sink.append)
+def _ask_streaming(answerer: StreamsAnswers, sink: ReplySink, question: str, history: tuple[str, ...],
+                   **scoped: Any) -> Answer:
+    return answerer.ask_streaming(question, history, sink.append, **scoped)
 
 
 def _fail(sink: ReplySink, apology: Message, where: str) -> None:

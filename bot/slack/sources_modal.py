@@ -19,6 +19,7 @@ from embeddings.index_files import DocumentInfo
 
 from ..answering.answer import Citation
 from .blocks import PASSAGE_CHARS, _context, passage_block, source_label
+from .channel_collections import ChannelScope, allows
 from .client import api_error
 from .sources import parse_sources_value
 from .state import BotState
@@ -30,9 +31,11 @@ MODAL_BLOCKS = 100  # Slack's cap on a modal's blocks
 GONE = "This passage is no longer in the index (its document was removed or changed)."
 
 
-def find_passages(index: Index, chunk_ids: Sequence[str]) -> list[tuple[str, ChunkRecord, DocumentInfo] | None]:
-    """Each chunk id's chunk and document, or None where the index no longer holds it."""
-    by_short = {info.short_id: info for info in index.documents.values()}
+def find_passages(index: Index, chunk_ids: Sequence[str],
+                  scope: ChannelScope = None) -> list[tuple[str, ChunkRecord, DocumentInfo] | None]:
+    """Each chunk id's chunk and document, or None where the index no longer holds it or it is not
+    in the collections of `scope` (the channel clicked in: a button's ids are never trusted)."""
+    by_short = {info.short_id: info for info in index.documents.values() if allows(scope, info.collections)}
     chunks: dict[str, dict[str, ChunkRecord]] = {}
     found: list[tuple[str, ChunkRecord, DocumentInfo] | None] = []
     for chunk_id in chunk_ids:
@@ -74,7 +77,9 @@ def on_sources(ack: Ack, body: dict, action: dict, client: WebClient, qabot: Bot
     ack()
     chunk_ids = parse_sources_value(action.get("value"))
     index = getattr(qabot.answerer, "index", None)
-    passages = find_passages(index, chunk_ids) if isinstance(index, Index) else [None] * len(chunk_ids)
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    scope = qabot.collections_for(channel)
+    passages = find_passages(index, chunk_ids, scope) if isinstance(index, Index) else [None] * len(chunk_ids)
     try:
         client.views_open(trigger_id=body.get("trigger_id"), view=sources_view(passages))
     except Exception as exc:

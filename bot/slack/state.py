@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 from ..report.recorder import QuestionRecorder
 from ..settings import Settings
 from .blocks import suggested_prompts
+from .channel_collections import ChannelCollections, ChannelScope, allows
 from .dedupe import SeenKeys
 from .feedback import FeedbackLog
 from .guard import StoreHealth
@@ -57,6 +58,8 @@ class BotState:
     # replica's (handover.py); None with SQLite, whose replicas share one host.
     handover: "HandOver | None" = None
     reaper: "Reaper | None" = None
+    # Which document collections each channel answers from (channel_collections.py).
+    channels: ChannelCollections | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, answerer: AnswersQuestions,
@@ -84,6 +87,7 @@ class BotState:
             health=StoreHealth(answered, settings.state.on_unavailable, cfg.dedupe_max_entries),
             recorder=QuestionRecorder.from_settings(settings, via="slack"),
             handover=handover,
+            channels=ChannelCollections.from_settings(settings),
         )
 
     @property
@@ -99,6 +103,15 @@ class BotState:
     def is_qa_channel(self, channel: str) -> bool:
         """Whether top-level questions in `channel` are answered without a mention (qa_channels)."""
         return channel in self.settings.slack.qa_channels
+
+    def collections_for(self, channel: str | None) -> ChannelScope:
+        """The document collections `channel` answers from (None: every collection)."""
+        return None if self.channels is None else self.channels.for_channel(channel)
+
+    def prompts_for(self, channel: str | None) -> list[dict[str, str]]:
+        """The assistant panel's suggested prompts in `channel`: from its collections' titles."""
+        scope = self.collections_for(channel)
+        return self.prompts if scope is None else suggested_prompts(document_titles(self.answerer, scope))
 
     def is_admin(self, user: str | None) -> bool:
         """Whether `user` is one of admin_users (who see the feedback tally on the Home tab)."""
@@ -150,11 +163,12 @@ def shared_state(settings: Settings) -> tuple[AnsweredStore, ConversationMemory,
     return sqlite, ConversationMemory(store=sqlite), FeedbackLog(settings.paths.feedback_log), None
 
 
-def document_titles(answerer: AnswersQuestions) -> list[str]:
-    """The indexed documents' titles, when the answerer exposes ``index.documents`` (else none)."""
+def document_titles(answerer: AnswersQuestions, scope: ChannelScope = None) -> list[str]:
+    """The indexed documents' titles, when the answerer exposes ``index.documents`` (else none);
+    with a `scope`, only those of its collections."""
     index = getattr(answerer, "index", None)
     documents = getattr(index, "documents", None) or {}
     try:
-        return [info.title for info in documents.values()]
+        return [info.title for info in documents.values() if allows(scope, getattr(info, "collections", ()))]
     except Exception:
         return []

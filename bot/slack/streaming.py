@@ -66,8 +66,10 @@ STREAM_METHODS = ("chat_startStream", "chat_appendStream", "chat_stopStream")
 class StreamsAnswers(Protocol):
     """An answerer that hands over its answer's text as it is produced (an LLM, token by token)."""
 
-    def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None]) -> Answer:
-        """Like ``ask``, calling `on_text` with each new piece of the answer's text, in order."""
+    def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None], *,
+                      collections: Sequence[str] | None = None) -> Answer:
+        """Like ``ask``, calling `on_text` with each new piece of the answer's text, in order
+        (from the documents of `collections` alone when given)."""
         ...
 
 
