@@ -66,11 +66,21 @@ def questions_of(words: Sequence[str]) -> list[str]:
 def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bool = False) -> None:
     """Answer the question(s) and print them: one JSON object a line (the answer and its layout),
     or rendered for people (`sources`: the other passages found too)."""
-    from .answering.answerer import Answerer
-    from .answering.layout import layout_json
-
     questions = questions_of(words)
-    answerer = Answerer.from_settings(settings)
+    from embeddings.encoders import start_loading
+
+    # The ONNX session is built on another core while this thread imports the answer code (and
+    # the printing code) and loads the index: onnxruntime releases the GIL while it builds.
+    loading = start_loading(settings.model.query_backend, settings.model.max_seq_length)
+    try:
+        from .answering.answerer import Answerer
+        from .answering.layout import layout_json
+
+        if not as_json:
+            from . import cli_render  # noqa: F401 (rich is imported while the session builds)
+        answerer = Answerer.from_settings(settings)
+    finally:
+        loading.join()  # on an error too: never leave onnxruntime mid-build when the process exits
     if as_json:
         for q in questions:
             answer = answerer.ask(q)

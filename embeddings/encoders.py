@@ -185,6 +185,29 @@ def get_encoder(backend: str, max_seq_length: int, workers: int = 1) -> Encoder:
         return _cached(backend, max_seq_length, max(1, workers))
 
 
+def start_loading(backend: str, max_seq_length: int) -> threading.Thread:
+    """Start loading the shared encoder `get_encoder(backend, max_seq_length)` on a background
+    thread, so that it is ready, or nearly, when the caller asks for it.
+
+    Why: a one-shot `qabot ask` would otherwise import onnxruntime and build the ONNX session
+    (about a third of its wall time: the int8 weights are folded to float32 at load) only after
+    it has imported the answer code and loaded the index. onnxruntime releases the GIL while it
+    builds the session, so on a second core both proceed at once. `get_encoder` waits for the
+    load under its lock and returns the same encoder; a load that fails here is not cached, so
+    the caller's own `get_encoder` raises the error where it always did. Returns the thread,
+    for a caller that must not exit while it runs.
+    """
+    def load() -> None:
+        try:
+            get_encoder(backend, max_seq_length)
+        except Exception:  # raised again, in the caller's thread, by its own get_encoder
+            pass
+
+    thread = threading.Thread(target=load, name="encoder-load", daemon=True)
+    thread.start()
+    return thread
+
+
 def ingest_workers() -> int:
     """Cores this process may use (its CPU affinity), for the batches of an ingest."""
     try:

@@ -22,7 +22,7 @@ from . import storage
 from .chunk_record import ChunkRecord, ChunkRecords, MemoryChunks, as_records
 from .chunk_vectors import EMBED_SLICE, embed_texts, pooled_sentence_vectors
 from .chunking import chunk_document
-from .documents import Document
+from .text import Document
 from .encoders import Encoder
 from .entities import tag_paragraphs
 from .errors import IndexMismatchError
