@@ -73,12 +73,16 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
     # the printing code) and loads the index: onnxruntime releases the GIL while it builds.
     loading = start_loading(settings.model.query_backend, settings.model.max_seq_length)
     try:
-        from .answering.answerer import Answerer
+        from embeddings.encoders import get_encoder
+
+        from .answering.answerer import Answerer, load_index
         from .answering.layout import layout_json
 
         if not as_json:
             from . import cli_render  # noqa: F401 (rich is imported while the session builds)
-        answerer = Answerer.from_settings(settings)
+        index = load_index(settings)  # before waiting for the encoder
+        answerer = Answerer(index, get_encoder(settings.model.query_backend, settings.model.max_seq_length),
+                            settings)
     finally:
         loading.join()  # on an error too: never leave onnxruntime mid-build when the process exits
     if as_json:

