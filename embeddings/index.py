@@ -24,7 +24,7 @@ from .chunk_vectors import EMBED_SLICE, embed_texts, pooled_sentence_vectors
 from .chunking import chunk_document
 from .collections import DEFAULT, RowFilter, check_names
 from .index_search import Hit, Results, Searching, move_document
-from .documents import Document
+from .text import Document
 from .encoders import Encoder
 from .entities import tag_paragraphs
 from .errors import IndexMismatchError

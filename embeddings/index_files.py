@@ -18,7 +18,7 @@ from typing import Union
 from . import storage
 from .chunk_record import ChunkRecord, ChunkRecords, MemoryChunks
 from .collections import DEFAULT, stored_names
-from .documents import short_id
+from .text import short_id
 from .errors import IndexCorruptError
 from .keyword import KeywordIndex
 from .sentence_store import DIRECTORY as SENTENCES_DIR, SentenceStore, load_sentences
