@@ -181,8 +181,14 @@ def _geneva_index(fake_encoder):
     return index
 
 
-@pytest.mark.parametrize("intercept, kind", [(40.0, VerdictKind.LIKELY), (-40.0, VerdictKind.UNLIKELY)])
-def test_the_learned_judge_answers_by_its_probability(fake_encoder, settings, intercept, kind):
+@pytest.mark.parametrize("intercept, lexical_answers, kind", [
+    (40.0, True, VerdictKind.LIKELY),
+    (-40.0, False, VerdictKind.UNLIKELY),
+    (-40.0, True, VerdictKind.LEXICAL),  # every known keyword and a date: the rules' rescue still answers
+])
+def test_the_learned_judge_answers_by_its_probability(fake_encoder, settings, intercept, lexical_answers, kind):
+    from dataclasses import replace
+
     import numpy as np
 
     from bot.answering.answerability import FEATURES, AnswerabilityModel
@@ -193,7 +199,8 @@ def test_the_learned_judge_answers_by_its_probability(fake_encoder, settings, in
     index = _geneva_index(fake_encoder)
     n = len(FEATURES)
     model = AnswerabilityModel(FEATURES, np.zeros(n), np.ones(n), np.zeros(n), intercept, 0.5)
-    judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), settings.answer, model)
+    cfg = replace(settings.answer, lexical_answers=lexical_answers)
+    judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), cfg, model)
     trace = AnswerTrace()
     answer = Answerer(index, fake_encoder, settings, judge=judge).ask("When do the Geneva talks open?", trace=trace)
     assert trace.verdict is not None and trace.verdict.kind is kind

@@ -117,6 +117,13 @@ def veto(s: Signals, cfg: AnswerSettings) -> Verdict | None:
     return None
 
 
+def lexical(s: Signals, cfg: AnswerSettings) -> bool:
+    """Lexical evidence: the sentence holds every keyword of the question that the index knows,
+    and a span of the asked type ("Which newspaper interviewed him?" -> "... with Izvestia"), and
+    the question names nothing the index lacks (both judges answer it, `lexical_answers` on)."""
+    return cfg.lexical_answers and s.cover >= FULL_COVER and s.typed > 0 and not s.missing_names
+
+
 def decide(s: Signals, cfg: AnswerSettings) -> Verdict:
     """Answer or decline, from the signals of the best sentence (the rules in config/default.toml)."""
     evidence = s.as_dict()
@@ -126,10 +133,7 @@ def decide(s: Signals, cfg: AnswerSettings) -> Verdict:
     sure = confidence(s, cfg)
     if sure >= cfg.min_sentence_score:
         return Verdict(VerdictKind.CONFIDENT, f"confidence {sure:.2f} >= {cfg.min_sentence_score}", evidence)
-    # Lexical evidence: the sentence holds every keyword of the question that the index knows,
-    # and a span of the asked type ("Which newspaper interviewed him?" -> "... with Izvestia"),
-    # and the question names nothing the index lacks.
-    if cfg.lexical_answers and s.cover >= FULL_COVER and s.typed > 0 and not s.missing_names:
+    if lexical(s, cfg):
         return Verdict(VerdictKind.LEXICAL, f"every known keyword and a typed span (confidence {sure:.2f})",
                        evidence)
     return Verdict(VerdictKind.LOW_CONFIDENCE,
@@ -241,7 +245,7 @@ class RuleJudge:
 class LearnedJudge(RuleJudge):
     """The rules' vetoes first (a name the index never mentions, a far passage: questions about
     other documents), then the learned answerability model (answerability.py) instead of the
-    hand-set confidence threshold."""
+    hand-set confidence threshold; the rules' lexical evidence still answers (`lexical`)."""
 
     def __init__(self, index: Index, vectors: SentenceVectors, cfg: AnswerSettings,
                  model: AnswerabilityModel | None = None) -> None:
@@ -266,6 +270,9 @@ class LearnedJudge(RuleJudge):
         evidence = {**s.as_dict(), "answerability": p}
         if p >= self.model.threshold:
             return Verdict(VerdictKind.LIKELY, f"answerability {p:.2f} >= {self.model.threshold:.2f}", evidence)
+        if lexical(s, self.cfg):
+            return Verdict(VerdictKind.LEXICAL, f"every known keyword and a typed span (answerability {p:.2f})",
+                           evidence)
         return Verdict(VerdictKind.UNLIKELY, f"answerability {p:.2f} < {self.model.threshold:.2f}", evidence)
 
 
