@@ -170,6 +170,7 @@ class AnswerSettings:
     sentence_dense_weight: float = _setting(0.6, **NON_NEGATIVE)
     sentence_keyword_weight: float = _setting(0.4, **NON_NEGATIVE)
     sentence_rank_weight: float = _setting(0.05, **NON_NEGATIVE)
+    judge: str = _setting("learned", choices=("learned", "rules"))
     min_sentence_score: float = 0.63
     keyword_bonus: float = _setting(0.5, **NON_NEGATIVE)
     unknown_penalty: float = _setting(0.2, **NON_NEGATIVE)

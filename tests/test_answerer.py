@@ -135,6 +135,7 @@ def test_the_request_path_does_not_import_spacy(sample_index):
             "from bot.settings import load_settings; "
             f"a = Answerer.from_settings(load_settings(environ={{}}), index_dir=Path({str(sample_index)!r})); "
             "r = a.ask('When are the Geneva talks?'); "
-            "assert r.lead == 'Jan. 10', r; assert 'spacy' not in sys.modules, 'spacy imported'")
+            "assert r.lead == 'Jan. 10', r; assert 'spacy' not in sys.modules, 'spacy imported'; "
+            "assert 'sklearn' not in sys.modules, 'sklearn imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -112,7 +112,7 @@ def test_names_count_as_known_in_another_form(names, term, unknown):
 class _Declines:
     """A judge that declines everything as off-topic (a trained reader's judge plugs in the same way)."""
 
-    def judge(self, question, passages, best):
+    def judge(self, question, passages, best, ranked=()):
         return Verdict(VerdictKind.UNKNOWN_NAME, "test judge", {"reader": 0.0})
 
 
@@ -132,3 +132,103 @@ def test_the_answerer_follows_the_judges_verdict(fake_encoder, settings):
     assert declined.abstained and declined.citations == ()  # off-topic: no nearest passage
     assert trace.verdict is not None and trace.verdict.kind is VerdictKind.UNKNOWN_NAME
     assert trace.reasons == ["test judge"] and trace.signals == {"reader": 0.0}
+
+
+# --- the learned judge (answerability.py, weights trained by bot/evaluation/train_judge.py) ------
+
+def test_the_shipped_answerability_weights_match_the_features_and_credit_squad():
+    import json
+
+    from bot.answering.answerability import FEATURES, MODEL_FILE, load_model
+
+    raw = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
+    model = load_model()
+    assert model.names == FEATURES
+    assert len(model.coef) == len(model.mean) == len(model.scale) == len(FEATURES)
+    assert 0.0 < model.threshold < 1.0
+    assert "SQuAD 2.0" in raw["credit"] and "CC BY-SA 4.0" in raw["credit"]
+    assert "python -m bot.evaluation.train_judge" in raw["credit"]
+
+
+def test_the_answerability_is_a_logistic_dot_product_over_standardised_features():
+    import math
+
+    import numpy as np
+
+    from bot.answering.answerability import AnswerabilityModel
+
+    model = AnswerabilityModel(("cover", "miss_max"), np.array([0.5, 0.2]), np.array([0.25, 0.1]),
+                               np.array([2.0, -1.0]), -0.5, 0.5)
+    z = 2.0 * (0.9 - 0.5) / 0.25 - 1.0 * (0.6 - 0.2) / 0.1 - 0.5
+    assert model.probability({"cover": 0.9, "miss_max": 0.6, "ignored": 3.0}) == pytest.approx(1 / (1 + math.exp(-z)))
+
+
+def test_weights_naming_a_feature_the_code_does_not_measure_are_refused():
+    from bot.answering.answerability import AnswerabilityModel
+
+    with pytest.raises(ValueError, match="unknown features"):
+        AnswerabilityModel.from_json({"features": ["cover", "shoe_size"], "mean": [0, 0], "scale": [1, 1],
+                                      "coef": [1, 1], "intercept": 0, "threshold": 0.5})
+
+
+def _geneva_index(fake_encoder):
+    from embeddings.documents import Document
+    from embeddings.index import Index
+
+    index = Index(fake_encoder.model_name, fake_encoder.dimension, chunk_words=40, sentence_overlap=0)
+    index.add([Document("geneva", "Geneva talks", "Talks open in Geneva on January 10.", "g.txt")],
+              fake_encoder, batch_size=32)
+    return index
+
+
+@pytest.mark.parametrize("intercept, lexical_answers, kind", [
+    (40.0, True, VerdictKind.LIKELY),
+    (-40.0, False, VerdictKind.UNLIKELY),
+    (-40.0, True, VerdictKind.LEXICAL),  # every known keyword and a date: the rules' rescue still answers
+])
+def test_the_learned_judge_answers_by_its_probability(fake_encoder, settings, intercept, lexical_answers, kind):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from bot.answering.answerability import FEATURES, AnswerabilityModel
+    from bot.answering.answerer import Answerer, AnswerTrace
+    from bot.answering.judge import LearnedJudge
+    from bot.answering.sentences import SentenceVectors
+
+    index = _geneva_index(fake_encoder)
+    n = len(FEATURES)
+    model = AnswerabilityModel(FEATURES, np.zeros(n), np.ones(n), np.zeros(n), intercept, 0.5)
+    cfg = replace(settings.answer, lexical_answers=lexical_answers)
+    judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), cfg, model)
+    trace = AnswerTrace()
+    answer = Answerer(index, fake_encoder, settings, judge=judge).ask("When do the Geneva talks open?", trace=trace)
+    assert trace.verdict is not None and trace.verdict.kind is kind
+    assert answer.abstained is (kind is VerdictKind.UNLIKELY)
+    assert 0.0 <= trace.signals["answerability"] <= 1.0
+
+
+def test_the_rules_vetoes_come_before_the_learned_model(fake_encoder, settings):
+    import numpy as np
+
+    from bot.answering.answerability import FEATURES, AnswerabilityModel
+    from bot.answering.answerer import Answerer, AnswerTrace
+    from bot.answering.judge import LearnedJudge
+    from bot.answering.sentences import SentenceVectors
+
+    index = _geneva_index(fake_encoder)
+    n = len(FEATURES)
+    sure = AnswerabilityModel(FEATURES, np.zeros(n), np.ones(n), np.zeros(n), 40.0, 0.5)
+    judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), settings.answer, sure)
+    trace = AnswerTrace()
+    answer = Answerer(index, fake_encoder, settings, judge=judge).ask("When does Biden visit Geneva?", trace=trace)
+    assert answer.abstained and trace.verdict is not None and trace.verdict.kind is VerdictKind.UNKNOWN_NAME
+
+
+@pytest.mark.parametrize("name, judge_class", [("learned", "LearnedJudge"), ("rules", "RuleJudge")])
+def test_the_judge_setting_picks_the_judge(fake_encoder, name, judge_class):
+    from bot.answering.judge import make_judge
+    from bot.answering.sentences import SentenceVectors
+
+    judge = make_judge(_geneva_index(fake_encoder), SentenceVectors(fake_encoder.encode), AnswerSettings(judge=name))
+    assert type(judge).__name__ == judge_class

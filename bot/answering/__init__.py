@@ -9,6 +9,7 @@ The data path, one module per step, read top to bottom:
     answer_type.py  the entity type a question asks for (a table learned on SQuAD, no model)
     lead.py       the lead: the entity of that type in the evidence (entities stored at ingest)
     judge.py      judge: does the best sentence answer? (a typed `Verdict`)
+    answerability.py  the learned judge's features and weights (trained on ../shared/train)
     focus.py      the rules' highlight, for an index that stores no entities
     compose.py    quote the chosen sentences with citations -> `Answer`
     answer.py     the plain `Answer`/`Citation` data every front end renders

@@ -27,7 +27,7 @@ from .answer import EMPTY_QUESTION_TEXT, Answer
 from .answer_type import answer_type
 from .compose import choose_sentences, compose_abstention, compose_answer
 from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
-from .judge import AnswerJudge, RuleJudge, Verdict, VerdictKind
+from .judge import AnswerJudge, Verdict, VerdictKind, make_judge
 from .lead import Lead, find_lead, sentence_entities, typed_best
 from .question import Question, has_words, prepare_question, question_chars
 from .retrieval import Passage, retrieve
@@ -115,7 +115,7 @@ class Answerer:
             _say_once_no_stored_sentences()
         self.scorer: SentenceScorer = scorer or WeightedSentenceScorer(index, self._sentence_vectors,
                                                                        settings.answer)
-        self.judge: AnswerJudge = judge or RuleJudge(index, self._sentence_vectors, settings.answer)
+        self.judge: AnswerJudge = judge or make_judge(index, self._sentence_vectors, settings.answer)
         # Composed answers ([llm] enabled): the LLM writes the answer from what the steps found.
         if composer is None and settings.llm.enabled:
             from .llm import LlmComposer  # only with [llm] enabled: `ask` imports no LLM code otherwise
@@ -235,7 +235,7 @@ class Answerer:
         # the question together with the subject it leans on.
         ranked = self.scorer.score(q, query_vector if q.follow_up else question_vector, passages)
         best, lead, untyped = self._typed(q, ranked)
-        verdict = self.judge.judge(q, passages, best)
+        verdict = self.judge.judge(q, passages, best, ranked)
         if verdict.answer and untyped is not None:
             verdict = Verdict(VerdictKind.NO_TYPED_ENTITY, untyped, verdict.signals)
         timings["select_ms"] = timings.get("select_ms", 0.0) + (time.perf_counter() - t) * 1000

@@ -18,6 +18,7 @@ from embeddings.keyword import NAME_PREFIX, question_terms
 from embeddings.term_stats import TermStatistics
 
 from ..settings import AnswerSettings
+from .answerability import AnswerabilityModel, Evidence, features, load_model
 from .focus import find_focus, question_type
 from .question import Question, key_terms
 from .retrieval import Passage
@@ -54,6 +55,7 @@ class Signals:
     def as_dict(self) -> dict[str, float]:
         return {"passage": self.passage, "sentence": self.sentence, "keyword": self.keyword,
                 "known": self.known, "missing_names": float(len(self.missing_names)),
+                "short_missing": float(sum(1 for name in self.missing_names if len(name) <= SHORT_NAME)),
                 "cover": self.cover, "typed": self.typed}
 
 
@@ -67,9 +69,11 @@ class VerdictKind(enum.Enum):
     WEAK_PASSAGE = "weak_passage"  # decline: even the best passage is far from the question
     LOW_CONFIDENCE = "low_confidence"  # decline: the best sentence is not a convincing answer
     NO_TYPED_ENTITY = "no_typed_entity"  # decline: a typed question, no entity of its type in the evidence (lead.py)
+    LIKELY = "likely"  # answer: the learned judge's probability reaches its threshold (answerability.py)
+    UNLIKELY = "unlikely"  # decline: the learned judge's probability is below its threshold
 
 
-ANSWERING = frozenset({VerdictKind.CONFIDENT, VerdictKind.LEXICAL})
+ANSWERING = frozenset({VerdictKind.CONFIDENT, VerdictKind.LEXICAL, VerdictKind.LIKELY})
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,9 @@ def confidence(s: Signals, cfg: AnswerSettings) -> float:
             - cfg.missing_name_penalty * min(short, MAX_PENALISED_SHORT_NAMES))
 
 
-def decide(s: Signals, cfg: AnswerSettings) -> Verdict:
-    """Answer or decline, from the signals of the best sentence (the rules in config/default.toml)."""
+def veto(s: Signals, cfg: AnswerSettings) -> Verdict | None:
+    """The declines both judges make first: the question names something the index never
+    mentions, or even the best passage is far from it (a question about other documents)."""
     evidence = s.as_dict()
     names = [name for name in s.missing_names if len(name) > SHORT_NAME]
     if names:
@@ -109,13 +114,26 @@ def decide(s: Signals, cfg: AnswerSettings) -> Verdict:
     if s.passage < cfg.min_passage_score:
         return Verdict(VerdictKind.WEAK_PASSAGE,
                        f"best passage similarity {s.passage:.2f} < {cfg.min_passage_score}", evidence)
+    return None
+
+
+def lexical(s: Signals, cfg: AnswerSettings) -> bool:
+    """Lexical evidence: the sentence holds every keyword of the question that the index knows,
+    and a span of the asked type ("Which newspaper interviewed him?" -> "... with Izvestia"), and
+    the question names nothing the index lacks (both judges answer it, `lexical_answers` on)."""
+    return cfg.lexical_answers and s.cover >= FULL_COVER and s.typed > 0 and not s.missing_names
+
+
+def decide(s: Signals, cfg: AnswerSettings) -> Verdict:
+    """Answer or decline, from the signals of the best sentence (the rules in config/default.toml)."""
+    evidence = s.as_dict()
+    vetoed = veto(s, cfg)
+    if vetoed is not None:
+        return vetoed
     sure = confidence(s, cfg)
     if sure >= cfg.min_sentence_score:
         return Verdict(VerdictKind.CONFIDENT, f"confidence {sure:.2f} >= {cfg.min_sentence_score}", evidence)
-    # Lexical evidence: the sentence holds every keyword of the question that the index knows,
-    # and a span of the asked type ("Which newspaper interviewed him?" -> "... with Izvestia"),
-    # and the question names nothing the index lacks.
-    if cfg.lexical_answers and s.cover >= FULL_COVER and s.typed > 0 and not s.missing_names:
+    if lexical(s, cfg):
         return Verdict(VerdictKind.LEXICAL, f"every known keyword and a typed span (confidence {sure:.2f})",
                        evidence)
     return Verdict(VerdictKind.LOW_CONFIDENCE,
@@ -127,8 +145,8 @@ def decide(s: Signals, cfg: AnswerSettings) -> Verdict:
 class AnswerJudge(Protocol):
     """The judge step: a verdict on the best-ranked sentence (None when there is none)."""
 
-    def judge(self, question: Question, passages: Sequence[Passage],
-              best: ScoredSentence | None) -> Verdict: ...
+    def judge(self, question: Question, passages: Sequence[Passage], best: ScoredSentence | None,
+              ranked: Sequence[ScoredSentence] = ()) -> Verdict: ...
 
 
 class NameLookup:
@@ -216,8 +234,50 @@ class RuleJudge:
             known=known,
             missing_names=names)
 
-    def judge(self, question: Question, passages: Sequence[Passage], best: ScoredSentence | None) -> Verdict:
+    def judge(self, question: Question, passages: Sequence[Passage], best: ScoredSentence | None,
+              ranked: Sequence[ScoredSentence] = ()) -> Verdict:
         s = self.signals(question, passages, best)
         if best is None:
             return Verdict(VerdictKind.NOTHING_RETRIEVED, "nothing retrieved", s.as_dict())
         return decide(s, self.cfg)
+
+
+class LearnedJudge(RuleJudge):
+    """The rules' vetoes first (a name the index never mentions, a far passage: questions about
+    other documents), then the learned answerability model (answerability.py) instead of the
+    hand-set confidence threshold; the rules' lexical evidence still answers (`lexical`)."""
+
+    def __init__(self, index: Index, vectors: SentenceVectors, cfg: AnswerSettings,
+                 model: AnswerabilityModel | None = None) -> None:
+        super().__init__(index, vectors, cfg)
+        self.model = model or load_model()
+
+    def probability(self, question: Question, passages: Sequence[Passage], best: ScoredSentence,
+                    ranked: Sequence[ScoredSentence], s: Signals) -> float:
+        """P(`best` answers `question`) under the learned model."""
+        values = features(self.index, self.vectors, s.as_dict(), Evidence(question, passages, ranked or [best], best))
+        return self.model.probability(values)
+
+    def judge(self, question: Question, passages: Sequence[Passage], best: ScoredSentence | None,
+              ranked: Sequence[ScoredSentence] = ()) -> Verdict:
+        s = self.signals(question, passages, best)
+        if best is None:
+            return Verdict(VerdictKind.NOTHING_RETRIEVED, "nothing retrieved", s.as_dict())
+        vetoed = veto(s, self.cfg)
+        if vetoed is not None:
+            return vetoed
+        p = self.probability(question, passages, best, ranked, s)
+        evidence = {**s.as_dict(), "answerability": p}
+        if p >= self.model.threshold:
+            return Verdict(VerdictKind.LIKELY, f"answerability {p:.2f} >= {self.model.threshold:.2f}", evidence)
+        if lexical(s, self.cfg):
+            return Verdict(VerdictKind.LEXICAL, f"every known keyword and a typed span (answerability {p:.2f})",
+                           evidence)
+        return Verdict(VerdictKind.UNLIKELY, f"answerability {p:.2f} < {self.model.threshold:.2f}", evidence)
+
+
+def make_judge(index: Index, vectors: SentenceVectors, cfg: AnswerSettings) -> AnswerJudge:
+    """The judge `[answer] judge` names: "learned" (the default) or "rules"."""
+    if cfg.judge == "rules":
+        return RuleJudge(index, vectors, cfg)
+    return LearnedJudge(index, vectors, cfg)
