@@ -201,6 +201,7 @@ def test_the_cli_puts_moves_lists_and_asks_by_collection(tmp_path):
     answer = run("ask", "--json", "--collection", "archive", "What deadline did Ryabkov give?", index=index)
     assert answer.returncode == 0, answer.stderr
     assert "within a few weeks" in json.loads(answer.stdout)["answer"]
+    assert json.loads(answer.stdout)["collections"] == ["archive"]
     refused = run("ask", "--collection", "hr", "What deadline did Ryabkov give?", index=index)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.strip() == "Error: no collection 'hr' in the index; it holds: archive, news (qabot docs list)"

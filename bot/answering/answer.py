@@ -109,6 +109,7 @@ class Answer:
             "reader": None,  # the trained reader's figures; kept for scripts, the reader is gone
             "composed": self.composed,
             "notice": self.notice,
+            "collections": list(self.collections),
             "llm": None if self.llm is None else {
                 "model": self.llm.model,
                 "outcome": self.llm.outcome,
