@@ -68,9 +68,6 @@ class Answer:
     query: str | None = None
     # The collections the answer was searched in; () = all of them.
     collections: tuple[str, ...] = ()
-    # Where in `text` the answer most likely stands (the learned span scorer's best span, sure
-    # enough to lead or not): a long evidence line is trimmed around it (layout.py).
-    center: tuple[int, int] | None = None
 
     @property
     def highlighted(self) -> str | None:

@@ -245,8 +245,7 @@ class Answerer:
             log.debug("abstained (%s)", verdict.kind.value)
             return compose_abstention(self.index, q, verdict, passages, cfg.show_nearest_on_abstain)
         chosen = choose_sentences(best, ranked, cfg.max_sentences, has_lead=choice.lead is not None)
-        answer = compose_answer(self.index, q, best, chosen, passages, r.top_k, lead=choice.lead,
-                                center=choice.center)
+        answer = compose_answer(self.index, q, best, chosen, passages, r.top_k, lead=choice.lead)
         if self.composer is not None:
             answer = self.composer.compose(q, answer, passages, chosen, on_text)
         return answer

@@ -88,14 +88,11 @@ def citation(index: Index, passage: Passage, quote: str) -> Citation:
 
 
 def compose_answer(index: Index, question: Question, best: ScoredSentence, chosen: Sequence[QuotedSentence],
-                   passages: Sequence[Passage], top_k: int, *, lead: Lead | None = None,
-                   center: tuple[int, int] | None = None) -> Answer:
+                   passages: Sequence[Passage], top_k: int, *, lead: Lead | None = None) -> Answer:
     """The quoted answer: the chosen sentences, passage by passage; the quoted passages cited
     first; highlighted: the `lead` (an entity of the question's type in the best sentence, shown
     first as the answer), else the rules' span of the question's type (focus.py, for an index
-    that stores no entities), which is bolded but does not lead. `center` (offsets in the best
-    sentence: where the answer most likely stands) is what a long evidence line is trimmed around
-    when nothing is highlighted."""
+    that stores no entities), which is bolded but does not lead."""
     quote_by_row: dict[int, list[str]] = {}
     for sentence in chosen:
         quote_by_row.setdefault(sentence.passage.row, []).append(sentence.text)
@@ -112,13 +109,12 @@ def compose_answer(index: Index, question: Question, best: ScoredSentence, chose
                 best_at = at
             spans.append((at, at + len(sentence.text), rows.index(row) if row in rows else 0))
             at += len(sentence.text) + 1
-    around = (best_at + center[0], best_at + center[1]) if center is not None else None
     if lead is not None:
         return Answer(question.text, text, False, citations, (best_at + lead.start, best_at + lead.end),
-                      sentence_spans=tuple(spans), typed=True, center=around)
+                      sentence_spans=tuple(spans), typed=True)
     rules = find_focus(question.text, text, best_text=best.text,
                        context=question.query if question.follow_up else None)
-    return Answer(question.text, text, False, citations, rules, sentence_spans=tuple(spans), center=around)
+    return Answer(question.text, text, False, citations, rules, sentence_spans=tuple(spans))
 
 
 def compose_abstention(index: Index, question: Question, verdict: Verdict, passages: Sequence[Passage],

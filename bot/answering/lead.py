@@ -126,12 +126,10 @@ SPAN = "SPAN"
 @dataclass(frozen=True)
 class LeadChoice:
     """What the typing step settled for one question: the sentence the answer quotes, the lead
-    in it (if sure enough), where in it the answer most likely stands (the scorer's best span,
-    sure or not: the evidence is trimmed around it), and why a typed question is declined."""
+    in it (if sure enough), and why a typed question is declined."""
 
     best: ScoredSentence | None
     lead: Lead | None = None
-    center: tuple[int, int] | None = None
     untyped: str | None = None
 
 
@@ -161,7 +159,6 @@ def choose_lead(question: str, kind: AnswerType | None, ranked: Sequence[ScoredS
     if scored is None:
         return LeadChoice(best)
     span, probability = scored
-    center = (span.start, span.end)
     if probability < span_scorer.span_model().threshold:
-        return LeadChoice(best, center=center)
-    return LeadChoice(best, Lead(span.start, span.end, span.label or SPAN), center)
+        return LeadChoice(best)
+    return LeadChoice(best, Lead(span.start, span.end, span.label or SPAN))

@@ -92,8 +92,7 @@ def replay(answerer: Answerer, rec: Record, max_sentences: int) -> tuple[bool, s
     if choice.untyped is not None or best is None:
         return False, None, ""
     chosen = choose_sentences(best, ranked, max_sentences, has_lead=choice.lead is not None)
-    answer = compose_answer(answerer.index, q, best, chosen, rec.trace.passages[:5], 5, lead=choice.lead,
-                            center=choice.center)
+    answer = compose_answer(answerer.index, q, best, chosen, rec.trace.passages[:5], 5, lead=choice.lead)
     return True, answer.lead, answer_layout(answer).shown_text
 
 
@@ -117,9 +116,7 @@ def grid(stage: str) -> list[dict]:
     """The settings tried: the typing numbers first, then the evidence length with the chosen
     typing numbers (module defaults)."""
     if stage == "evidence":
-        return [{"lead_evidence_words": n, "evidence_words": m, "threshold": t}
-                for t in (None,) for n, m in ((1000, 1000), (30, 30), (20, 30), (20, 20), (30, 1000), (20, 1000),
-                                              (15, 1000), (12, 1000), (15, 40), (15, 35))]
+        return [{"lead_evidence_words": n} for n in (1000, 30, 25, 20, 15, 12)]
     keys = ("label_share", "lead_share", "typed_share", "window", "ratio", "label_weight")
     values = ((0.1, 0.15, 0.2), (0.3, 0.4, 0.5), (0.5, 0.6, 0.7, 0.8), (1, 3), (0.8, 0.9), (0.5,))
     return [dict(zip(keys, v)) for v in itertools.product(*values) if v[1] <= v[2]]
