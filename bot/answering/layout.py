@@ -17,14 +17,14 @@ from typing import Any
 from .answer import Answer, Citation
 
 # An evidence sentence longer than this many words is cut around the lead (LEAD_EVIDENCE_WORDS)
-# or around the rules' highlight when nothing leads (EVIDENCE_WORDS), with "…" where it was cut. LEAD_EVIDENCE_WORDS was chosen on ../shared/train (bot/evaluation/
-# tune_lead.py --stage evidence; words shown / shown text contains a gold answer, untrimmed
-# 30.6 / 0.751): 30 words 28.6 / 0.747, 20 words 26.9 / 0.741, 15 words 25.8 / 0.737, 12 words
-# 25.2 / 0.736; 20 keeps the answer in view for all but half a point. EVIDENCE_WORDS is as before.
-# Around a lead the cut falls at clause ends; around the rules' highlight it is a plain window
-# centred on it: on ../shared/train (lead 20 words, highlight 30), clauses around both showed
-# 25.4 words / 0.733, around the lead only 25.8 / 0.737, around neither 26.9 / 0.741.
-LEAD_EVIDENCE_WORDS = 20
+# or around the rules' highlight when nothing leads (EVIDENCE_WORDS), with "…" where it was cut.
+# LEAD_EVIDENCE_WORDS is the smallest window costing at most half a point of "shown text contains
+# a gold answer" on ../shared/train (bot/evaluation/tune_lead.py --stage evidence; words shown /
+# that share, the lead's sentence untrimmed: 30.6 / 0.751): 30 words 28.6 / 0.747, 20 words
+# 26.9 / 0.741, 15 words 25.8 / 0.737, 12 words 25.2 / 0.736. Around a lead the cut falls at
+# clause ends; around the rules' highlight it is a plain window centred on it: with clauses
+# there too (lead 20 words, highlight 30) train showed 25.4 / 0.733 against 25.8 / 0.737.
+LEAD_EVIDENCE_WORDS = 30
 EVIDENCE_WORDS = 30
 ELLIPSIS = "…"
 FEW_WORDS = 4
