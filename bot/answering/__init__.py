@@ -7,7 +7,9 @@ The data path, one module per step, read top to bottom:
     retrieval.py  the best passages for the question
     sentences.py  read: score every sentence of those passages (the `SentenceScorer` step)
     answer_type.py  the entity type a question asks for (a table learned on SQuAD, no model)
-    lead.py       the lead: the entity of that type in the evidence (entities stored at ingest)
+    lead.py       the sentence to quote (typed questions: one holding an entity of their type) and its lead
+    spans.py      candidate answer spans of a sentence (short phrases and stored entities), their features
+    span_scorer.py  the learned span scorer: the likeliest answer span, leading when sure enough
     judge.py      judge: does the best sentence answer? (a typed `Verdict`)
     answerability.py  the learned judge's features and weights (trained on ../shared/train)
     focus.py      the rules' highlight, for an index that stores no entities

@@ -28,7 +28,7 @@ from .answer_type import answer_type
 from .compose import choose_sentences, compose_abstention, compose_answer
 from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
 from .judge import AnswerJudge, Verdict, VerdictKind, make_judge
-from .lead import Lead, find_lead, sentence_entities, typed_best
+from .lead import LeadChoice, choose_lead
 from .question import Question, has_words, prepare_question, question_chars
 from .retrieval import Passage, retrieve
 from .sentences import (ScoredSentence, SentenceScorer, SentenceVectors, WeightedSentenceScorer,
@@ -234,10 +234,11 @@ class Answerer:
         # A follow-up ("and when are they?") says little alone: its sentences are read against
         # the question together with the subject it leans on.
         ranked = self.scorer.score(q, query_vector if q.follow_up else question_vector, passages)
-        best, lead, untyped = self._typed(q, ranked)
+        choice = self._typed(q, ranked)
+        best = choice.best
         verdict = self.judge.judge(q, passages, best, ranked)
-        if verdict.answer and untyped is not None:
-            verdict = Verdict(VerdictKind.NO_TYPED_ENTITY, untyped, verdict.signals)
+        if verdict.answer and choice.untyped is not None:
+            verdict = Verdict(VerdictKind.NO_TYPED_ENTITY, choice.untyped, verdict.signals)
         timings["select_ms"] = timings.get("select_ms", 0.0) + (time.perf_counter() - t) * 1000
         if trace is not None:
             trace.query, trace.passages, trace.sentences, trace.best = q.query, ranked_passages, ranked, best
@@ -247,30 +248,19 @@ class Answerer:
         if not verdict.answer or best is None:
             log.debug("abstained (%s)", verdict.kind.value)
             return compose_abstention(self.index, q, verdict, passages, cfg.show_nearest_on_abstain)
-        chosen = choose_sentences(best, ranked, cfg.max_sentences, has_lead=lead is not None)
-        answer = compose_answer(self.index, q, best, chosen, passages, r.top_k, lead=lead)
+        chosen = choose_sentences(best, ranked, cfg.max_sentences, has_lead=choice.lead is not None)
+        answer = compose_answer(self.index, q, best, chosen, passages, r.top_k, lead=choice.lead)
         if self.composer is not None:
             answer = self.composer.compose(q, answer, passages, chosen, on_text)
         return answer
 
-    def _typed(self, q: Question, ranked: Sequence[ScoredSentence]
-               ) -> tuple[ScoredSentence | None, Lead | None, str | None]:
-        """(best sentence, its lead, why a typed question is declined): a typed question takes the
-        best-ranked sentence holding an entity of its type (lead.py), or is declined. The type is
-        the question's own ("and when are they?": a DATE); the lead stands near the words of the
-        question with the subject a follow-up leans on."""
-        best = ranked[0] if ranked else None
-        kind = answer_type(q.text) if self.typed_answers and best is not None else None
-        context = q.query if q.follow_up else ""
-        if kind is None or best is None or not (kind.leads or kind.typed):
-            return best, None, None
-        if not kind.typed:
-            return best, find_lead(q.text, kind, best.text, sentence_entities(best) or (), context), None
-        found = typed_best(q.text, kind, ranked, context)
-        if found is None:
-            labels = "/".join(sorted(kind.labels))
-            return best, None, f"a {labels} is asked for and the evidence holds none"
-        return found[0], found[1], None
+    def _typed(self, q: Question, ranked: Sequence[ScoredSentence]) -> LeadChoice:
+        """The sentence to quote, its lead and why a typed question is declined (lead.py). The
+        type is the question's own ("and when are they?": a DATE); the lead stands near the
+        words of the question with the subject a follow-up leans on."""
+        if not self.typed_answers or not ranked:
+            return LeadChoice(ranked[0] if ranked else None)
+        return choose_lead(q.text, answer_type(q.text), ranked, q.query if q.follow_up else "")
 
     def ask_streaming(self, question: str, history: Sequence[str], on_text: Callable[[str], None], *,
                       collections: Sequence[str] | None = None) -> Answer:

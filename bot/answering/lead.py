@@ -18,6 +18,7 @@ from typing import Sequence
 
 from embeddings.keyword import question_terms, stem, stems
 
+from . import span_scorer
 from .answer_type import AnswerType
 from .sentences import ScoredSentence
 
@@ -116,3 +117,48 @@ def typed_best(question: str, kind: AnswerType, ranked: Sequence[ScoredSentence]
         if lead is not None:
             return sentence, lead
     return None
+
+
+# The label of a lead that is no stored entity (a span the learned scorer chose).
+SPAN = "SPAN"
+
+
+@dataclass(frozen=True)
+class LeadChoice:
+    """What the typing step settled for one question: the sentence the answer quotes, the lead
+    in it (if sure enough), and why a typed question is declined."""
+
+    best: ScoredSentence | None
+    lead: Lead | None = None
+    untyped: str | None = None
+
+
+def quoted_sentence(question: str, kind: AnswerType | None, ranked: Sequence[ScoredSentence],
+                    context: str = "") -> tuple[ScoredSentence | None, str | None]:
+    """The sentence the answer quotes, and why a typed question is declined (else None): a typed
+    question (its answer is an entity of a known label often enough) takes the best-ranked
+    sentence holding such an entity (typed_best), or is declined; any other, the best one."""
+    best = ranked[0] if ranked else None
+    if best is None or kind is None or not kind.typed:
+        return best, None
+    found = typed_best(question, kind, ranked, context)
+    if found is None:
+        return best, f"a {'/'.join(sorted(kind.labels))} is asked for and the evidence holds none"
+    return found[0], None
+
+
+def choose_lead(question: str, kind: AnswerType | None, ranked: Sequence[ScoredSentence],
+                context: str = "") -> LeadChoice:
+    """The sentence to quote (quoted_sentence) and its lead: the learned span scorer
+    (span_scorer.py) picks the answer span of that sentence, which leads when its probability
+    reaches the learned threshold."""
+    best, untyped = quoted_sentence(question, kind, ranked, context)
+    if best is None or untyped is not None:
+        return LeadChoice(best, untyped=untyped)
+    scored = span_scorer.best_span(question, kind, best.text, sentence_entities(best) or (), best.score, context)
+    if scored is None:
+        return LeadChoice(best)
+    span, probability = scored
+    if probability < span_scorer.span_model().threshold:
+        return LeadChoice(best)
+    return LeadChoice(best, Lead(span.start, span.end, span.label or SPAN))

@@ -24,7 +24,7 @@ from typing import Iterator
 from embeddings.documents import Document
 from embeddings.encoders import get_encoder
 
-from ..answering import answer_type, compose, layout, lead
+from ..answering import answer_type, compose, layout, lead, span_scorer
 from ..answering.answerer import Answerer, AnswerTrace
 from ..answering.compose import choose_sentences, compose_answer
 from ..answering.layout import answer_layout
@@ -70,17 +70,29 @@ def records(answerer: Answerer, train: Path, limit: int | None) -> Iterator[Reco
         yield Record(row["question"], row["answers"], not answer.abstained, trace)
 
 
+def load_records(answerer: Answerer, train: Path, limit: int | None, work: Path) -> list[Record]:
+    """The records of `records`, kept in `work` once asked (the asking is the slow part)."""
+    saved = work / f"records-{limit or 'all'}.pickle"
+    if saved.exists():
+        recs: list[Record] = pickle.loads(saved.read_bytes())
+        return recs
+    recs = list(records(answerer, train, limit))
+    saved.write_bytes(pickle.dumps(recs))
+    return recs
+
+
 def replay(answerer: Answerer, rec: Record, max_sentences: int) -> tuple[bool, str | None, str]:
     """(answered, lead, shown text) with the module numbers as currently set."""
     if not rec.base_answer or rec.trace.best is None:
         return False, None, ""
     ranked = rec.trace.sentences
-    best, found, untyped = answerer._typed(Question(rec.question, rec.question), ranked)
-    if untyped is not None or best is None:
-        return False, None, ""
     q = Question(rec.question, rec.question)
-    chosen = choose_sentences(best, ranked, max_sentences, has_lead=found is not None)
-    answer = compose_answer(answerer.index, q, best, chosen, rec.trace.passages[:5], 5, lead=found)
+    choice = answerer._typed(q, ranked)
+    best = choice.best
+    if choice.untyped is not None or best is None:
+        return False, None, ""
+    chosen = choose_sentences(best, ranked, max_sentences, has_lead=choice.lead is not None)
+    answer = compose_answer(answerer.index, q, best, chosen, rec.trace.passages[:5], 5, lead=choice.lead)
     return True, answer.lead, answer_layout(answer).shown_text
 
 
@@ -94,12 +106,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qabot-tune-") as tmp:
         work = args.work or Path(tmp)
         answerer = train_answerer(args.train, work / "index")
-        saved = work / f"records-{args.limit or 'all'}.pickle"  # the asking is the slow part
-        if saved.exists():
-            recs = pickle.loads(saved.read_bytes())
-        else:
-            recs = list(records(answerer, args.train, args.limit))
-            saved.write_bytes(pickle.dumps(recs))
+        recs = load_records(answerer, args.train, args.limit, work)
     answerer.typed_answers = True
     for setting in grid(args.stage):
         print(json.dumps({**setting, **score(answerer, recs, setting)}), flush=True)
@@ -109,18 +116,24 @@ def grid(stage: str) -> list[dict]:
     """The settings tried: the typing numbers first, then the evidence length with the chosen
     typing numbers (module defaults)."""
     if stage == "evidence":
-        return [{"evidence_words": n, "max_sentences": m, "pronoun": p}
-                for n in (14, 16, 18, 20, 22, 25, 30) for m in (1, 2) for p in ((False, True) if m == 2 else (False,))]
+        return [{"lead_evidence_words": n} for n in (1000, 30, 25, 20, 15, 12)]
     keys = ("label_share", "lead_share", "typed_share", "window", "ratio", "label_weight")
     values = ((0.1, 0.15, 0.2), (0.3, 0.4, 0.5), (0.5, 0.6, 0.7, 0.8), (1, 3), (0.8, 0.9), (0.5,))
     return [dict(zip(keys, v)) for v in itertools.product(*values) if v[1] <= v[2]]
+
+
+model_loader = span_scorer.span_model
 
 
 def score(answerer: Answerer, recs: list[Record], setting: dict) -> dict:
     """Replay every record with `setting`'s numbers in place of the modules' own."""
     saved = (answer_type.MIN_LABEL_SHARE, answer_type.MIN_LEAD_SHARE, answer_type.MIN_TYPED_SHARE,
              lead.TYPED_WINDOW, lead.TYPED_SCORE_RATIO, lead.LABEL_WEIGHT, layout.EVIDENCE_WORDS,
-             compose.PRONOUN_BRINGS_PREVIOUS)
+             compose.PRONOUN_BRINGS_PREVIOUS, layout.LEAD_EVIDENCE_WORDS, span_scorer.span_model())
+    layout.LEAD_EVIDENCE_WORDS = setting.get("lead_evidence_words", saved[8])
+    if setting.get("threshold") is not None:
+        model = span_scorer.SpanModel(saved[9].weights, saved[9].calibration, setting["threshold"])
+        span_scorer.span_model = lambda: model  # type: ignore[assignment]
     compose.PRONOUN_BRINGS_PREVIOUS = setting.get("pronoun", saved[7])
     answer_type.MIN_LABEL_SHARE = setting.get("label_share", saved[0])
     answer_type.MIN_LEAD_SHARE = setting.get("lead_share", saved[1])
@@ -150,7 +163,8 @@ def score(answerer: Answerer, recs: list[Record], setting: dict) -> dict:
     finally:
         (answer_type.MIN_LABEL_SHARE, answer_type.MIN_LEAD_SHARE, answer_type.MIN_TYPED_SHARE,
          lead.TYPED_WINDOW, lead.TYPED_SCORE_RATIO, lead.LABEL_WEIGHT, layout.EVIDENCE_WORDS,
-         compose.PRONOUN_BRINGS_PREVIOUS) = saved
+         compose.PRONOUN_BRINGS_PREVIOUS, layout.LEAD_EVIDENCE_WORDS) = saved[:9]
+        span_scorer.span_model = model_loader
 
 
 if __name__ == "__main__":
