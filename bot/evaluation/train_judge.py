@@ -99,7 +99,7 @@ def _ask(answerer: Answerer, rows: Sequence[dict], kind: str, label: int) -> lis
         if best is not None:
             judge = answerer.judge
             s = judge.signals(q, passages, best)  # type: ignore[attr-defined]
-            _, _, untyped = answerer._typed(q, ranked)
+            untyped = answerer._typed(q, ranked).untyped
             measured = features(answerer.index, judge.vectors, s.as_dict(),  # type: ignore[attr-defined]
                                 Evidence(q, passages, ranked, best))
             declined_by = "veto" if veto(s, answerer.settings.answer) is not None else "typed" if untyped else ""
