@@ -98,7 +98,10 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
 
         if not as_json:
             from . import cli_render  # noqa: F401 (rich is imported while the session builds)
+        from .answering.span_scorer import span_model
+
         index = load_index(settings)  # before waiting for the encoder
+        span_model()  # the lead's learned weights, read while the session builds too
         scope = chosen_collections(collections, index)
         answerer = Answerer(index, get_encoder(settings.model.query_backend, settings.model.max_seq_length),
                             settings)

@@ -29,6 +29,7 @@ from .compose import choose_sentences, compose_abstention, compose_answer
 from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
 from .judge import AnswerJudge, Verdict, VerdictKind, make_judge
 from .lead import LeadChoice, choose_lead
+from .span_scorer import span_model
 from .question import Question, has_words, prepare_question, question_chars
 from .retrieval import Passage, retrieve
 from .sentences import (ScoredSentence, SentenceScorer, SentenceVectors, WeightedSentenceScorer,
@@ -123,7 +124,9 @@ class Answerer:
             composer = LlmComposer(index, settings.llm)
         self.composer = composer
         self.typed_answers = index.entities is not None
-        if not self.typed_answers:
+        if self.typed_answers:
+            span_model()  # the lead's learned weights: read now, not on the first question
+        else:
             log.warning("this index stores no named entities: answers come without a lead and typed "
                         "questions are not checked; re-ingest (qabot ingest --rebuild) to enable them")
 

@@ -67,8 +67,8 @@ class SpanModel:
 
     def score(self, candidate: Candidate) -> float:
         """The ranker's score of one candidate (higher: likelier the answer)."""
-        w = self.weights
-        return sum(w.get(name, 0.0) * value for name, value in candidate.features)
+        get = self.weights.get
+        return sum([get(name, 0.0) * value for name, value in candidate.features])
 
 
 @lru_cache(maxsize=1)
