@@ -41,7 +41,7 @@ _COPULA = frozenset({"is", "was", "are", "were", "be", "been", "being", "became"
 _COARSE_WH = ("how many", "how much", "how long", "how old", "how far", "how large", "how big")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built ~60 times a question: plain slots, no frozen __setattr__
 class Candidate:
     """One candidate span: character offsets in the sentence, its words, and its features."""
 
