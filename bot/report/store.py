@@ -25,6 +25,7 @@ import numpy as np
 
 from embeddings.errors import QabotError
 
+from ..slack.store import connect_state_db
 from .record import VECTOR_DTYPE, QuestionRecord
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 TABLE = f"report_questions_v{SCHEMA_VERSION}"
 VOTES = f"report_votes_v{SCHEMA_VERSION}"
-BUSY_TIMEOUT_MS = 5000  # as the answered-message store (bot/slack/store.py)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -106,12 +106,7 @@ class SqliteReportStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
-                                       isolation_level=None)
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")  # durable across a process crash in WAL mode
+            self._db = connect_state_db(self.path)
             # A deleted record's bytes are overwritten, not left in free pages (retention, and
             # keep_questions = false removing texts kept before).
             self._db.execute("PRAGMA secure_delete = ON")

@@ -25,12 +25,12 @@ from typing import Iterable, Protocol
 from embeddings.collections import check_names
 
 from ..settings import EVERY_COLLECTION, Settings
+from .store import connect_state_db
 
 log = logging.getLogger(__name__)
 
 # `None` for a channel means every collection (nothing is filtered).
 ChannelScope = tuple[str, ...] | None
-BUSY_TIMEOUT_MS = 5000
 REDIS_KEY = "qabot:{qabot}:channel_collections"  # one hash: channel id -> JSON list of names
 
 _SCHEMA = """
@@ -70,9 +70,7 @@ class SqliteOverrides:
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn = connect_state_db(self.path)
             self._local.conn = conn
         return conn
 

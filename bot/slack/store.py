@@ -80,6 +80,20 @@ class Claim:
     born: float
 
 
+def connect_state_db(path: Path) -> sqlite3.Connection:
+    """A connection to the ``state_db`` SQLite file, set up the one way every table in it is used
+    (this module's, the report's, the channel overrides'): autocommit (transactions are explicit,
+    BEGIN IMMEDIATE ... COMMIT), a busy timeout for other processes' writers, WAL so readers never
+    block the writer, synchronous NORMAL (durable across a process crash in WAL mode). Raises
+    `OSError` or `sqlite3.Error`; each caller says what could not be opened, in its own terms."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
 def message_key(channel: str, ts: str) -> str:
     """The key of one Slack message: its channel and timestamp (stable across edits and events)."""
     return f"message:{channel}:{ts}"
@@ -166,13 +180,7 @@ class SqliteAnsweredStore:
         self._lock = threading.Lock()
         self._writes = 0
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT) below.
-            self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-            self._db.execute("PRAGMA synchronous = NORMAL")  # durable across a process crash in WAL mode
+            self._db = connect_state_db(self.path)
             self._db.executescript(_SCHEMA)
             # A new (or deleted and re-created) file is born now: it vouches for nothing older.
             self._db.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('born', ?)", (self._clock(),))
