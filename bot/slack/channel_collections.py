@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 from embeddings.collections import check_names
+from embeddings.errors import QabotError
 
 from ..settings import EVERY_COLLECTION, Settings
 from .store import connect_state_db
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS channel_collections (
 """
 
 
-class OverridesUnavailable(Exception):
+class OverridesUnavailable(QabotError):
     """The state store holding the admins' overrides could not be read or written."""
 
 
