@@ -61,11 +61,7 @@ class Searching:
 
     def collection_sizes(self) -> dict[str, int]:
         """Each collection and how many documents it holds (a document may be in several)."""
-        sizes: dict[str, int] = {}
-        for info in self.documents.values():
-            for name in info.collections:
-                sizes[name] = sizes.get(name, 0) + 1
-        return dict(sorted(sizes.items()))
+        return collection_sizes(self.documents.values())
 
     def scope(self, collections: Sequence[str] | None) -> Scope | None:
         """What a search in `collections` may read (None: everything). A store that filters by

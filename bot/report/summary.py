@@ -172,17 +172,17 @@ def cited_counts(records: Iterable[QuestionRecord], documents: Mapping[str, str]
 
 
 def index_documents(index_dir: Path) -> tuple[dict[str, str], dict[str, tuple[str, ...]]] | None:
-    """Short id → title, and short id → collections (when the index records them), of the index's
-    documents; None when there is no readable index."""
-    from embeddings.errors import QabotError as IndexError_
+    """Short id → title, and short id → collections (an index saved before collections: default),
+    of the index's documents; None when there is no readable index."""
+    from embeddings.errors import QabotError
     from embeddings.index_files import stored_documents
 
     try:
         infos = stored_documents(Path(index_dir))
-    except (IndexError_, OSError):
+    except (QabotError, OSError):
         return None
     titles = {info.short_id: info.title or info.short_id for info in infos.values()}
-    collections = {info.short_id: tuple(getattr(info, "collections", ()) or ()) for info in infos.values()}
+    collections = {info.short_id: tuple(info.collections) for info in infos.values()}
     return titles, collections
 
 

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Protocol, Sequence
 from slack_bolt import Ack, BoltContext
 from slack_sdk import WebClient
 
+from embeddings.index_search import collection_sizes
 
 from .blocks import SECTION_TEXT_LIMIT, escape_truncate, safe_url
 from .channel_collections import ChannelScope, allows
@@ -91,7 +92,7 @@ def known_documents(answerer: Any, scope: ChannelScope = None) -> list[KnownDocu
     index = answerer.index  # every answerer has one; None only for a stand-in without documents
     documents = index.documents if index is not None else {}
     known = [KnownDocument(info.title or "Untitled", info.source, info.url, int(info.chunks))
-             for info in documents.values() if allows(scope, getattr(info, "collections", ()))]
+             for info in documents.values() if allows(scope, info.collections)]
     return sorted(known, key=lambda d: (d.title.casefold(), d.source))
 
 
@@ -279,7 +280,7 @@ def publish_home(client: WebClient, qabot: BotState, user: str, bot_user_id: str
         except OSError as exc:
             log.warning("could not read the feedback log %s for the Home tab: %s", qabot.feedback.path, exc)
     index = getattr(qabot.answerer, "index", None)
-    names = sorted(index.collection_sizes()) if index is not None and hasattr(index, "collection_sizes") else []
+    names = sorted(collection_sizes(index.documents.values())) if index is not None else []
     collections, scope = home_collections(qabot, client, user, names)
     view = render_home(known_documents(qabot.answerer, scope), qabot.settings, bot_user_id=bot_user_id,
                        tally=tally, store=qabot.health.report() if qabot.is_admin(user) else None,

@@ -169,6 +169,6 @@ def document_titles(answerer: AnswersQuestions, scope: ChannelScope = None) -> l
     index = getattr(answerer, "index", None)
     documents = getattr(index, "documents", None) or {}
     try:
-        return [info.title for info in documents.values() if allows(scope, getattr(info, "collections", ()))]
+        return [info.title for info in documents.values() if allows(scope, info.collections)]
     except Exception:
         return []
