@@ -1,5 +1,6 @@
 """The shape of the code, checked from its source (AST, nothing imported): no import cycles, no
-arrow from the run-time packages to training or evaluation code, and small modules and classes.
+arrow from the run-time packages to training or evaluation code, small modules and classes, and
+one error root.
 
 Every import counts, wherever it is written: at the top, inside a function (a lazy import is
 still a dependency) or under ``if TYPE_CHECKING`` (a type a module needs ties it to its owner).
@@ -8,6 +9,7 @@ still a dependency) or under ``if TYPE_CHECKING`` (a type a module needs ties it
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from pathlib import Path
 
@@ -164,3 +166,21 @@ def test_the_package_maps_name_every_module():
             if path.stem != "__init__" and not re.search(rf"\b{path.stem}\b", docstring):
                 unnamed.append(f"{package}/{path.name}")
     assert unnamed == []
+
+
+# Python's own exception classes: an error class of ours that derives from one of these directly
+# stands outside the one root (``cli_common.run`` would not catch it as a user's error).
+BUILTIN_ERRORS = {name for name, value in vars(builtins).items()
+                  if isinstance(value, type) and issubclass(value, BaseException)}
+
+
+def test_every_error_of_ours_derives_from_the_one_root():
+    outside = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef) or node.name == "QabotError":
+                continue
+            builtin = [b for b in node.bases if isinstance(b, ast.Name) and b.id in BUILTIN_ERRORS]
+            if builtin and len(builtin) == len(node.bases):  # `(QabotError, ValueError)` is in the family
+                outside.append(f"{name}.{node.name}")
+    assert outside == [], f"derive these from embeddings.errors.QabotError (or one of its family): {outside}"
