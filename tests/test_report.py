@@ -183,6 +183,27 @@ def test_a_failing_store_never_costs_the_answer(tmp_path, caplog):
     assert "secret plan" not in caplog.text and "could not record a question" in caplog.text
 
 
+def test_the_answerers_question_vector_is_kept_not_embedded_again(tmp_path):
+    from dataclasses import replace
+
+    from bot.settings import ReportSettings
+
+    asked: list[str] = []
+
+    def encode(texts):
+        asked.extend(texts)
+        return np.stack([unit(1) for _ in texts])
+
+    rec = QuestionRecorder(SqliteReportStore(tmp_path / "state.sqlite3"), ReportSettings(), via="chat", encode=encode)
+    rec.record(replace(declined("Where is the parking?"), question_vector=unit(7) * 3.0))
+    rec.record(declined("Who signs expense reports?"))  # an answer without the vector: embedded here
+    kept = {r.question: r.vector for r in rec.store.read(0)}
+    assert asked == ["Who signs expense reports?"]
+    assert np.allclose(kept["Where is the parking?"], unit(7), atol=1e-3)  # stored unit length (float16)
+    assert np.allclose(kept["Who signs expense reports?"], unit(1), atol=1e-3)
+    rec.close()
+
+
 def test_since_is_a_duration():
     assert parse_since("7d") == 7 * DAY and parse_since("24h") == DAY and parse_since("2w") == 14 * DAY
     for bad in ("", "7", "d", "-1d", "7 days", "0h"):

@@ -68,6 +68,9 @@ class Answer:
     query: str | None = None
     # The document collections it was searched in (embeddings/collections.py); () = all.
     collections: tuple[str, ...] = ()
+    # The question's own vector as the answerer embedded it (not in --json): the gaps report
+    # keeps it rather than embedding the question a second time. None for an empty question.
+    question_vector: Any = field(default=None, repr=False, compare=False)
 
     @property
     def highlighted(self) -> str | None:

@@ -218,7 +218,7 @@ class Answerer:
             answer = replace(answer, notice=f"{cut} {answer.notice}" if answer.notice else cut)
         timings.update(answer.timings_ms)
         timings["total_ms"] = (time.perf_counter() - started) * 1000
-        return replace(answer, timings_ms=timings, collections=searched or ())
+        return replace(answer, timings_ms=timings, collections=searched or (), question_vector=vectors[0])
 
     def _answer(self, q: Question, question_vector: np.ndarray, query_vector: np.ndarray,
                 timings: dict[str, float], trace: AnswerTrace | None,

@@ -5,9 +5,11 @@ thread, DM, assistant panel, ``/ask``), and 👍/👎 clicks call `vote`; ``qabo
 `record` after each answer. ``qabot ask`` and ``qabot eval`` never record.
 
 Recording must never cost an answer: a store that fails is logged (never with the question) and
-the answer stands. With ``[report] keep_questions`` the question's vector is computed here, once,
-by the same encoder the answerer uses (`get_encoder` returns one cached instance per backend), so
-`qabot report` groups thousands of questions without a model; the text itself is never logged.
+the answer stands. With ``[report] keep_questions`` the question's vector is kept with it: the one
+the answerer already computed (`Answer.question_vector`), or, from an answerer that does not hand
+it over, one computed here by the same encoder (`get_encoder` returns one cached instance per
+backend); so `qabot report` groups thousands of questions without a model. The text itself is
+never logged.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ class QuestionRecorder:
                                 tuple(answer.collections), cited_documents(answer))
         if self.cfg.keep_questions and answer.question.strip():
             record = QuestionRecord(record.id, now, self.via, record.outcome, record.collections, record.documents,
-                                    answer.question, self._vector(answer.question))
+                                    answer.question, self._vector(answer))
         store = self.store
         cutoff = now - self.cfg.retention_days * DAY_S
         if not self._safely(lambda: store.add(record, delete_before=cutoff), "record a question in"):
@@ -104,11 +106,16 @@ class QuestionRecorder:
         if self.store is not None:
             self.store.close()
 
-    def _vector(self, question: str) -> np.ndarray | None:
-        if self._encode is None:
-            return None
+    def _vector(self, answer: Answer) -> np.ndarray | None:
+        """The question's unit vector: the answerer's own when the answer carries it, else
+        embedded here (an answerer that does not hand it over)."""
+        raw = answer.question_vector
         try:
-            vector = np.asarray(self._encode([question])[0], dtype=np.float32)
+            if raw is None:
+                if self._encode is None:
+                    return None
+                raw = self._encode([answer.question])[0]
+            vector = np.asarray(raw, dtype=np.float32)
         except Exception as exc:
             log.warning("could not embed a question for the report (%s)", type(exc).__name__)
             return None
