@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
@@ -98,15 +99,18 @@ class OnnxEncoder:
         # single-threaded call): ingest uses every core this way at the CPU cost of one thread,
         # instead of splitting each matrix product over threads that wait for each other.
         self._workers = max(1, workers)
-        # A call that starts while no other runs has the cores to itself: it runs on a second
-        # session of `alone_threads` threads that spin between the model's steps (a question
-        # 1.4-1.5x sooner, vectors bit-identical), built in the background once a second call
-        # shows that the process keeps encoding (a one-shot `qabot ask` never pays for it). A
-        # call that starts while another runs takes the one-thread session, so concurrent
-        # requests keep a core each and the throughput of one-thread calls.
+        # A call that starts while no other runs may have the cores to itself: it can run on a
+        # second session of `alone_threads` threads that spin between the model's steps (a
+        # question 1.4-1.5x sooner on an idle machine, vectors bit-identical), built in the
+        # background once a second call shows that the process keeps encoding (a one-shot `qabot
+        # ask` never pays for it). Whether it is faster depends on what else the machine runs
+        # (spinning threads that lose their core wait for each other), so `SessionChoice` keeps
+        # measuring both. A call that starts while another runs takes the one-thread session, so
+        # concurrent requests keep a core each and the throughput of one-thread calls.
         self._alone_threads = max(1, alone_threads)
         self._alone: "InferenceSession | None" = None
         self._alone_build: threading.Thread | None = None
+        self._choice = SessionChoice()
         self._calls = 0
         self._running = 0
         self._count_lock = threading.Lock()
@@ -114,17 +118,25 @@ class OnnxEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            encodings = self._tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(e.ids) for e in encodings])
         with self._count_lock:
             alone = self._running == 0
             self._running += 1
             self._calls += 1
             build_alone = self._calls == 2 and self._alone_threads > 1
+            use_alone = alone and self._alone is not None and self._choice.pick()
         if build_alone:
             self._alone_build = threading.Thread(target=self._build_alone, name="encoder-alone", daemon=True)
             self._alone_build.start()
         try:
-            session = self._alone if alone and self._alone is not None else self._session
-            return self._encode(texts, batch_size, session)
+            started = time.perf_counter()
+            out = self._encode(encodings, lengths, batch_size, self._alone if use_alone else self._session)
+            if alone and self._alone is not None:
+                with self._count_lock:
+                    self._choice.record(use_alone, time.perf_counter() - started, int(lengths.sum()))
+            return out
         finally:
             with self._count_lock:
                 self._running -= 1
@@ -137,11 +149,9 @@ class OnnxEncoder:
         except Exception as exc:  # the one-thread session still answers
             log.info("no %d-thread encoder session (%s): one thread a call", self._alone_threads, exc)
 
-    def _encode(self, texts: Sequence[str], batch_size: int, session: "InferenceSession") -> np.ndarray:
-        with self._lock:
-            encodings = self._tokenizer.encode_batch(list(texts))
-        lengths = np.array([len(e.ids) for e in encodings])
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+    def _encode(self, encodings: list, lengths: np.ndarray, batch_size: int,
+                session: "InferenceSession") -> np.ndarray:
+        out = np.empty((len(encodings), self.dimension), dtype=np.float32)
         batches = _length_batches(lengths, batch_size, max_tokens=MAX_BATCH_TOKENS)
         if self._workers > 1 and len(batches) > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -169,6 +179,34 @@ class OnnxEncoder:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         out[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+class SessionChoice:
+    """Which session a call that runs alone takes: the one whose recent seconds per token are
+    lower (an exponential average of each), trying the other one call in PROBE_EVERY so that its
+    figure follows the machine's load. Not thread-safe: the encoder calls it under its lock."""
+
+    PROBE_EVERY = 16
+    SMOOTHING = 0.2  # weight of the newest call in each average
+
+    def __init__(self) -> None:
+        self.cost: dict[bool, float | None] = {False: None, True: None}  # by "used the alone session"
+        self._calls = 0
+
+    def pick(self) -> bool:
+        """True: take the multi-thread session. Each is tried first until both have a figure."""
+        self._calls += 1
+        one, alone = self.cost[False], self.cost[True]
+        if alone is None or one is None:
+            return alone is None
+        faster = alone <= one
+        return not faster if self._calls % self.PROBE_EVERY == 0 else faster
+
+    def record(self, used_alone: bool, seconds: float, tokens: int) -> None:
+        """What a call that ran alone cost on the session it took."""
+        per_token = seconds / max(tokens, 1)
+        old = self.cost[used_alone]
+        self.cost[used_alone] = per_token if old is None else old + self.SMOOTHING * (per_token - old)
 
 
 def _session(threads: int, *, spinning: bool) -> "InferenceSession":

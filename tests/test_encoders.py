@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from embeddings.encoders import OnnxEncoder, _length_batches, get_encoder
+from embeddings.encoders import OnnxEncoder, SessionChoice, _length_batches, get_encoder
 
 
 def test_length_batches_cover_every_row_once_in_bounded_similar_batches():
@@ -91,11 +91,13 @@ def test_a_call_alone_runs_on_the_multi_thread_session_with_bit_identical_vector
         return real_run(session, *args)
 
     encoder._run = run  # type: ignore[method-assign]
+    encoder._choice.cost = {False: 1.0, True: 1e-9}  # measured faster alone: taken (not a probe call)
     alone = encoder.encode(texts)
     assert used and all(s is encoder._alone for s in used)
     assert np.array_equal(alone, one_thread)
 
     used.clear()
+    encoder._choice.cost = {False: 1.0, True: 1e-9}
     first = threading.Thread(target=encoder.encode, args=(texts[:1],), name="first")
     first.start()
     assert entered.wait(60)  # the first call is running: the next one does not run alone
@@ -104,3 +106,17 @@ def test_a_call_alone_runs_on_the_multi_thread_session_with_bit_identical_vector
     first.join()
     assert used[0] is encoder._alone and all(s is encoder._session for s in used[1:])
     assert np.array_equal(during, one_thread)
+
+
+def test_a_call_alone_takes_the_session_measured_faster_and_keeps_measuring_the_other():
+    choice = SessionChoice()
+    assert choice.pick() is True  # each session is tried before either is preferred
+    choice.record(True, 0.010, 10)
+    assert choice.pick() is False
+    choice.record(False, 0.020, 10)
+    picks = [choice.pick() for _ in range(2 * SessionChoice.PROBE_EVERY)]
+    assert picks.count(False) == 2  # the slower one, once in PROBE_EVERY calls
+    for _ in range(20):  # the machine got busy: spinning threads lose their core
+        choice.record(True, 0.050, 10)
+    picks = [choice.pick() for _ in range(2 * SessionChoice.PROBE_EVERY)]
+    assert picks.count(True) == 2
