@@ -262,7 +262,7 @@ def _cached(backend: str, max_seq_length: int, workers: int) -> Encoder:
     if backend == "torch":
         return TorchEncoder(max_seq_length)
     if backend == "onnx":
-        # Questions (workers == 1): a call alone uses two cores; ingest spreads its batches instead.
+        # Questions (workers == 1): a call alone may use two cores; ingest spreads its batches instead.
         alone = min(2, ingest_workers()) if workers == 1 else 1
         return OnnxEncoder(max_seq_length, workers=workers, alone_threads=alone)
     raise ValueError(f"unknown encoder backend {backend!r} (use 'torch' or 'onnx')")
