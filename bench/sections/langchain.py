@@ -8,8 +8,8 @@ into a new index (load, clean, split sentences, chunk, embed, BM25, checksums, a
 
 Then warm answers: qabot's whole `Answerer.ask` (retrieve, read, judge, compose the quoted answer)
 against LangChain's FAISS retriever (`vectorstore.as_retriever().invoke(question)`, top 4 chunks,
-no answer made) on the index each side just built, the same SQuAD questions, alternating question
-by question, after one untimed pass of each.
+no answer made) on the index each side just built, the same SQuAD questions, alternating in blocks
+of ANSWER_BLOCK questions, after one untimed pass of each; CPU time per answer beside it.
 
 Both models are loaded and warmed before anything is timed. Rounds alternate which side goes
 first (qabot first on even rounds), so a burst of load from another process hits both sides alike;
@@ -142,8 +142,18 @@ def bench_langchain(ctx: dict, sizes: Sizes) -> dict:
     }
 
 
+# Warm answers alternate sides in blocks of this many questions. Both sides share this process,
+# and torch's OpenMP worker (libgomp) keeps spinning on a core for some milliseconds after each
+# LangChain call: alternating question by question would lay that spin over every answer qabot
+# gives next, which a LangChain process of its own would not. In blocks, only the first answer
+# of each block sees it, and both sides still see the machine's load alike.
+ANSWER_BLOCK = 10
+
+
 def _warm_answers(index, store, settings, sizes: Sizes) -> dict:
     """Warm p50 of qabot's whole answer against LangChain's FAISS retriever alone, side by side."""
+    import torch
+
     from bot.answering.answerer import Answerer
     from embeddings.encoders import get_encoder
 
@@ -156,11 +166,21 @@ def _warm_answers(index, store, settings, sizes: Sizes) -> dict:
         answerer.ask(q)
         retriever.invoke(q)
     times: dict[str, list[float]] = {"qabot": [], "langchain": []}
-    for i, q in enumerate(questions):
-        sides = [("qabot", lambda q=q: answerer.ask(q)), ("langchain", lambda q=q: retriever.invoke(q))]
-        for name, fn in sides if i % 2 == 0 else sides[::-1]:
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {"questions": len(questions), "qabot": ms(times["qabot"]), "langchain_retriever": ms(times["langchain"]),
+    cpu = {"qabot": 0.0, "langchain": 0.0}
+    blocks = [questions[i:i + ANSWER_BLOCK] for i in range(0, len(questions), ANSWER_BLOCK)]
+    for b, block in enumerate(blocks):
+        sides = [("qabot", answerer.ask), ("langchain", retriever.invoke)]
+        for name, fn in sides if b % 2 == 0 else sides[::-1]:
+            for q in block:
+                t, c = time.perf_counter(), time.process_time()
+                fn(q)
+                times[name].append(time.perf_counter() - t)
+                cpu[name] += time.process_time() - c
+    n = len(questions)
+    return {"questions": n, "block": ANSWER_BLOCK, "qabot": ms(times["qabot"]),
+            "langchain_retriever": ms(times["langchain"]),
+            # CPU time of the process (every thread) per answer: two threads that spin cost both.
+            "cpu_ms": {"qabot": round(cpu["qabot"] / n * 1e3, 2), "langchain": round(cpu["langchain"] / n * 1e3, 2)},
+            "threads": {"langchain_torch": torch.get_num_threads(),
+                        "qabot_question": "2 when alone (1 while another encode runs)"},
             "speedup_p50": round(pct(times["langchain"], 50) / pct(times["qabot"], 50), 2)}

@@ -87,7 +87,8 @@ def best_span(question: str, kind: AnswerType | None, sentence: str,
     found = candidates(question, kind, sentence, entities, context)
     if not found:
         return None
-    z = [model.score(c) for c in found]
+    get = model.weights.get  # SpanModel.score for each candidate, without a call per candidate
+    z = [sum([get(name, 0.0) * value for name, value in c.features]) for c in found]
     k = max(range(len(found)), key=lambda i: (z[i], -found[i].start))
     labels = kind.labels if kind is not None else frozenset()
     facts = SentenceFacts(score, kind.share if kind is not None else 0.0,

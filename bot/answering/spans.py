@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from embeddings.keyword import STOPWORDS, stem
+from embeddings.keyword import STOPWORDS, stem as _stem
 
 from .answer_type import AUXILIARIES, NONE, AnswerType, question_keys
 
@@ -38,6 +38,9 @@ _JOINING_GAP = re.compile(r"\s*[-–&/]?\s*")
 _ABBREVIATION = re.compile(r"[A-Z][a-z]{0,3}|[A-Z](?:\.[A-Z])*")
 _COPULA = frozenset({"is", "was", "are", "were", "be", "been", "being", "became", "becomes", "called",
                      "named", "known"})
+# Stems of sentence words, remembered: the same sentences are read question after question, and
+# Snowball with accent folding is the largest share of listing a sentence's candidates.
+stem = lru_cache(maxsize=1 << 16)(_stem)
 _COARSE_WH = ("how many", "how much", "how long", "how old", "how far", "how large", "how big")
 
 
@@ -71,6 +74,7 @@ def _gap_class(gap: str) -> str:
     return marks[0] if marks else ""
 
 
+@lru_cache(maxsize=1 << 16)
 def _shape(text: str) -> str:
     if any(c.isdigit() for c in text):
         return "num"
@@ -79,8 +83,10 @@ def _shape(text: str) -> str:
     return "low"
 
 
-_SHAPES = {"".join(sorted(c)): "".join(sorted(c)) for c in
-           ({"num"}, {"cap"}, {"low"}, {"num", "cap"}, {"num", "low"}, {"cap", "low"}, {"num", "cap", "low"})}
+# A span's shape: the sorted, joined shapes of its words ("caplow", "num"), from a bit per shape.
+_SHAPE_BITS = {"cap": 1, "low": 2, "num": 4}
+_SHAPE_NAMES = {bits: "".join(sorted(name for name, bit in _SHAPE_BITS.items() if bits & bit))
+                for bits in range(1, 8)}
 _CLAUSES = ("clauses_left=0", "clauses_left=1", "clauses_left=2")
 
 
@@ -131,116 +137,132 @@ def candidates(question: str, kind: AnswerType | None, sentence: str,
     wh_repeated, wh_proximity, wh_expected = f"wh={wh}|repeated", f"wh={wh}|proximity", f"wh={wh}|expected"
 
     # Word spans, then the stored entities' spans (mapped onto words), each once.
+    count = len(words)
+    starts = [w.start() for w in words]
+    ends = [w.end() for w in words]
     spans: dict[tuple[int, int], str | None] = {}
-    for i in range(len(words)):
+    for i in range(count):
         if stop[i]:
             continue
-        for j in range(i, min(len(words), i + MAX_WORDS)):
+        for j in range(i, min(count, i + MAX_WORDS)):
             if j > i and not joins[j]:
                 break
             if not stop[j]:
                 spans.setdefault((i, j), None)
-    for a, b, name in entities:
-        inside = [k for k, w in enumerate(words) if w.end() > a and w.start() < b]
+    # Which word each stored entity covers: a span cutting one in part is rarely an answer.
+    entity_of = [-1] * count
+    for e, (a, b, name) in enumerate(entities):
+        inside = [k for k in range(count) if ends[k] > a and starts[k] < b]
         if inside:
             spans[(inside[0], inside[-1])] = name
+            for k in inside:
+                entity_of[k] = e
 
-    # Per word, once: its shape, the punctuation before it, the nearest question word on each side.
-    shapes = [_shape(t) for t in texts]
+    # Per word, once: its shape, the punctuation before it, the nearest question word on each
+    # side, the features a span starting or ending there carries (each pair built once), and
+    # running counts so that a span's sums are two look-ups.
+    shape_bits = [_SHAPE_BITS[_shape(t)] for t in texts]
     gap_marks = [_gap_class(g) for g in gaps]
     clause_marks = [0]
     for g in gap_marks[1:]:
         clause_marks.append(clause_marks[-1] + (g in ",;:()"))
     last_anchor: list[int | None] = []
     seen: int | None = None
-    for k in range(len(words)):
+    for k in range(count):
         last_anchor.append(seen)
         if k in anchor_set:
             seen = k
-    next_anchor: list[int | None] = [None] * len(words)
+    next_anchor: list[int | None] = [None] * count
     seen = None
-    for k in range(len(words) - 1, -1, -1):
+    for k in range(count - 1, -1, -1):
         next_anchor[k] = seen
         if k in anchor_set:
             seen = k
-    repeats = [float(not stop[k] and stemmed[k] in own) for k in range(len(words))]
-    before = [(f"prev={p}", f"wh={wh}|prev={p}", f"gap_before={gap_marks[k]}")
-              for k, p in enumerate(lower[k - 1] if k > 0 and stop[k - 1] else ("W" if k > 0 else "^")
-                                    for k in range(len(words)))]
-    after = []
-    for k in range(len(words)):
-        n_ = lower[k + 1] if k + 1 < len(words) and stop[k + 1] else ("W" if k + 1 < len(words) else "$")
-        after.append((f"next={n_}", f"wh={wh}|next={n_}",
-                      f"gap_after={gap_marks[k + 1] if k + 1 < len(words) else '$'}"))
-    copula = [float(k > 0 and lower[k - 1] in _COPULA) for k in range(len(words))]
-    head_at = [head is not None and stemmed[k] == head for k in range(len(words))]
+    previous = [lower[k - 1] if k > 0 and stop[k - 1] else ("W" if k > 0 else "^") for k in range(count)]
+    following = [lower[k + 1] if k + 1 < count and stop[k + 1] else ("W" if k + 1 < count else "$")
+                 for k in range(count)]
+    before_prev = [(f"prev={p}", 1.0) for p in previous]
+    wh_before_prev = [(f"wh={wh}|prev={p}", 1.0) for p in previous]
+    gap_before = [(f"gap_before={gap_marks[k]}", 1.0) for k in range(count)]
+    after_next = [(f"next={n_}", 1.0) for n_ in following]
+    wh_after_next = [(f"wh={wh}|next={n_}", 1.0) for n_ in following]
+    gap_after = [(f"gap_after={gap_marks[k + 1] if k + 1 < count else '$'}", 1.0) for k in range(count)]
+    after_copula = [("after_copula", float(k > 0 and lower[k - 1] in _COPULA)) for k in range(count)]
     caps = [t[:1].isupper() for t in texts]
-    # Which word each stored entity covers: a span cutting one in part is rarely an answer.
-    entity_of = [-1] * len(words)
-    for e, (a, b, _) in enumerate(entities):
-        for k, w in enumerate(words):
-            if w.end() > a and w.start() < b:
-                entity_of[k] = e
-    anchor_count = [0]
-    for k in range(len(words)):
-        anchor_count.append(anchor_count[-1] + (k in anchor_set))
     # The words themselves around and at the ends of a span (learned: "in" before a year, "of"
     # after a head noun, ...).
-    lexical_before = ["w_prev=" + (lower[k - 1] if k > 0 else "^") for k in range(len(words))]
-    wh_lexical_before = [f"wh={wh}|w_prev=" + (lower[k - 1] if k > 0 else "^") for k in range(len(words))]
-    lexical_after = ["w_next=" + (lower[k + 1] if k + 1 < len(words) else "$") for k in range(len(words))]
-    first_word = ["first=" + w for w in lower]
-    last_word = ["last=" + w for w in lower]
+    lexical_before = [("w_prev=" + (lower[k - 1] if k > 0 else "^"), 1.0) for k in range(count)]
+    wh_lexical_before = [(f"wh={wh}|w_prev=" + (lower[k - 1] if k > 0 else "^"), 1.0) for k in range(count)]
+    lexical_after = [("w_next=" + (lower[k + 1] if k + 1 < count else "$"), 1.0) for k in range(count)]
+    first_word = [("first=" + w, 1.0) for w in lower]
+    last_word = [("last=" + w, 1.0) for w in lower]
+    # Running counts (exact small integers, so a span's count is a difference): stop words,
+    # repeated question words, the question's head noun, anchors.
+    stop_count, repeat_count, head_count, anchor_count = [0], [0.0], [0], [0]
+    for k in range(count):
+        stop_count.append(stop_count[-1] + stop[k])
+        repeat_count.append(repeat_count[-1] + float(not stop[k] and stemmed[k] in own))
+        head_count.append(head_count[-1] + (head is not None and stemmed[k] == head))
+        anchor_count.append(anchor_count[-1] + (k in anchor_set))
     by_term: dict[str, list[int]] = {}
     for k in sorted(anchor_set):
         by_term.setdefault(stemmed[k], []).append(k)
+    anchor_groups = list(by_term.values())
 
     out: list[Candidate] = []
     for (i, j), label in spans.items():
         n = j - i + 1
-        content = n - sum(stop[i:j + 1])
-        repeated = sum(repeats[i:j + 1]) / max(content, 1)
+        content = n - (stop_count[j + 1] - stop_count[i])
+        repeated = (repeat_count[j + 1] - repeat_count[i]) / max(content, 1)
         left = last_anchor[i]
         right = next_anchor[j]
         dl = i - left if left is not None else None
         dr = right - j if right is not None else None
-        near = min(d for d in (dl, dr) if d is not None) if dl is not None or dr is not None else None
+        if dl is None:
+            near = dr
+        elif dr is None:
+            near = dl
+        else:
+            near = dl if dl <= dr else dr
         clauses_left = clause_marks[i] - clause_marks[max(0, i - 6)]
-        shape = _SHAPES["".join(sorted(set(shapes[i:j + 1])))]
+        bits = 0
+        for k in range(i, j + 1):
+            bits |= shape_bits[k]
         # Closeness to the question's words: per distinct word, 1 / its distance, a clause mark
         # between them counting two words more (as the entity lead scores it, lead.py).
         proximity = 0.0
-        for positions in by_term.values():
+        for positions in anchor_groups:
             best = 0.0
             for k in positions:
                 if i <= k <= j:
                     continue
                 d = i - k + 2 * (clause_marks[i] - clause_marks[k]) if k < i else \
                     k - j + 2 * (clause_marks[k] - clause_marks[j])
-                best = max(best, 1.0 / d)
+                if 1.0 / d > best:  # max(best, 1.0 / d), without the call
+                    best = 1.0 / d
             proximity += best
         cuts = (entity_of[i] >= 0 and i > 0 and entity_of[i - 1] == entity_of[i]
-                or entity_of[j] >= 0 and j + 1 < len(words) and entity_of[j + 1] == entity_of[j])
+                or entity_of[j] >= 0 and j + 1 < count and entity_of[j + 1] == entity_of[j])
         cuts_caps = (caps[i] and i > 0 and caps[i - 1] and not gap_marks[i]
-                     or caps[j] and j + 1 < len(words) and caps[j + 1] and not gap_marks[j + 1])
-        f: list[tuple[str, float]] = [
+                     or caps[j] and j + 1 < count and caps[j + 1] and not gap_marks[j + 1])
+        is_expected = float(label in expected)
+        features = (
             ("bias", 1.0), ("repeated", repeated), ("all_repeated", float(repeated == 1.0)),
             ("before_anchor", float(dr is not None and (dl is None or dr < dl))),
-            (before[i][0], 1.0), (after[j][0], 1.0), (before[i][2], 1.0), (after[j][2], 1.0),
+            before_prev[i], after_next[j], gap_before[i], gap_after[j],
             (_CLAUSES[min(clauses_left, 2)], 1.0),
             ("label_share", shares.get(label, 0.0) if label else none_share),
-            ("expected", float(label in expected)),
-            ("head_next", float(any(head_at[i:j + 2]))), ("after_copula", copula[i]),
+            ("expected", is_expected),
+            ("head_next", float(head_count[min(j + 2, count)] > head_count[i])), after_copula[i],
             ("proximity", proximity), (wh_proximity, proximity), ("cuts_entity", float(cuts)),
-            ("cuts_capitals", float(cuts_caps)), (wh_expected, float(label in expected)),
-            ("anchors_around", float(anchor_count[min(len(words), j + 4)] - anchor_count[max(0, i - 3)]
+            ("cuts_capitals", float(cuts_caps)), (wh_expected, is_expected),
+            ("anchors_around", float(anchor_count[min(count, j + 4)] - anchor_count[max(0, i - 3)]
                                      - anchor_count[j + 1] + anchor_count[i])),
-            (lexical_before[i], 1.0), (lexical_after[j], 1.0), (first_word[i], 1.0), (last_word[j], 1.0),
-            (wh_lexical_before[i], 1.0),
-            (before[i][1], 1.0), (after[j][1], 1.0), (wh_repeated, repeated),
-            *_crossed(wh, min(n, MAX_WORDS), shape, label or "-", _bucket(near)),
-        ]
-        out.append(Candidate(words[i].start(), words[j].end(), i, j, label, tuple(f)))
+            lexical_before[i], lexical_after[j], first_word[i], last_word[j],
+            wh_lexical_before[i], wh_before_prev[i], wh_after_next[j], (wh_repeated, repeated),
+            *_crossed(wh, min(n, MAX_WORDS), _SHAPE_NAMES[bits], label or "-", _bucket(near)),
+        )
+        out.append(Candidate(starts[i], ends[j], i, j, label, features))
     return out
 
 
