@@ -22,6 +22,7 @@ from bot.report.summary import build_report, parse_since
 
 from .clock import Clock
 from .conftest import ROOT
+from .paraphrase_heldout import HELD_OUT_SETS, NEAR_MISSES
 
 DAY = 86400.0
 
@@ -212,7 +213,7 @@ def test_since_is_a_duration():
 
 
 # Known gaps, each asked five ways, as people would type them into Slack; no two sets ask for
-# the same thing. Written for this test: none comes from ../shared (the threshold was tuned there).
+# the same thing. Written for this test: none comes from ../shared (the grouping was tuned there).
 PARAPHRASE_SETS = [
     ["How do I reset my VPN password?", "I forgot my VPN password, how can I change it?",
      "What's the process to reset the password for the VPN?", "vpn password reset steps?",
@@ -240,59 +241,102 @@ PARAPHRASE_SETS = [
      "Is there a VPN app for Linux laptops?", "vpn client for linux?",
      "How can I connect to the VPN from a Linux machine?"],
 ]
-
-
-# all-MiniLM-L6-v2 puts "vacation days", "annual leave", "paid time off" and "holiday entitlement"
-# 0.2-0.5 apart (mean 0.44 within that set; the other first six sets 0.65-0.87), so that set
-# splits at the cut tuned on ../shared/train. Kept, and marked, rather than rewritten until it
-# passes: a model limit the report inherits (docs/report.md).
+# Where the shipped grouping still fails a set, marked with the reason (similarities in its
+# question space) rather than the set rewritten until it passes: model limits the report inherits,
+# each a synonym or abbreviation all-MiniLM-L6-v2 does not know (docs/report.md).
 MODEL_LIMITS = {1: "all-MiniLM-L6-v2 scores vacation / annual leave / PTO / holiday entitlement 0.2-0.5 apart"}
+HELD_OUT_LIMITS = {
+    11: "'air conditioning' / 'aircon' and 'heating' / 'too hot' / 'temperature' wordings 0.27-0.49 apart",
+    12: "'on call' / 'on-call rota' and 'has the pager' / 'page for an incident' wordings 0.12-0.56 apart",
+    16: "'NDA' and 'non-disclosure' / 'confidentiality agreement' wordings 0.18-0.38 apart",
+}
 
 
-@pytest.fixture(scope="module")
-def paraphrase_groups() -> dict[int, int]:
-    """Question number (in PARAPHRASE_SETS order) → its group, the sets asked interleaved."""
+def group_sets(sets: list[list[str]]) -> dict[int, int]:
+    """Question number (in the order of `sets`) → its group, the sets asked interleaved."""
     from embeddings.encoders import get_encoder
 
-    questions = [q for s in PARAPHRASE_SETS for q in s]
+    questions = [q for s in sets for q in s]
     order = np.random.default_rng(7).permutation(len(questions))
     groups = group_by_meaning(get_encoder("onnx", 256).encode([questions[i] for i in order]))
     return {int(order[m]): g for g, group in enumerate(groups) for m in group.members}
 
 
-def main_group(groups: dict[int, int], set_number: int) -> tuple[int, float]:
+@pytest.fixture(scope="module")
+def paraphrase_groups() -> dict[int, int]:
+    return group_sets(PARAPHRASE_SETS)
+
+
+@pytest.fixture(scope="module")
+def held_out_groups() -> dict[int, int]:
+    return group_sets(HELD_OUT_SETS)
+
+
+def main_group(groups: dict[int, int], sets: list[list[str]], set_number: int) -> tuple[int, float]:
     """The group holding most of the set, and the share of the set it holds."""
-    start = sum(len(s) for s in PARAPHRASE_SETS[:set_number])
-    placed = [groups[start + i] for i in range(len(PARAPHRASE_SETS[set_number]))]
+    start = sum(len(s) for s in sets[:set_number])
+    placed = [groups[start + i] for i in range(len(sets[set_number]))]
     best = max(set(placed), key=placed.count)
     return best, placed.count(best) / len(placed)
 
 
-def known_limits(limits: dict[int, str]) -> list:
+def known_limits(count: int, limits: dict[int, str]) -> list:
     return [pytest.param(i, marks=pytest.mark.xfail(strict=True, reason=limits[i])) if i in limits else i
-            for i in range(len(PARAPHRASE_SETS))]
+            for i in range(count)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("set_number", known_limits(MODEL_LIMITS))
+@pytest.mark.parametrize("set_number", known_limits(len(PARAPHRASE_SETS), MODEL_LIMITS))
 def test_groups_put_paraphrases_of_one_gap_together(paraphrase_groups, set_number):
     """The acceptance rule: ≥ 80% of each set in one group."""
-    _, share = main_group(paraphrase_groups, set_number)
+    _, share = main_group(paraphrase_groups, PARAPHRASE_SETS, set_number)
     assert share >= 0.8, (PARAPHRASE_SETS[set_number], share)
 
 
-# Berlin parking and Berlin office hours share "the Berlin office" and are merged at the tuned cut
-# (0.54); they part from 0.60, where the all-hands set splits in two (docs/report.md).
-MERGED = "shares 'the Berlin office' with another set: merged at the tuned cut, apart from 0.60"
+@pytest.mark.slow
+@pytest.mark.parametrize("set_number", known_limits(len(HELD_OUT_SETS), HELD_OUT_LIMITS))
+def test_groups_put_held_out_paraphrases_together(held_out_groups, set_number):
+    """The same rule on the held-out batch (tests/paraphrase_heldout.py), written before the
+    grouping's space was chosen and never used to choose it."""
+    _, share = main_group(held_out_groups, HELD_OUT_SETS, set_number)
+    assert share >= 0.8, (HELD_OUT_SETS[set_number], share)
+
+
+# Berlin parking and Berlin office hours share "the Berlin office": 0.58 apart on average in the
+# question space, above its cut (0.49) and above some sets' own wordings (docs/report.md).
+MERGED = "shares 'the Berlin office' with another set: 0.58 apart on average, over the cut of 0.49"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("set_number", known_limits({2: MERGED, 6: MERGED}))
+@pytest.mark.parametrize("set_number", known_limits(len(PARAPHRASE_SETS), {2: MERGED, 6: MERGED}))
 def test_groups_keep_different_gaps_apart(paraphrase_groups, set_number):
     """The group holding most of a set holds most of no other set."""
-    group, _ = main_group(paraphrase_groups, set_number)
-    others = [main_group(paraphrase_groups, k)[0] for k in range(len(PARAPHRASE_SETS)) if k != set_number]
+    group, _ = main_group(paraphrase_groups, PARAPHRASE_SETS, set_number)
+    others = [main_group(paraphrase_groups, PARAPHRASE_SETS, k)[0] for k in range(len(PARAPHRASE_SETS)) if k != set_number]
     assert group not in others
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", NEAR_MISSES)
+def test_groups_keep_held_out_near_misses_apart(held_out_groups, pair):
+    """Two held-out sets on one subject asking different things: their main groups differ."""
+    first, second = (main_group(held_out_groups, HELD_OUT_SETS, k)[0] for k in pair)
+    assert first != second, [HELD_OUT_SETS[k][0] for k in pair]
+
+
+@pytest.mark.slow
+def test_a_small_report_of_one_gap_stays_one_group():
+    """The space's reference is fixed, not the report's own mean: a report holding only the five
+    wordings of one gap is not centred on that gap and split by what is left. Every set the batch
+    tests pass, asked alone, keeps the same ≥ 80% in one group."""
+    from embeddings.encoders import get_encoder
+
+    encoder = get_encoder("onnx", 256)
+    for sets, limits in ((PARAPHRASE_SETS, MODEL_LIMITS), (HELD_OUT_SETS, HELD_OUT_LIMITS)):
+        for number, asked in enumerate(sets):
+            if number not in limits:
+                largest = group_by_meaning(encoder.encode(asked))[0]
+                assert largest.size >= 0.8 * len(asked), asked
 
 
 def generated_store(settings, count: int, now: float) -> None:

@@ -6,7 +6,8 @@
   vote; opens the store of ``[state] state_backend``.
 - `store` (SQLite, the ``state_db`` file) and `redis_store` (Redis): where records live, retention
   enforced on every write.
-- `groups`: the declined and down-voted questions grouped by meaning (average linkage on cosine).
+- `groups`: the declined and down-voted questions grouped by meaning (average linkage on cosine,
+  a fixed reference mean of questions removed first: question_space.json).
 - `summary`: the report as data (timeline, totals, gap groups, documents cited most and never),
   for ``qabot report`` (bot/cli_report.py), its ``--json`` and the App Home's admin section.
 - `html`: ``--html FILE``, one self-contained page with matplotlib charts.
