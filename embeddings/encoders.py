@@ -128,7 +128,9 @@ class OnnxEncoder:
             build_alone = self._calls == 2 and self._alone_threads > 1
             use_alone = alone and self._alone is not None and self._choice.pick()
         if build_alone:
-            self._alone_build = threading.Thread(target=self._build_alone, name="encoder-alone", daemon=True)
+            # Not a daemon: a process that exits mid-build would abort inside onnxruntime
+            # ("terminate called without an active exception"); exit waits for the build instead.
+            self._alone_build = threading.Thread(target=self._build_alone, name="encoder-alone")
             self._alone_build.start()
         try:
             started = time.perf_counter()
