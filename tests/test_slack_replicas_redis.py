@@ -12,8 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bot.slack.handover import PREFIX
+
 from .replicas import ServeProcess
 from .slack_requests import event_body, mention_event, twin_of
+from .slack_standin import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +24,11 @@ EVENTS = 200
 QUESTIONS = ("What deadline did Ryabkov give?", "When are the talks in Geneva?", "Who is Sergei Ryabkov?")
 DELIVERY_THREADS = 8  # Slack's deliveries in flight at once
 RETRY = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+
+
+# While the kill is prepared, this many answers are slowed at their 👀 reaction by this long (s).
+SLOWED_ANSWERS = 40
+SLOWED_BY_S = 2.0
 
 
 # Answers are abandoned after this (seconds; 30 by default), so a hold is taken over 10 s later (handover.py).
@@ -97,19 +105,43 @@ def test_two_replicas_on_one_redis_answer_200_events_once_each(standin, sample_i
     assert not (tmp_path / "host0" / "state.sqlite3").exists()  # the state is in Redis, not on a host
 
 
+def _each_replica_mid_answer(redis_url: str, replicas: int = 2) -> None:
+    """Wait until every replica holds an event in Redis across two looks: an answer in progress
+    (slowed at its reaction), not a delivery passing through, so a kill now finds one."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    seen: set[str] = set()
+
+    def lasting_holders() -> bool:
+        now = {hold.decode() for hold in client.hkeys(PREFIX + "hold_bodies")}
+        lasting = now & seen
+        seen.clear()
+        seen.update(now)
+        return len({hold.split(":")[0] for hold in lasting}) >= replicas
+
+    wait_until(lasting_holders, timeout=60, interval=0.05, message="an answer in progress on every replica")
+
+
 def test_a_replica_killed_mid_run_leaves_its_events_to_the_other(standin, sample_index, tmp_path, redis_url):
     replicas = _replicas(standin, sample_index, tmp_path, redis_url)
     mentions = [mention_event(QUESTIONS[i % 3], channel=f"C{i % 5}") for i in range(EVENTS)]
     deliveries = _deliveries(mentions)
     slack = Slack(replicas)
-    half = len(deliveries) // 2
+    half, late = len(deliveries) // 2, len(deliveries) * 3 // 4
     try:
         with ThreadPoolExecutor(DELIVERY_THREADS) as pool:
             first = [pool.submit(slack.deliver, n, *d) for n, d in enumerate(deliveries[:half])]
-            rest = [pool.submit(slack.deliver, n, *d) for n, d in enumerate(deliveries[half:], start=half)]
-            first[-1].result()  # mid-run: half delivered, answers in progress, more deliveries in flight
+            first[-1].result()
+            # Mid-run: answers of the next mentions are slow, so each replica has one in progress
+            # (acknowledged, held in Redis, not answered) when replica 0 dies; more deliveries are
+            # in flight, and the last quarter is sent after the kill.
+            standin.fail("reactions.add", delay=SLOWED_BY_S, times=SLOWED_ANSWERS)
+            rest = [pool.submit(slack.deliver, n, *d) for n, d in enumerate(deliveries[half:late], start=half)]
+            _each_replica_mid_answer(redis_url)
             slack.dead.add(0)
             replicas[0].kill()
+            rest += [pool.submit(slack.deliver, n, *d) for n, d in enumerate(deliveries[late:], start=late)]
             for future in first + rest:
                 future.result()
         standin.wait_for("chat.postMessage", EVENTS, timeout=180)
