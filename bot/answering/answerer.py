@@ -256,7 +256,7 @@ class Answerer:
         return answer
 
     def _typed(self, q: Question, ranked: Sequence[ScoredSentence]) -> LeadChoice:
-        """The sentence to quote, its lead and why a typed question is declined (lead.py). The
+        """The sentence to quote, its lead and why a typed question's evidence fails it (lead.py). The
         type is the question's own ("and when are they?": a DATE); the lead stands near the
         words of the question with the subject a follow-up leans on."""
         if not self.typed_answers or not ranked:
