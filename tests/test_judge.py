@@ -171,11 +171,15 @@ def test_weights_naming_a_feature_the_code_does_not_measure_are_refused():
                                       "coef": [1, 1], "intercept": 0, "threshold": 0.5})
 
 
-def _geneva_index(fake_encoder):
+def _geneva_index(fake_encoder, entities: bool = False):
+    """One sentence about the Geneva talks; with `entities`, tagged by the real NER at ingest (a
+    place and a date), so typed questions are checked."""
     from embeddings.documents import Document
+    from embeddings.entities import model_id
     from embeddings.index import Index
 
-    index = Index(fake_encoder.model_name, fake_encoder.dimension, chunk_words=40, sentence_overlap=0)
+    index = Index(fake_encoder.model_name, fake_encoder.dimension, chunk_words=40, sentence_overlap=0,
+                  entities=model_id() if entities else None)
     index.add([Document("geneva", "Geneva talks", "Talks open in Geneva on January 10.", "g.txt")],
               fake_encoder, batch_size=32)
     return index
@@ -247,7 +251,7 @@ def test_the_typing_steps_verdict_is_a_feature_of_the_learned_judge_not_a_veto(f
     from bot.answering.judge import LearnedJudge
     from bot.answering.sentences import SentenceVectors
 
-    index = _geneva_index(fake_encoder)
+    index = _geneva_index(fake_encoder, entities=True)
     judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), settings.answer, _typed_none_model(weight, 40.0))
     trace = AnswerTrace()
     # "How many" asks for a count; the only sentence holds a place and a date, no number of talks.
@@ -261,7 +265,7 @@ def test_the_rules_judge_still_declines_a_typed_question_without_an_entity_of_it
     from bot.answering.judge import RuleJudge
     from bot.answering.sentences import SentenceVectors
 
-    index = _geneva_index(fake_encoder)
+    index = _geneva_index(fake_encoder, entities=True)
     judge = RuleJudge(index, SentenceVectors(fake_encoder.encode), settings.answer)
     trace = AnswerTrace()
     answered = Answerer(index, fake_encoder, settings, judge=judge).ask("When do the Geneva talks open?")
