@@ -112,7 +112,7 @@ def test_names_count_as_known_in_another_form(names, term, unknown):
 class _Declines:
     """A judge that declines everything as off-topic (a trained reader's judge plugs in the same way)."""
 
-    def judge(self, question, passages, best, ranked=()):
+    def judge(self, question, passages, best, ranked=(), untyped=None):
         return Verdict(VerdictKind.UNKNOWN_NAME, "test judge", {"reader": 0.0})
 
 
@@ -171,11 +171,15 @@ def test_weights_naming_a_feature_the_code_does_not_measure_are_refused():
                                       "coef": [1, 1], "intercept": 0, "threshold": 0.5})
 
 
-def _geneva_index(fake_encoder):
+def _geneva_index(fake_encoder, entities: bool = False):
+    """One sentence about the Geneva talks; with `entities`, tagged by the real NER at ingest (a
+    place and a date), so typed questions are checked."""
     from embeddings.documents import Document
+    from embeddings.entities import model_id
     from embeddings.index import Index
 
-    index = Index(fake_encoder.model_name, fake_encoder.dimension, chunk_words=40, sentence_overlap=0)
+    index = Index(fake_encoder.model_name, fake_encoder.dimension, chunk_words=40, sentence_overlap=0,
+                  entities=model_id() if entities else None)
     index.add([Document("geneva", "Geneva talks", "Talks open in Geneva on January 10.", "g.txt")],
               fake_encoder, batch_size=32)
     return index
@@ -223,6 +227,51 @@ def test_the_rules_vetoes_come_before_the_learned_model(fake_encoder, settings):
     trace = AnswerTrace()
     answer = Answerer(index, fake_encoder, settings, judge=judge).ask("When does Biden visit Geneva?", trace=trace)
     assert answer.abstained and trace.verdict is not None and trace.verdict.kind is VerdictKind.UNKNOWN_NAME
+
+
+def _typed_none_model(weight: float, intercept: float):
+    """A model that reads only the typing step's verdict (`typed_none`)."""
+    import numpy as np
+
+    from bot.answering.answerability import FEATURES, AnswerabilityModel
+
+    n = len(FEATURES)
+    coef = np.zeros(n)
+    coef[FEATURES.index("typed_none")] = weight
+    return AnswerabilityModel(FEATURES, np.zeros(n), np.ones(n), coef, intercept, 0.5)
+
+
+@pytest.mark.parametrize("weight, kind", [
+    (0.0, VerdictKind.LIKELY),  # the model sees no entity of the type and answers anyway: no veto
+    (-80.0, VerdictKind.NO_TYPED_ENTITY),  # the same finding, weighed heavily: declined, and says why
+])
+def test_the_typing_steps_verdict_is_a_feature_of_the_learned_judge_not_a_veto(fake_encoder, settings,
+                                                                                 weight, kind):
+    from bot.answering.answerer import Answerer, AnswerTrace
+    from bot.answering.judge import LearnedJudge
+    from bot.answering.sentences import SentenceVectors
+
+    index = _geneva_index(fake_encoder, entities=True)
+    judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), settings.answer, _typed_none_model(weight, 40.0))
+    trace = AnswerTrace()
+    # "How many" asks for a count; the only sentence holds a place and a date, no number of talks.
+    answer = Answerer(index, fake_encoder, settings, judge=judge).ask("How many Geneva talks open?", trace=trace)
+    assert trace.verdict is not None and trace.verdict.kind is kind
+    assert answer.abstained is (kind is VerdictKind.NO_TYPED_ENTITY)
+
+
+def test_the_rules_judge_still_declines_a_typed_question_without_an_entity_of_its_type(fake_encoder, settings):
+    from bot.answering.answerer import Answerer, AnswerTrace
+    from bot.answering.judge import RuleJudge
+    from bot.answering.sentences import SentenceVectors
+
+    index = _geneva_index(fake_encoder, entities=True)
+    judge = RuleJudge(index, SentenceVectors(fake_encoder.encode), settings.answer)
+    trace = AnswerTrace()
+    answered = Answerer(index, fake_encoder, settings, judge=judge).ask("When do the Geneva talks open?")
+    assert not answered.abstained
+    answer = Answerer(index, fake_encoder, settings, judge=judge).ask("How many Geneva talks open?", trace=trace)
+    assert answer.abstained and trace.verdict is not None and trace.verdict.kind is VerdictKind.NO_TYPED_ENTITY
 
 
 @pytest.mark.parametrize("name, judge_class", [("learned", "LearnedJudge"), ("rules", "RuleJudge")])

@@ -5,8 +5,10 @@ reuse its words but change one entity, negate, or ask about a property it never 
 gives them away is a telling question word that the evidence lacks, so besides the rules'
 similarities (`Signals`) the features measure which of the question's keywords, names and
 numbers the best sentence, its passage and the retrieved passages are missing, weighted by how
-rare each word is in the index, and whether the sentence holds an entity of the type the
-question asks for (entities stored at ingest).
+rare each word is in the index, and what the typing step found: whether the question is typed
+(its answer is an entity of a known type often enough), whether its best sentences hold no entity
+of that type (`choose_lead`'s verdict, lead.py, a feature here rather than a veto), and whether
+the sentence, its passage and the retrieved passages hold one (entities stored at ingest).
 
 A logistic regression over these features, trained on ../shared/train by
 `python -m bot.evaluation.train_judge`, gives the probability that the best sentence answers;
@@ -49,18 +51,21 @@ FEATURES = (
     "miss_max", "miss_count", "miss_passage", "miss_passage_max", "miss_retrieved",
     "names_missing", "names_missing_passage", "numbers_missing",
     "negation", "negation_unmatched", "terms", "type_share", "type_entity", "lead", "sentence_words",
+    "typed_question", "typed_none", "type_passage", "type_retrieved",
 )
 
 
 @dataclass(frozen=True)
 class Evidence:
     """What the features are measured on: the question, the passages, the ranked sentences and
-    the one the answer would quote."""
+    the one the answer would quote; `untyped`: the typing step found no entity of a typed
+    question's type in its best sentences (lead.py, `LeadChoice.untyped`)."""
 
     question: Question
     passages: Sequence[Passage]
     ranked: Sequence[ScoredSentence]
     best: ScoredSentence
+    untyped: bool = False
 
 
 def _missing(weights: Mapping[str, float], present: frozenset[str] | set[str]) -> tuple[float, float, int]:
@@ -96,6 +101,7 @@ def features(index: Index, vectors: SentenceVectors, signals: Mapping[str, float
     entities = sentence_entities(best) or ()
     labels = kind.labels if kind is not None else frozenset()
     lead = find_lead(text, kind, best.text, entities) if kind is not None and labels else None
+    typed = kind is not None and kind.typed
     others = [s.score for s in ranked if s is not best]
     fused = [p.fused for p in passages]
     return {
@@ -119,7 +125,17 @@ def features(index: Index, vectors: SentenceVectors, signals: Mapping[str, float
         "type_entity": float(any(label in labels for _, _, label in entities)),
         "lead": float(lead is not None),
         "sentence_words": math.log1p(len(sentence_stems)),
+        "typed_question": float(typed),
+        "typed_none": float(typed and evidence.untyped),
+        "type_passage": float(_holds(best.passage.hit.chunk.entities, labels)),
+        "type_retrieved": sum(_holds(p.hit.chunk.entities, labels) for p in passages) / len(passages)
+        if passages else 0.0,
     }
+
+
+def _holds(entities: Sequence[tuple[int, int, str]] | None, labels: frozenset[str]) -> bool:
+    """Whether `entities` (a passage's, stored at ingest; None: none stored) hold one of `labels`."""
+    return bool(labels) and entities is not None and any(label in labels for _, _, label in entities)
 
 
 def _share_missing(names: set[str], present: frozenset[str]) -> float:

@@ -3,7 +3,7 @@
 It only runs the steps, each in its own module:
 question (resolve a follow-up) -> retrieve (passages) -> read (score their sentences) ->
 type (the entity a typed question asks for, from the entities stored at ingest: lead.py) ->
-judge (answer or decline) -> compose (quote, cite, lead; then, with ``[llm] enabled``, an
+judge (answer or decline, told what the typing step found) -> compose (quote, cite, lead; then, with ``[llm] enabled``, an
 LLM's answer composed from the same passages and checked against them, llm.py).
 """
 
@@ -27,7 +27,7 @@ from .answer import EMPTY_QUESTION_TEXT, Answer
 from .answer_type import answer_type
 from .compose import choose_sentences, compose_abstention, compose_answer
 from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
-from .judge import AnswerJudge, Verdict, VerdictKind, make_judge
+from .judge import AnswerJudge, Verdict, make_judge
 from .lead import LeadChoice, choose_lead
 from .span_scorer import span_model
 from .question import Question, has_words, prepare_question, question_chars
@@ -239,9 +239,7 @@ class Answerer:
         ranked = self.scorer.score(q, query_vector if q.follow_up else question_vector, passages)
         choice = self._typed(q, ranked)
         best = choice.best
-        verdict = self.judge.judge(q, passages, best, ranked)
-        if verdict.answer and choice.untyped is not None:
-            verdict = Verdict(VerdictKind.NO_TYPED_ENTITY, choice.untyped, verdict.signals)
+        verdict = self.judge.judge(q, passages, best, ranked, choice.untyped)
         timings["select_ms"] = timings.get("select_ms", 0.0) + (time.perf_counter() - t) * 1000
         if trace is not None:
             trace.query, trace.passages, trace.sentences, trace.best = q.query, ranked_passages, ranked, best
@@ -258,7 +256,7 @@ class Answerer:
         return answer
 
     def _typed(self, q: Question, ranked: Sequence[ScoredSentence]) -> LeadChoice:
-        """The sentence to quote, its lead and why a typed question is declined (lead.py). The
+        """The sentence to quote, its lead and why a typed question's evidence fails it (lead.py). The
         type is the question's own ("and when are they?": a DATE); the lead stands near the
         words of the question with the subject a follow-up leans on."""
         if not self.typed_answers or not ranked:

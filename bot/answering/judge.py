@@ -68,7 +68,9 @@ class VerdictKind(enum.Enum):
     UNKNOWN_NAME = "unknown_name"  # decline: the question names something the index never mentions
     WEAK_PASSAGE = "weak_passage"  # decline: even the best passage is far from the question
     LOW_CONFIDENCE = "low_confidence"  # decline: the best sentence is not a convincing answer
-    NO_TYPED_ENTITY = "no_typed_entity"  # decline: a typed question, no entity of its type in the evidence (lead.py)
+    # decline: a typed question, no entity of its type in the evidence (lead.py): the rules' veto;
+    # for the learned judge, a feature, and the reason when its probability also declines
+    NO_TYPED_ENTITY = "no_typed_entity"
     LIKELY = "likely"  # answer: the learned judge's probability reaches its threshold (answerability.py)
     UNLIKELY = "unlikely"  # decline: the learned judge's probability is below its threshold
 
@@ -143,10 +145,12 @@ def decide(s: Signals, cfg: AnswerSettings) -> Verdict:
 
 
 class AnswerJudge(Protocol):
-    """The judge step: a verdict on the best-ranked sentence (None when there is none)."""
+    """The judge step: a verdict on the best-ranked sentence (None when there is none). `untyped`
+    is the typing step's reason when a typed question's best sentences hold no entity of its type
+    (lead.py, `LeadChoice.untyped`); None otherwise."""
 
     def judge(self, question: Question, passages: Sequence[Passage], best: ScoredSentence | None,
-              ranked: Sequence[ScoredSentence] = ()) -> Verdict: ...
+              ranked: Sequence[ScoredSentence] = (), untyped: str | None = None) -> Verdict: ...
 
 
 class NameLookup:
@@ -235,17 +239,26 @@ class RuleJudge:
             missing_names=names)
 
     def judge(self, question: Question, passages: Sequence[Passage], best: ScoredSentence | None,
-              ranked: Sequence[ScoredSentence] = ()) -> Verdict:
+              ranked: Sequence[ScoredSentence] = (), untyped: str | None = None) -> Verdict:
+        """The rules' verdict; a typed question whose evidence holds no entity of its type is
+        declined whatever the rules say (the rules have no feature to weigh it with)."""
         s = self.signals(question, passages, best)
         if best is None:
             return Verdict(VerdictKind.NOTHING_RETRIEVED, "nothing retrieved", s.as_dict())
-        return decide(s, self.cfg)
+        verdict = decide(s, self.cfg)
+        if verdict.answer and untyped is not None:
+            return Verdict(VerdictKind.NO_TYPED_ENTITY, untyped, verdict.signals)
+        return verdict
 
 
 class LearnedJudge(RuleJudge):
     """The rules' vetoes first (a name the index never mentions, a far passage: questions about
     other documents), then the learned answerability model (answerability.py) instead of the
-    hand-set confidence threshold; the rules' lexical evidence still answers (`lexical`)."""
+    hand-set confidence threshold; the rules' lexical evidence still answers (`lexical`) unless
+    the typing step found no entity of a typed question's type. That finding is otherwise one of
+    the model's features, not a veto: weighed with the rest it declined more unanswerable and
+    out-of-index questions at the same answered share (docs/quality.md, "The typed decline as a
+    feature")."""
 
     def __init__(self, index: Index, vectors: SentenceVectors, cfg: AnswerSettings,
                  model: AnswerabilityModel | None = None) -> None:
@@ -253,23 +266,26 @@ class LearnedJudge(RuleJudge):
         self.model = model or load_model()
 
     def probability(self, question: Question, passages: Sequence[Passage], best: ScoredSentence,
-                    ranked: Sequence[ScoredSentence], s: Signals) -> float:
+                    ranked: Sequence[ScoredSentence], s: Signals, untyped: bool = False) -> float:
         """P(`best` answers `question`) under the learned model."""
-        values = features(self.index, self.vectors, s.as_dict(), Evidence(question, passages, ranked or [best], best))
+        values = features(self.index, self.vectors, s.as_dict(),
+                          Evidence(question, passages, ranked or [best], best, untyped))
         return self.model.probability(values)
 
     def judge(self, question: Question, passages: Sequence[Passage], best: ScoredSentence | None,
-              ranked: Sequence[ScoredSentence] = ()) -> Verdict:
+              ranked: Sequence[ScoredSentence] = (), untyped: str | None = None) -> Verdict:
         s = self.signals(question, passages, best)
         if best is None:
             return Verdict(VerdictKind.NOTHING_RETRIEVED, "nothing retrieved", s.as_dict())
         vetoed = veto(s, self.cfg)
         if vetoed is not None:
             return vetoed
-        p = self.probability(question, passages, best, ranked, s)
+        p = self.probability(question, passages, best, ranked, s, untyped is not None)
         evidence = {**s.as_dict(), "answerability": p}
         if p >= self.model.threshold:
             return Verdict(VerdictKind.LIKELY, f"answerability {p:.2f} >= {self.model.threshold:.2f}", evidence)
+        if untyped is not None:
+            return Verdict(VerdictKind.NO_TYPED_ENTITY, f"{untyped} (answerability {p:.2f})", evidence)
         if lexical(s, self.cfg):
             return Verdict(VerdictKind.LEXICAL, f"every known keyword and a typed span (answerability {p:.2f})",
                            evidence)

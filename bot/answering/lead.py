@@ -6,8 +6,10 @@ the question already names are no answer ("When are the Geneva talks?" is not an
 "Geneva"); of the rest, the one standing nearest the question's words wins, its label's learned
 share breaking near-ties.
 
-A typed question whose best sentences hold no such entity is declined: "How many nuclear
-warheads does Russia have?" is not answered by a sentence holding no number.
+A typed question whose best sentences hold no such entity gets that verdict (`LeadChoice.untyped`)
+for the judge to weigh: the rules judge declines it; the learned judge takes it as one of its
+features ("How many nuclear warheads does Russia have?" is not answered by a sentence holding no
+number).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ CLAUSE_WORDS = 2
 LABEL_WEIGHT = 0.5
 # A typed question takes the best-ranked sentence that holds an entity of its type, among the
 # first TYPED_WINDOW sentences scoring at least TYPED_SCORE_RATIO of the best one's score; none
-# there: the question is declined. Chosen on ../shared/train (answerable answered vs SQuAD 2.0
+# there: the judge is told (`LeadChoice.untyped`). Chosen on ../shared/train (answerable answered vs SQuAD 2.0
 # unanswerable declined), never on ../shared/eval.
 TYPED_WINDOW = 3
 TYPED_SCORE_RATIO = 0.8
@@ -126,7 +128,8 @@ SPAN = "SPAN"
 @dataclass(frozen=True)
 class LeadChoice:
     """What the typing step settled for one question: the sentence the answer quotes, the lead
-    in it (if sure enough), and why a typed question is declined."""
+    in it (if sure enough), and, for a typed question whose evidence holds no entity of its type,
+    why (the judge weighs it)."""
 
     best: ScoredSentence | None
     lead: Lead | None = None
@@ -135,9 +138,10 @@ class LeadChoice:
 
 def quoted_sentence(question: str, kind: AnswerType | None, ranked: Sequence[ScoredSentence],
                     context: str = "") -> tuple[ScoredSentence | None, str | None]:
-    """The sentence the answer quotes, and why a typed question is declined (else None): a typed
-    question (its answer is an entity of a known label often enough) takes the best-ranked
-    sentence holding such an entity (typed_best), or is declined; any other, the best one."""
+    """The sentence the answer quotes, and why a typed question's evidence fails it (else None): a
+    typed question (its answer is an entity of a known label often enough) takes the best-ranked
+    sentence holding such an entity (typed_best), or the best one with that reason; any other,
+    the best one."""
     best = ranked[0] if ranked else None
     if best is None or kind is None or not kind.typed:
         return best, None

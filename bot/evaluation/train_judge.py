@@ -8,10 +8,11 @@
    it the other half's answerable questions: questions about documents that are not indexed
    (label 0), so the judge keeps declining them.
 3. Measure every question's features (bot/answering/answerability.py) on what the steps found.
-   Questions the rules' vetoes or a typed decline already turn down are not the model's to judge.
+   Questions the rules' vetoes already turn down are not the model's to judge; a typed question
+   whose evidence holds no entity of its type is (the typing step's verdict is a feature).
 4. Fit a logistic regression (scikit-learn, train time only), with out-of-fold probabilities from
    grouped cross-validation by article, and choose the threshold on those: the highest that still
-   answers TARGET_ANSWERED of the answerable training questions, vetoes and typed declines counted.
+   answers TARGET_ANSWERED of the answerable training questions, vetoes counted.
 5. Write the weights and the threshold to bot/answering/answerability.json with a credit line.
 
 The asking is the slow part (about 10 minutes on 2 cores); `--work DIR` keeps the indexes and the
@@ -52,10 +53,10 @@ FOLDS = 7
 # the other half (they are alike; half of them tell the model as much at half the asking).
 OUT_OF_INDEX_STEP = 2
 # Out-of-index questions weigh this much in the fit, so the judge declines them about as often as
-# the rules did. Grouped cross-validation on train, 0.95 answered, unanswerable / out-of-index
-# declined: weight 1 0.141 / 0.889 (the rules: 0.107 / 0.899), 2 0.137 / 0.907, 4 0.134 / 0.910,
-# 8 0.130 / 0.919, 16 0.128 / 0.923. 8 and 16 decline "What did Putin say?" about the bundled
-# article (tests/test_quality.py), which 4 answers; so 4 (docs/quality.md, "Learned judge").
+# the rules did. Grouped cross-validation on train, 0.95 answered, C 0.1, unanswerable / out-of-index
+# declined: weight 1 0.148 / 0.920 (the rules: 0.107 / 0.899), 2 0.152 / 0.933, 4 0.154 / 0.941,
+# 8 0.151 / 0.944, 16 0.146 / 0.947: 4 declines the most unanswerable questions (docs/quality.md,
+# "Learned judge").
 OUT_OF_INDEX_WEIGHT = 4.0
 # The logistic regression's inverse regularisation strength (scikit-learn's C, on standardised
 # features); chosen by the grouped cross-validation below among 0.01, 0.1, 1, 10.
@@ -70,9 +71,9 @@ class Record:
     title: str
     label: int  # 1: answerable from the index; 0: SQuAD 2.0 unanswerable, or its article is not indexed
     kind: str  # "in" (answerable), "impossible", "out" (not indexed)
-    values: dict[str, float] | None  # the features; None when a veto or a typed decline declined it
+    values: dict[str, float] | None  # the features; None when a veto declined it
     best_has_gold: bool
-    declined_by: str = ""  # "veto" or "typed" when the rules decline it before the model; else ""
+    declined_by: str = ""  # "veto" when the rules decline it before the model, "typed" when the typing step found no entity of its type; else ""
     measured: dict[str, float] | None = None  # the features, also of declined questions (for analysis)
     sentence: str = ""  # the best sentence
     candidates: tuple = ()  # (text, dense, keyword, score, passage rank, has gold, labels) of the ranked sentences
@@ -101,9 +102,9 @@ def _ask(answerer: Answerer, rows: Sequence[dict], kind: str, label: int) -> lis
             s = judge.signals(q, passages, best)  # type: ignore[attr-defined]
             untyped = answerer._typed(q, ranked).untyped
             measured = features(answerer.index, judge.vectors, s.as_dict(),  # type: ignore[attr-defined]
-                                Evidence(q, passages, ranked, best))
+                                Evidence(q, passages, ranked, best, untyped is not None))
             declined_by = "veto" if veto(s, answerer.settings.answer) is not None else "typed" if untyped else ""
-            values = None if declined_by else measured
+            values = None if declined_by == "veto" else measured
         candidates = tuple((c.text, c.dense, c.keyword, c.score, c.passage.rank,
                             contains_answer(c.text, row["answers"]),
                             tuple(label for _, _, label in sentence_entities(c) or ())) for c in ranked[:12])
@@ -169,13 +170,14 @@ def out_of_fold(recs: Sequence[Record], c: float) -> np.ndarray:
 def lexical(values: dict[str, float]) -> bool:
     """The rules' lexical evidence (judge.py, `lexical`), which answers whatever the model says:
     every known keyword in the sentence, a span of the asked type, no name the index lacks (a
-    long missing name is a veto, so a judged record can only miss short ones)."""
-    return values["cover"] >= FULL_COVER and values["typed"] > 0 and values["short_missing"] == 0
+    long missing name is a veto, so a judged record can only miss short ones); not when the
+    typing step found no entity of a typed question's type (LearnedJudge)."""
+    return values["cover"] >= FULL_COVER and values["typed"] > 0 and values["short_missing"] == 0 \
+        and not values["typed_none"]
 
 
 def outcome(recs: Sequence[Record], p: np.ndarray, threshold: float) -> dict[str, float]:
-    """Answered / declined shares of each kind of question, vetoes, typed declines and lexical
-    answers counted."""
+    """Answered / declined shares of each kind of question, vetoes and lexical answers counted."""
     judged = iter(p)
     answered: dict[str, list[bool]] = {"in": [], "impossible": [], "out": []}
     for r in recs:
