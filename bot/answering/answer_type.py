@@ -30,7 +30,8 @@ ARTICLES = frozenset({"the", "a", "an"})
 NONE = "NONE"  # a gold answer that is no entity
 # An entity label is expected when at least MIN_LABEL_SHARE of the key's training answers has it.
 # When the expected labels together hold at least MIN_LEAD_SHARE of them, an entity of one of
-# them in the evidence leads; at least MIN_TYPED_SHARE, and evidence holding none is declined.
+# them in the evidence leads; at least MIN_TYPED_SHARE, and evidence holding none is typed as
+# unanswered (the rules judge declines it; the learned judge weighs it as one of its features).
 # Chosen on ../shared/train (bot/evaluation/tune_lead.py, first 2,500 questions), never on
 # ../shared/eval: leads at 0.4 / 0.5 came with lead exact match 0.546 / 0.564 for 31% / 20% of the
 # answers; typed declines at 0.5 / 0.7 / 0.8 cost 10% / 4% / 3% of answerable questions for 9% /
