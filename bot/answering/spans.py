@@ -126,18 +126,9 @@ class SentenceWords:
     previous: list[str]  # the function word before each word ("W" a content word, "^" none)
     following: list[str]
     stop_count: list[int]  # running count of function words
-    before_prev: list[tuple[str, float]]
-    gap_before: list[tuple[str, float]]
-    after_next: list[tuple[str, float]]
-    gap_after: list[tuple[str, float]]
-    after_copula: list[tuple[str, float]]
-    lexical_before: list[tuple[str, float]]
-    lexical_after: list[tuple[str, float]]
-    first_word: list[tuple[str, float]]
-    last_word: list[tuple[str, float]]
 
 
-@lru_cache(maxsize=1 << 13)
+@lru_cache(maxsize=1024)  # a sentence table keeps its own (span_table.py)
 def sentence_words(sentence: str, entities: tuple[tuple[int, int, str], ...]) -> SentenceWords | None:
     """The question-independent part of `sentence`'s candidates (None: it has no word)."""
     words = list(_WORD.finditer(sentence))
@@ -186,10 +177,32 @@ def sentence_words(sentence: str, entities: tuple[tuple[int, int, str], ...]) ->
     return SentenceWords(
         starts, ends, texts, lower, [stem(t) for t in texts], stop, spans, entity_of,
         [_SHAPE_BITS[_shape(t)] for t in texts], gap_marks, clause_marks, [t[:1].isupper() for t in texts],
-        previous, following, stop_count,
-        before_prev=[(f"prev={p}", 1.0) for p in previous],
+        previous, following, stop_count)
+
+
+@dataclass(frozen=True, slots=True)
+class WordFeatures:
+    """The feature pairs a span takes from its first or last word, per word. Built when needed
+    from `SentenceWords`, not kept with it: these strings are most of a sentence's size."""
+
+    before_prev: list[tuple[str, float]]
+    gap_before: list[tuple[str, float]]
+    after_next: list[tuple[str, float]]
+    gap_after: list[tuple[str, float]]
+    after_copula: list[tuple[str, float]]
+    lexical_before: list[tuple[str, float]]
+    lexical_after: list[tuple[str, float]]
+    first_word: list[tuple[str, float]]
+    last_word: list[tuple[str, float]]
+
+
+def word_features(sw: SentenceWords) -> WordFeatures:
+    """The per-word feature pairs of a sentence's words (see WordFeatures)."""
+    lower, gap_marks, count = sw.lower, sw.gap_marks, len(sw.starts)
+    return WordFeatures(
+        before_prev=[(f"prev={p}", 1.0) for p in sw.previous],
         gap_before=[(f"gap_before={gap_marks[k]}", 1.0) for k in range(count)],
-        after_next=[(f"next={n_}", 1.0) for n_ in following],
+        after_next=[(f"next={n_}", 1.0) for n_ in sw.following],
         gap_after=[(f"gap_after={gap_marks[k + 1] if k + 1 < count else '$'}", 1.0) for k in range(count)],
         after_copula=[("after_copula", float(k > 0 and lower[k - 1] in _COPULA)) for k in range(count)],
         # The words themselves around and at the ends of a span (learned: "in" before a year, "of"
@@ -238,9 +251,10 @@ def candidates(question: str, kind: AnswerType | None, sentence: str,
     lower, stemmed, stop, spans, entity_of = sw.lower, sw.stemmed, sw.stop, sw.spans, sw.entity_of
     starts, ends, shape_bits, gap_marks, clause_marks, caps = (sw.starts, sw.ends, sw.shape_bits, sw.gap_marks,
                                                                sw.clause_marks, sw.caps)
-    before_prev, after_next, gap_before, gap_after = sw.before_prev, sw.after_next, sw.gap_before, sw.gap_after
-    after_copula, lexical_before, lexical_after = sw.after_copula, sw.lexical_before, sw.lexical_after
-    first_word, last_word, stop_count = sw.first_word, sw.last_word, sw.stop_count
+    wf = word_features(sw)
+    before_prev, after_next, gap_before, gap_after = wf.before_prev, wf.after_next, wf.gap_before, wf.gap_after
+    after_copula, lexical_before, lexical_after = wf.after_copula, wf.lexical_before, wf.lexical_after
+    first_word, last_word, stop_count = wf.first_word, wf.last_word, sw.stop_count
     count = len(starts)
     shares = kind.shares if kind is not None else {}
     expected = kind.labels if kind is not None else frozenset()
