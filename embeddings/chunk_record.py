@@ -100,7 +100,8 @@ class MemoryChunks(list[ChunkRecord]):
         return super().__getitem__(row)
 
     def fetch(self, rows: Iterable[int]) -> list[ChunkRecord]:
-        return [self[r] for r in rows]
+        item = super().__getitem__  # rows only: no slice check per record (a search fetches ~80)
+        return [item(r) for r in rows]
 
     def rows_of(self, doc_ids: Iterable[str]) -> list[int]:
         wanted = set(doc_ids)

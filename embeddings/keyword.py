@@ -66,8 +66,10 @@ def fold_accents(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """The Snowball stem of one word, lower-cased and accent-folded: the form the keyword index stores."""
+    """The Snowball stem of one word, lower-cased and accent-folded: the form the keyword index stores.
+    Remembered: the answer step stems the same sentence words question after question."""
     return _stemmer().stemWord(fold_accents(word.lower()))
 
 
@@ -108,8 +110,14 @@ def tokenize(texts: Sequence[str], stopwords: frozenset[str] = STOPWORDS, *,
 
 
 def question_terms(question: str) -> list[str]:
-    """The keywords of a question: its tokens less the words that only frame it."""
-    return tokenize([question], QUESTION_STOPWORDS)[0]
+    """The keywords of a question: its tokens less the words that only frame it (a new list each
+    call; the tokens are remembered, as every step of an answer asks for them)."""
+    return list(_question_terms(question))
+
+
+@lru_cache(maxsize=1024)
+def _question_terms(question: str) -> tuple[str, ...]:
+    return tuple(tokenize([question], QUESTION_STOPWORDS)[0])
 
 
 def folded_forms(terms: Iterable[str]) -> dict[str, tuple[str, ...]]:

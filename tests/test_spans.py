@@ -7,7 +7,7 @@ import json
 
 from bot.answering.answer_type import AnswerType, answer_type
 from bot.answering.layout import ELLIPSIS, trim_around
-from bot.answering.span_scorer import WEIGHTS_FILE, best_span
+from bot.answering.span_scorer import WEIGHTS_FILE, best_span, span_model
 from bot.answering.spans import MAX_WORDS, candidates, wh_class
 
 SENTENCE = ("The American Football Conference (AFC) champion Denver Broncos defeated the National "
@@ -70,6 +70,24 @@ def test_the_scorer_finds_answers_that_are_no_named_entity():
     question = "What do plants make in their leaves?"
     found = best_span(question, answer_type(question), sentence, (), 0.8)
     assert found is not None and sentence[found[0].start:found[0].end] == "glucose"
+
+
+def test_the_sentence_tables_give_every_candidate_the_score_of_its_features_to_the_bit():
+    # best_span scores from per-sentence tables (span_table.py); the features of spans.candidates
+    # are the definition: same candidates, same order, every score equal, not merely close.
+    model = span_model()
+    cases = [(SENTENCE, ENTITIES), (SENTENCE, ()), (LONG, [(LONG.index("Jan. 10"), LONG.index("Jan. 10") + 7, "DATE")]),
+             ("Plants use sunlight, water and carbon dioxide to make glucose in their leaves.", ()), ("...", ())]
+    questions = ["Who won the Super Bowl?", "How many points did the Panthers score?", "When do the talks open?",
+                 "What do plants make in their leaves?", "Which conference did Denver represent?", "and where?"]
+    for sentence, entities in cases:
+        for question in questions:
+            for context in ("", "Where are the Geneva talks in January?"):
+                kind = answer_type(question)
+                found = candidates(question, kind, sentence, entities, context)
+                spans, scores = model.tables.scores(question, kind, sentence, entities, context)
+                assert [(s.start, s.end, s.label) for s in spans] == [(c.start, c.end, c.label) for c in found]
+                assert scores == [model.score(c) for c in found]
 
 
 LONG = ("In a long interview that covered many subjects, from the economy to the weather and the state of "

@@ -10,6 +10,7 @@ The data path, one module per step, read top to bottom:
     lead.py       the sentence to quote (typed questions: one holding an entity of their type) and its lead
     spans.py      candidate answer spans of a sentence (short phrases and stored entities), their features
     span_scorer.py  the learned span scorer: the likeliest answer span, leading when sure enough
+    span_table.py   its scores of a sentence's candidates, from per-sentence tables (the features' sums to the bit)
     judge.py      judge: does the best sentence answer? (a typed `Verdict`)
     answerability.py  the learned judge's features and weights (trained on ../shared/train)
     focus.py      the rules' highlight, for an index that stores no entities

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 from .answer_type import AnswerType
-from .spans import Candidate, candidates
+from .span_table import Span, SpanTables
+from .spans import Candidate
 
 WEIGHTS_FILE = Path(__file__).with_name("span_weights.json")
 MAX_MARGIN = 10.0  # a lone candidate's margin over the runner-up
@@ -64,6 +65,11 @@ class SpanModel:
     weights: dict[str, float]
     calibration: tuple[float, ...]
     threshold: float
+    # The weights of the sentences' question-independent features, looked up once a sentence.
+    tables: SpanTables = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tables", SpanTables(self.weights))
 
     def score(self, candidate: Candidate) -> float:
         """The ranker's score of one candidate (higher: likelier the answer)."""
@@ -80,15 +86,15 @@ def span_model() -> SpanModel:
 
 def best_span(question: str, kind: AnswerType | None, sentence: str,
               entities: Sequence[tuple[int, int, str]], score: float, context: str = "",
-              model: SpanModel | None = None) -> tuple[Candidate, float] | None:
+              model: SpanModel | None = None) -> tuple[Span, float] | None:
     """The likeliest answer span of `sentence` and the probability that it is the answer (None:
-    no candidate). `score` is the sentence's selection score."""
+    no candidate). `score` is the sentence's selection score. The candidates and their ranker
+    scores are those of `spans.candidates` and `SpanModel.score`, from the model's sentence
+    tables (span_table.py)."""
     model = model or span_model()
-    found = candidates(question, kind, sentence, entities, context)
+    found, z = model.tables.scores(question, kind, sentence, entities, context)
     if not found:
         return None
-    get = model.weights.get  # SpanModel.score for each candidate, without a call per candidate
-    z = [sum([get(name, 0.0) * value for name, value in c.features]) for c in found]
     k = max(range(len(found)), key=lambda i: (z[i], -found[i].start))
     labels = kind.labels if kind is not None else frozenset()
     facts = SentenceFacts(score, kind.share if kind is not None else 0.0,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from embeddings.keyword import STOPWORDS, stem as _stem
+from embeddings.keyword import STOPWORDS, stem
 
 from .answer_type import AUXILIARIES, NONE, AnswerType, question_keys
 
@@ -38,9 +38,6 @@ _JOINING_GAP = re.compile(r"\s*[-–&/]?\s*")
 _ABBREVIATION = re.compile(r"[A-Z][a-z]{0,3}|[A-Z](?:\.[A-Z])*")
 _COPULA = frozenset({"is", "was", "are", "were", "be", "been", "being", "became", "becomes", "called",
                      "named", "known"})
-# Stems of sentence words, remembered: the same sentences are read question after question, and
-# Snowball with accent folding is the largest share of listing a sentence's candidates.
-stem = lru_cache(maxsize=1 << 16)(_stem)
 _COARSE_WH = ("how many", "how much", "how long", "how old", "how far", "how large", "how big")
 
 
@@ -107,34 +104,43 @@ def _bucket(distance: int | None) -> str:
     return "4-6" if distance <= 6 else "7+"
 
 
-def candidates(question: str, kind: AnswerType | None, sentence: str,
-               entities: Sequence[tuple[int, int, str]], context: str = "") -> list[Candidate]:
-    """Every candidate span of `sentence` with its features. `entities` are the sentence's
-    stored entities (offsets in it); `context` the earlier question a follow-up leans on (its
-    words count as the question's when the question's own are not in the sentence)."""
+@dataclass(frozen=True, slots=True, eq=False)
+class SentenceWords:
+    """What a sentence's candidates are made of that no question changes: its words, the spans
+    they form (word spans, then the stored entities' spans, each once, in that order), and the
+    per-word facts and feature pairs a span takes from its first or last word. Built once a
+    sentence (`sentence_words`): the same sentences are read question after question."""
+
+    starts: list[int]
+    ends: list[int]
+    texts: list[str]
+    lower: list[str]
+    stemmed: list[str]
+    stop: list[bool]
+    spans: dict[tuple[int, int], str | None]  # (first word, last word) -> stored entity label
+    entity_of: list[int]  # the stored entity covering each word (-1: none)
+    shape_bits: list[int]
+    gap_marks: list[str]  # the punctuation before each word
+    clause_marks: list[int]  # clause marks before each word, counted from the start
+    caps: list[bool]
+    previous: list[str]  # the function word before each word ("W" a content word, "^" none)
+    following: list[str]
+    stop_count: list[int]  # running count of function words
+
+
+@lru_cache(maxsize=1024)  # a sentence table keeps its own (span_table.py)
+def sentence_words(sentence: str, entities: tuple[tuple[int, int, str], ...]) -> SentenceWords | None:
+    """The question-independent part of `sentence`'s candidates (None: it has no word)."""
     words = list(_WORD.finditer(sentence))
     if not words:
-        return []
+        return None
     texts = [w.group() for w in words]
     lower = [t.lower() for t in texts]
-    stemmed = [stem(t) for t in texts]
-    own = {stem(w) for w in _WORD_ONLY.findall(question)}
-    terms = {stem(w) for w in _WORD_ONLY.findall(question) if w.lower() not in STOPWORDS}
-    if context and not any(s in terms for s in stemmed):
-        terms |= {stem(w) for w in _WORD_ONLY.findall(context) if w.lower() not in STOPWORDS}
-        own |= {stem(w) for w in _WORD_ONLY.findall(context)}
-    anchor_set = {i for i, s in enumerate(stemmed) if s in terms and lower[i] not in STOPWORDS}
     gaps = [""] + [sentence[words[i - 1].end():words[i].start()] for i in range(1, len(words))]
     joins = [True] + [bool(_JOINING_GAP.fullmatch(g)) or
                       g.strip() == "." and bool(_ABBREVIATION.fullmatch(texts[i - 1]))
                       for i, g in enumerate(gaps) if i > 0]
     stop = [w in STOPWORDS for w in lower]
-    wh = wh_class(question)
-    shares = kind.shares if kind is not None else {}
-    expected = kind.labels if kind is not None else frozenset()
-    none_share = shares.get(NONE, 0.0)
-    head = _head_noun(question)
-    wh_repeated, wh_proximity, wh_expected = f"wh={wh}|repeated", f"wh={wh}|proximity", f"wh={wh}|expected"
 
     # Word spans, then the stored entities' spans (mapped onto words), each once.
     count = len(words)
@@ -158,14 +164,105 @@ def candidates(question: str, kind: AnswerType | None, sentence: str,
             for k in inside:
                 entity_of[k] = e
 
-    # Per word, once: its shape, the punctuation before it, the nearest question word on each
-    # side, the features a span starting or ending there carries (each pair built once), and
-    # running counts so that a span's sums are two look-ups.
-    shape_bits = [_SHAPE_BITS[_shape(t)] for t in texts]
     gap_marks = [_gap_class(g) for g in gaps]
     clause_marks = [0]
     for g in gap_marks[1:]:
         clause_marks.append(clause_marks[-1] + (g in ",;:()"))
+    previous = [lower[k - 1] if k > 0 and stop[k - 1] else ("W" if k > 0 else "^") for k in range(count)]
+    following = [lower[k + 1] if k + 1 < count and stop[k + 1] else ("W" if k + 1 < count else "$")
+                 for k in range(count)]
+    stop_count = [0]
+    for k in range(count):
+        stop_count.append(stop_count[-1] + stop[k])
+    return SentenceWords(
+        starts, ends, texts, lower, [stem(t) for t in texts], stop, spans, entity_of,
+        [_SHAPE_BITS[_shape(t)] for t in texts], gap_marks, clause_marks, [t[:1].isupper() for t in texts],
+        previous, following, stop_count)
+
+
+@dataclass(frozen=True, slots=True)
+class WordFeatures:
+    """The feature pairs a span takes from its first or last word, per word. Built when needed
+    from `SentenceWords`, not kept with it: these strings are most of a sentence's size."""
+
+    before_prev: list[tuple[str, float]]
+    gap_before: list[tuple[str, float]]
+    after_next: list[tuple[str, float]]
+    gap_after: list[tuple[str, float]]
+    after_copula: list[tuple[str, float]]
+    lexical_before: list[tuple[str, float]]
+    lexical_after: list[tuple[str, float]]
+    first_word: list[tuple[str, float]]
+    last_word: list[tuple[str, float]]
+
+
+def word_features(sw: SentenceWords) -> WordFeatures:
+    """The per-word feature pairs of a sentence's words (see WordFeatures)."""
+    lower, gap_marks, count = sw.lower, sw.gap_marks, len(sw.starts)
+    return WordFeatures(
+        before_prev=[(f"prev={p}", 1.0) for p in sw.previous],
+        gap_before=[(f"gap_before={gap_marks[k]}", 1.0) for k in range(count)],
+        after_next=[(f"next={n_}", 1.0) for n_ in sw.following],
+        gap_after=[(f"gap_after={gap_marks[k + 1] if k + 1 < count else '$'}", 1.0) for k in range(count)],
+        after_copula=[("after_copula", float(k > 0 and lower[k - 1] in _COPULA)) for k in range(count)],
+        # The words themselves around and at the ends of a span (learned: "in" before a year, "of"
+        # after a head noun, ...).
+        lexical_before=[("w_prev=" + (lower[k - 1] if k > 0 else "^"), 1.0) for k in range(count)],
+        lexical_after=[("w_next=" + (lower[k + 1] if k + 1 < count else "$"), 1.0) for k in range(count)],
+        first_word=[("first=" + w, 1.0) for w in lower],
+        last_word=[("last=" + w, 1.0) for w in lower])
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionWords:
+    """What the question makes of one sentence's words: its stems (`own`), its keywords
+    (`terms`, a follow-up's subject's too when the question's own are not in the sentence), the
+    sentence words that are keywords (`anchors`), and the question's wh-class and head noun."""
+
+    own: set[str]
+    terms: set[str]
+    anchors: set[int]
+    wh: str
+    head: str | None
+
+
+def question_words(question: str, words: SentenceWords, context: str = "") -> QuestionWords:
+    """The question's side of a sentence's candidates (see QuestionWords)."""
+    stemmed = words.stemmed
+    own = {stem(w) for w in _WORD_ONLY.findall(question)}
+    terms = {stem(w) for w in _WORD_ONLY.findall(question) if w.lower() not in STOPWORDS}
+    if context and not any(s in terms for s in stemmed):
+        terms |= {stem(w) for w in _WORD_ONLY.findall(context) if w.lower() not in STOPWORDS}
+        own |= {stem(w) for w in _WORD_ONLY.findall(context)}
+    anchors = {i for i, s in enumerate(stemmed) if s in terms and words.lower[i] not in STOPWORDS}
+    return QuestionWords(own, terms, anchors, wh_class(question), _head_noun(question))
+
+
+def candidates(question: str, kind: AnswerType | None, sentence: str,
+               entities: Sequence[tuple[int, int, str]], context: str = "") -> list[Candidate]:
+    """Every candidate span of `sentence` with its features. `entities` are the sentence's
+    stored entities (offsets in it); `context` the earlier question a follow-up leans on (its
+    words count as the question's when the question's own are not in the sentence)."""
+    sw = sentence_words(sentence, tuple((a, b, label) for a, b, label in entities))
+    if sw is None:
+        return []
+    qw = question_words(question, sw, context)
+    own, anchor_set, wh, head = qw.own, qw.anchors, qw.wh, qw.head
+    lower, stemmed, stop, spans, entity_of = sw.lower, sw.stemmed, sw.stop, sw.spans, sw.entity_of
+    starts, ends, shape_bits, gap_marks, clause_marks, caps = (sw.starts, sw.ends, sw.shape_bits, sw.gap_marks,
+                                                               sw.clause_marks, sw.caps)
+    wf = word_features(sw)
+    before_prev, after_next, gap_before, gap_after = wf.before_prev, wf.after_next, wf.gap_before, wf.gap_after
+    after_copula, lexical_before, lexical_after = wf.after_copula, wf.lexical_before, wf.lexical_after
+    first_word, last_word, stop_count = wf.first_word, wf.last_word, sw.stop_count
+    count = len(starts)
+    shares = kind.shares if kind is not None else {}
+    expected = kind.labels if kind is not None else frozenset()
+    none_share = shares.get(NONE, 0.0)
+    wh_repeated, wh_proximity, wh_expected = f"wh={wh}|repeated", f"wh={wh}|proximity", f"wh={wh}|expected"
+
+    # Per word, once: the nearest question word on each side, the features crossed with the
+    # question's wh-word, and running counts so that a span's sums are two look-ups.
     last_anchor: list[int | None] = []
     seen: int | None = None
     for k in range(count):
@@ -178,29 +275,13 @@ def candidates(question: str, kind: AnswerType | None, sentence: str,
         next_anchor[k] = seen
         if k in anchor_set:
             seen = k
-    previous = [lower[k - 1] if k > 0 and stop[k - 1] else ("W" if k > 0 else "^") for k in range(count)]
-    following = [lower[k + 1] if k + 1 < count and stop[k + 1] else ("W" if k + 1 < count else "$")
-                 for k in range(count)]
-    before_prev = [(f"prev={p}", 1.0) for p in previous]
-    wh_before_prev = [(f"wh={wh}|prev={p}", 1.0) for p in previous]
-    gap_before = [(f"gap_before={gap_marks[k]}", 1.0) for k in range(count)]
-    after_next = [(f"next={n_}", 1.0) for n_ in following]
-    wh_after_next = [(f"wh={wh}|next={n_}", 1.0) for n_ in following]
-    gap_after = [(f"gap_after={gap_marks[k + 1] if k + 1 < count else '$'}", 1.0) for k in range(count)]
-    after_copula = [("after_copula", float(k > 0 and lower[k - 1] in _COPULA)) for k in range(count)]
-    caps = [t[:1].isupper() for t in texts]
-    # The words themselves around and at the ends of a span (learned: "in" before a year, "of"
-    # after a head noun, ...).
-    lexical_before = [("w_prev=" + (lower[k - 1] if k > 0 else "^"), 1.0) for k in range(count)]
+    wh_before_prev = [(f"wh={wh}|prev={p}", 1.0) for p in sw.previous]
+    wh_after_next = [(f"wh={wh}|next={n_}", 1.0) for n_ in sw.following]
     wh_lexical_before = [(f"wh={wh}|w_prev=" + (lower[k - 1] if k > 0 else "^"), 1.0) for k in range(count)]
-    lexical_after = [("w_next=" + (lower[k + 1] if k + 1 < count else "$"), 1.0) for k in range(count)]
-    first_word = [("first=" + w, 1.0) for w in lower]
-    last_word = [("last=" + w, 1.0) for w in lower]
-    # Running counts (exact small integers, so a span's count is a difference): stop words,
-    # repeated question words, the question's head noun, anchors.
-    stop_count, repeat_count, head_count, anchor_count = [0], [0.0], [0], [0]
+    # Running counts (exact small integers, so a span's count is a difference): repeated
+    # question words, the question's head noun, anchors.
+    repeat_count, head_count, anchor_count = [0.0], [0], [0]
     for k in range(count):
-        stop_count.append(stop_count[-1] + stop[k])
         repeat_count.append(repeat_count[-1] + float(not stop[k] and stemmed[k] in own))
         head_count.append(head_count[-1] + (head is not None and stemmed[k] == head))
         anchor_count.append(anchor_count[-1] + (k in anchor_set))
