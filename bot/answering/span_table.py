@@ -20,14 +20,14 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .answer_type import NONE, AnswerType
-from .spans import (_CLAUSES, _SHAPE_NAMES, MAX_WORDS, SentenceWords, _bucket, _crossed, question_words,
-                    sentence_words, word_features)
+from .spans import (CLAUSE_FEATURES, MAX_WORDS, SHAPE_NAMES, SentenceWords, crossed_features, distance_bucket,
+                    question_words, sentence_words, word_features)
 
 # Sentences whose tables a model keeps. Measured on the SQuAD evaluation articles (50 candidates a
 # sentence): ~37 KB a sentence with its words, ~5.5 KB more for each further wh-class asked of it,
 # so ~40-55 MB when full. A memory bound set by hand, not tuned.
 TABLE_ENTRIES = 1024
-_BUCKETS = tuple(_bucket(d) for d in (None, 0, 1, 2, 3, 4, 7))
+_BUCKETS = tuple(distance_bucket(d) for d in (None, 0, 1, 2, 3, 4, 7))
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ def _table(weights: Mapping[str, float], words: SentenceWords) -> SentenceTable:
         bits = 0
         for k in range(i, j + 1):
             bits |= words.shape_bits[k]
-        shapes.append(_SHAPE_NAMES[bits])
-        clauses.append((_CLAUSES[min(cm[i] - cm[max(0, i - 6)], 2)], 1.0))
+        shapes.append(SHAPE_NAMES[bits])
+        clauses.append((CLAUSE_FEATURES[min(cm[i] - cm[max(0, i - 6)], 2)], 1.0))
         cuts.append(("cuts_entity", float(entity_of[i] >= 0 and i > 0 and entity_of[i - 1] == entity_of[i]
                                           or entity_of[j] >= 0 and j + 1 < count and entity_of[j + 1] == entity_of[j])))
         cuts_caps.append(("cuts_capitals", float(caps[i] and i > 0 and caps[i - 1] and not marks[i]
@@ -114,7 +114,7 @@ def _wh_rows(weights: Mapping[str, float], table: SentenceTable, wh: str) -> dic
     if rows is None:
         words = table.words
         lower = words.lower
-        crossed = [_crossed(wh, n, shape, label or "-", "none")
+        crossed = [crossed_features(wh, n, shape, label or "-", "none")
                    for n, shape, label in zip(table.n, table.shapes, table.labels)]
         rows = {
             "wh_w_prev": _row(weights, [(f"wh={wh}|w_prev=" + (lower[i - 1] if i > 0 else "^"), 1.0)
@@ -211,7 +211,7 @@ def _scores(weights: Mapping[str, float], table: SentenceTable, question: str, k
     head_next = (head_count[np.minimum(last + 2, count)] > head_count[first]).astype(np.float64)
     around = (anchor_count[np.minimum(count, last + 4)] - anchor_count[np.maximum(0, first - 3)]
               - anchor_count[last + 1] + anchor_count[first]).astype(np.float64)
-    # `spans._bucket` of each distance, as an index into _BUCKETS: none, 0, 1, 2, 3, 4-6, 7+.
+    # `spans.distance_bucket` of each distance, as an index into _BUCKETS: none, 0, 1, 2, 3, 4-6, 7+.
     buckets = np.where(near < 0, 0, np.where(near <= 3, near + 1, np.where(near <= 6, 5, 6)))
     near_weight = np.array([get(f"near={b}", 0.0) * 1.0 for b in _BUCKETS])[buckets]
     wh_near_weight = np.array([get(f"wh={wh}|near={b}", 0.0) * 1.0 for b in _BUCKETS])[buckets]

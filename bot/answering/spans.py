@@ -82,13 +82,13 @@ def _shape(text: str) -> str:
 
 # A span's shape: the sorted, joined shapes of its words ("caplow", "num"), from a bit per shape.
 _SHAPE_BITS = {"cap": 1, "low": 2, "num": 4}
-_SHAPE_NAMES = {bits: "".join(sorted(name for name, bit in _SHAPE_BITS.items() if bits & bit))
+SHAPE_NAMES = {bits: "".join(sorted(name for name, bit in _SHAPE_BITS.items() if bits & bit))
                 for bits in range(1, 8)}
-_CLAUSES = ("clauses_left=0", "clauses_left=1", "clauses_left=2")
+CLAUSE_FEATURES = ("clauses_left=0", "clauses_left=1", "clauses_left=2")
 
 
 @lru_cache(maxsize=4096)
-def _crossed(wh: str, n: int, shape: str, ent: str, near: str) -> tuple[tuple[str, float], ...]:
+def crossed_features(wh: str, n: int, shape: str, ent: str, near: str) -> tuple[tuple[str, float], ...]:
     """The span's length, shape, entity label and distance to the question's words, each alone
     and with the question's wh-word (cached: a handful of values each)."""
     return ((f"len={n}", 1.0), (f"shape={shape}", 1.0), (f"ent={ent}", 1.0), (f"near={near}", 1.0),
@@ -96,7 +96,8 @@ def _crossed(wh: str, n: int, shape: str, ent: str, near: str) -> tuple[tuple[st
             (f"wh={wh}|near={near}", 1.0))
 
 
-def _bucket(distance: int | None) -> str:
+def distance_bucket(distance: int | None) -> str:
+    """A word distance as the ranker sees it: none, 0, 1, 2, 3, 4-6 or 7 and more."""
     if distance is None:
         return "none"
     if distance <= 3:
@@ -331,7 +332,7 @@ def candidates(question: str, kind: AnswerType | None, sentence: str,
             ("bias", 1.0), ("repeated", repeated), ("all_repeated", float(repeated == 1.0)),
             ("before_anchor", float(dr is not None and (dl is None or dr < dl))),
             before_prev[i], after_next[j], gap_before[i], gap_after[j],
-            (_CLAUSES[min(clauses_left, 2)], 1.0),
+            (CLAUSE_FEATURES[min(clauses_left, 2)], 1.0),
             ("label_share", shares.get(label, 0.0) if label else none_share),
             ("expected", is_expected),
             ("head_next", float(head_count[min(j + 2, count)] > head_count[i])), after_copula[i],
@@ -341,7 +342,7 @@ def candidates(question: str, kind: AnswerType | None, sentence: str,
                                      - anchor_count[j + 1] + anchor_count[i])),
             lexical_before[i], lexical_after[j], first_word[i], last_word[j],
             wh_lexical_before[i], wh_before_prev[i], wh_after_next[j], (wh_repeated, repeated),
-            *_crossed(wh, min(n, MAX_WORDS), _SHAPE_NAMES[bits], label or "-", _bucket(near)),
+            *crossed_features(wh, min(n, MAX_WORDS), SHAPE_NAMES[bits], label or "-", distance_bucket(near)),
         )
         out.append(Candidate(starts[i], ends[j], i, j, label, features))
     return out
