@@ -39,7 +39,7 @@ import numpy as np
 
 from embeddings.encoders import get_encoder
 
-from ..report.groups import SPACE_FILE, QuestionSpace, group_by_meaning
+from ..report.groups import SPACE_FILE, QuestionSpace, group_by_meaning, unit_vectors
 from ..settings import load_settings
 from .metrics import normalize_answer
 
@@ -185,7 +185,7 @@ def main() -> None:
     title_of = np.array([q["title"] for q in questions])
     settings = load_settings()
     encoder = get_encoder(settings.model.query_backend, settings.model.max_seq_length)
-    unit = _unit(encoder.encode([q["question"] for q in questions]))
+    unit = unit_vectors(encoder.encode([q["question"] for q in questions]))
     episodes = {title: episode(items, seed) for seed, (title, items) in enumerate(sorted(articles.items()))}
     paraphrase, negative = pair_similarities(unit, articles, sorted(articles), fit_space(unit, None))
     print(f"{len(questions)} questions, {len(articles)} articles: {len(paraphrase)} paraphrase pairs, "
@@ -220,10 +220,6 @@ def main() -> None:
             "directions": [[round(float(x), 6) for x in row] for row in space.directions]}, indent=1) + "\n",
             encoding="utf-8")
         print(f"wrote {SPACE_FILE}")
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 if __name__ == "__main__":

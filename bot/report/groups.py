@@ -51,11 +51,11 @@ class QuestionSpace:
     directions: np.ndarray
     similarity: float
 
-    def apply(self, unit_vectors: np.ndarray) -> np.ndarray:
-        moved = unit_vectors - self.mean
+    def apply(self, units: np.ndarray) -> np.ndarray:
+        moved = units - self.mean
         if len(self.directions):
             moved = moved - (moved @ self.directions.T) @ self.directions
-        return _unit(moved)
+        return unit_vectors(moved)
 
     @classmethod
     def from_json(cls, raw: Mapping) -> "QuestionSpace":
@@ -82,7 +82,8 @@ class Group:
         return len(self.members)
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
+def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1.0)
 
@@ -113,7 +114,7 @@ def group_by_meaning(vectors: Sequence[np.ndarray] | np.ndarray, similarity: flo
         return []
     space = space or shipped_space()
     similarity = space.similarity if similarity is None else similarity
-    unit = space.apply(_unit(np.asarray(vectors, dtype=np.float32)))
+    unit = space.apply(unit_vectors(np.asarray(vectors, dtype=np.float32)))
     pending = np.arange(len(unit))
     clusters: list[list[int]] = []
     while len(pending):
@@ -121,7 +122,7 @@ def group_by_meaning(vectors: Sequence[np.ndarray] | np.ndarray, similarity: flo
         found = [[int(batch[i]) for i in members] for members in _cluster(unit[batch], similarity)]
         clusters += found
         if len(pending):
-            centroids = _unit(np.stack([unit[c].mean(axis=0) for c in clusters]))
+            centroids = unit_vectors(np.stack([unit[c].mean(axis=0) for c in clusters]))
             best = unit[pending] @ centroids.T
             nearest = best.argmax(axis=1)
             joins = best[np.arange(len(pending)), nearest] >= similarity
