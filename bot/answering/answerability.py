@@ -122,7 +122,7 @@ def features(index: Index, vectors: SentenceVectors, signals: Mapping[str, float
         "negation_unmatched": float(negated and not _NEGATION.search(best.text)),
         "terms": math.log1p(len(terms)),
         "type_share": kind.share if kind is not None else 0.0,
-        "type_entity": float(any(label in labels for _, _, label in entities)),
+        "type_entity": float(_holds(entities, labels)),
         "lead": float(lead is not None),
         "sentence_words": math.log1p(len(sentence_stems)),
         "typed_question": float(typed),
@@ -134,7 +134,8 @@ def features(index: Index, vectors: SentenceVectors, signals: Mapping[str, float
 
 
 def _holds(entities: Sequence[tuple[int, int, str]] | None, labels: frozenset[str]) -> bool:
-    """Whether `entities` (a passage's, stored at ingest; None: none stored) hold one of `labels`."""
+    """Whether `entities` (a sentence's or passage's, stored at ingest; None: none stored) hold
+    one of `labels`."""
     return bool(labels) and entities is not None and any(label in labels for _, _, label in entities)
 
 

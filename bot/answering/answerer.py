@@ -3,8 +3,9 @@
 It only runs the steps, each in its own module:
 question (resolve a follow-up) -> retrieve (passages) -> read (score their sentences) ->
 type (the entity a typed question asks for, from the entities stored at ingest: lead.py) ->
-judge (answer or decline, told what the typing step found) -> compose (quote, cite, lead; then, with ``[llm] enabled``, an
-LLM's answer composed from the same passages and checked against them, llm.py).
+judge (answer or decline, told what the typing step found) -> compose (quote, cite, lead; then,
+with ``[llm] enabled``, an LLM's answer composed from the same passages and checked against them,
+llm.py).
 """
 
 from __future__ import annotations

@@ -73,7 +73,9 @@ class Record:
     kind: str  # "in" (answerable), "impossible", "out" (not indexed)
     values: dict[str, float] | None  # the features; None when a veto declined it
     best_has_gold: bool
-    declined_by: str = ""  # "veto" when the rules decline it before the model, "typed" when the typing step found no entity of its type; else ""
+    # "veto": the rules decline it before the model; "typed": the typing step found no entity of
+    # its type (still the model's to judge); else ""
+    declined_by: str = ""
     measured: dict[str, float] | None = None  # the features, also of declined questions (for analysis)
     sentence: str = ""  # the best sentence
     candidates: tuple = ()  # (text, dense, keyword, score, passage rank, has gold, labels) of the ranked sentences
