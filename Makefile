@@ -30,7 +30,16 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') and '+cu' not in v else 'unexpected torch build ' + v)"
 	touch $(STAMP)
 
-run: $(STAMP)
+# Bytecode for the project's own modules, written ahead: a process started with
+# PYTHONDONTWRITEBYTECODE set (containers, CI, some shells) would otherwise compile every module
+# of bot/ and embeddings/ from source on each start, about a fifth of a cold `qabot ask`.
+# compileall rewrites only what changed since; pip already compiles the dependencies.
+BYTECODE := $(VENV)/.bytecode
+$(BYTECODE): $(STAMP) $(shell find bot embeddings -name '*.py' 2>/dev/null)
+	$(BIN)/python -m compileall -q bot embeddings
+	touch $(BYTECODE)
+
+run: $(BYTECODE)
 	$(BIN)/qabot ingest --if-empty
 	@if [ -n "$$SLACK_BOT_TOKEN$$SLACK_BOT_TOKEN_FILE" ]; then \
 		exec $(BIN)/qabot serve; \
@@ -53,10 +62,10 @@ test-services:
 # and kills, which a second worker fills. TEST_WORKERS=0 runs in one process (e.g. to use -s or pdb).
 TEST_WORKERS ?= 2
 
-test: $(STAMP) test-services
+test: $(BYTECODE) test-services
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-test-fast: $(STAMP) test-services
+test-fast: $(BYTECODE) test-services
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 # ruff (bug-finding rules) on the whole tree, then mypy on the packages; either finding fails.
@@ -73,7 +82,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[bench]" "$(TORCH)"
 	touch $(BENCH_STAMP)
 
-bench: $(STAMP)
+bench: $(BYTECODE)
 	@$(MAKE) --no-print-directory $(BENCH_STAMP) $(if $(QUICK),|| echo "bench extra not installed: the langchain section will be skipped",)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench.py $(if $(QUICK),--quick,)
 
@@ -93,7 +102,7 @@ ifneq ($(filter eval,$(MAKECMDGOALS)),)
   endif
 endif
 
-eval: $(STAMP)
+eval: $(BYTECODE)
 	HF_HUB_OFFLINE=1 $(BIN)/qabot eval --contexts $(EVAL_CONTEXTS) \
 		--questions $(EVAL_QUESTIONS) $(if $(EVAL_UNANSWERABLE),--unanswerable $(EVAL_UNANSWERABLE)) --abstain-check
 
