@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from bot.answering.spans import MAX_WORDS
 from bot.evaluation.data import EvalDataError, load_contexts, load_questions
 from bot.evaluation.metrics import contains_answer, exact_match, f1_score, normalize_answer
 from bot.evaluation.runner import split_titles
@@ -62,8 +63,10 @@ def test_eval_json_has_every_metric_and_the_abstention_protocol(eval_slice):
     assert 0 < metrics["latency_ms_p50"] <= metrics["latency_ms_p95"]
     assert report["documents"] == 2 and report["settings"]["mode"] == "hybrid"
     assert report["settings"]["entities"] == ENTITY_MODEL
-    # What is shown (the lead and the evidence) is shorter than the quoted answer, and leads exist.
-    assert 0 < metrics["shown_words_mean"] <= metrics["answer_words_mean"]
+    # What is shown is the lead and at most one quoted sentence (cut around the lead when long): no
+    # longer than the quoted answer but for the lead's few words (at most MAX_WORDS for a phrase;
+    # with leads for more answers, 40 questions of short sentences can tip the bare comparison).
+    assert 0 < metrics["shown_words_mean"] <= metrics["answer_words_mean"] + MAX_WORDS * metrics["lead_rate"]
     assert metrics["shown_accuracy"] <= metrics["answer_accuracy"] and metrics["lead_rate"] > 0
     check = report["abstain_check"]
     assert check["split"] == {"A": [SLICE_TITLES[0]], "B": [SLICE_TITLES[1]]}

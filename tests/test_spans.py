@@ -8,7 +8,9 @@ import json
 from bot.answering.answer_type import AnswerType, answer_type
 from bot.answering.layout import ELLIPSIS, trim_around
 from bot.answering.span_scorer import WEIGHTS_FILE, best_span, span_model
-from bot.answering.spans import MAX_WORDS, candidates, wh_class
+from bot.answering.span_question import focus_words, longest_run, run_features
+from bot.answering.spans import MAX_WORDS, candidates, sentence_words, wh_class
+from bot.answering.word_vectors import similarity
 
 SENTENCE = ("The American Football Conference (AFC) champion Denver Broncos defeated the National "
             "Football Conference (NFC) champion Carolina Panthers 24–10 to earn their third Super Bowl title.")
@@ -79,7 +81,8 @@ def test_the_sentence_tables_give_every_candidate_the_score_of_its_features_to_t
     cases = [(SENTENCE, ENTITIES), (SENTENCE, ()), (LONG, [(LONG.index("Jan. 10"), LONG.index("Jan. 10") + 7, "DATE")]),
              ("Plants use sunlight, water and carbon dioxide to make glucose in their leaves.", ()), ("...", ())]
     questions = ["Who won the Super Bowl?", "How many points did the Panthers score?", "When do the talks open?",
-                 "What do plants make in their leaves?", "Which conference did Denver represent?", "and where?"]
+                 "What do plants make in their leaves?", "Which conference did Denver represent?", "and where?",
+                 "In what city do the talks open?", "What type of title did the champion Denver Broncos earn?"]
     for sentence, entities in cases:
         for question in questions:
             for context in ("", "Where are the Geneva talks in January?"):
@@ -109,3 +112,31 @@ def test_without_a_span_the_evidence_is_kept_whole():
 def test_a_short_sentence_is_never_cut():
     sentence = "The talks open on Jan. 10 in Geneva."
     assert trim_around(sentence, (18, 25), 18) == (sentence, (18, 25))
+
+
+def test_the_focus_noun_is_the_kind_of_thing_the_question_asks_for():
+    assert focus_words("In what year did it open?") == ("year",)
+    assert focus_words("Which NFL team won?") == ("nfl", "team")
+    assert focus_words("How many people were there?") == ("people",)
+    assert focus_words("What type of music did he play?") == ("music",)
+    assert focus_words("What is the capital of France?") == ("capital",)
+    assert focus_words("What did he say?") == () and focus_words("Who won?") == ()
+
+
+def test_static_word_vectors_place_a_name_near_the_kind_it_names():
+    # The input embeddings of all-MiniLM-L6-v2: a lookup, no transformer run.
+    assert similarity("river", "thames") > similarity("river", "napoleon") + 0.2
+    assert similarity("city", "london") > similarity("city", "1945") + 0.2
+    assert similarity("river", "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq") is None
+
+
+def test_a_span_is_placed_against_the_longest_run_of_the_question_s_words():
+    sentence = "The talks in Geneva open on Jan. 10, Ryabkov said."
+    words = sentence_words(sentence, ())
+    assert words is not None
+    # "talks in Geneva open": three question words, "in" between them
+    run = longest_run(words.stemmed, words.stop, words.gap_marks, {"talk", "geneva", "open"})
+    assert run == (1, 4, 3)
+    assert run_features("when", run, 6, 7) == [("run_after=1", 1.0), ("wh=when|run_after=1", 1.0),
+                                               ("run_after|m=3", 1.0)]
+    assert run_features("when", run, 3, 3) == [("overlaps_run", 1.0)]

@@ -11,6 +11,8 @@ The data path, one module per step, read top to bottom:
     spans.py      candidate answer spans of a sentence (short phrases and stored entities), their features
     span_scorer.py  the learned span scorer: the likeliest answer span, leading when sure enough
     span_table.py   its scores of a sentence's candidates, from per-sentence tables (the features' sums to the bit)
+    span_question.py  what the question's wording says of a span: focus noun, key, run of its words, main clause
+    word_vectors.py   the encoder's input word embeddings, memory-mapped: a word look-up, no model run
     judge.py      judge: does the best sentence answer? (a typed `Verdict`)
     answerability.py  the learned judge's features and weights (trained on ../shared/train)
     focus.py      the rules' highlight, for an index that stores no entities

@@ -20,8 +20,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .answer_type import NONE, AnswerType
-from .spans import (CLAUSE_FEATURES, MAX_WORDS, SHAPE_NAMES, SentenceWords, crossed_features, distance_bucket,
-                    question_words, sentence_words, word_features)
+from .spans import (CLAUSE_FEATURES, MAX_WORDS, SHAPE_NAMES, QuestionWords, SentenceWords, crossed_features,
+                    distance_bucket, question_words, sentence_words, word_features)
 
 # Sentences whose tables a model keeps. Measured on the SQuAD evaluation articles (50 candidates a
 # sentence): ~37 KB a sentence with its words, ~5.5 KB more for each further wh-class asked of it,
@@ -53,7 +53,13 @@ class SentenceTable:
     label_codes: np.ndarray  # each candidate's label as an index into label_names
     n: list[int]  # length in words, capped at MAX_WORDS
     shapes: list[str]
+    shape_names: list[str]  # the distinct shapes, for `shape_codes`
+    shape_codes: np.ndarray
     content: np.ndarray  # words that are no function word
+    # Each candidate's words as rows of word positions (padded with its last word) and which of
+    # them are content words: its highest focus similarity is one masked maximum.
+    span_words: np.ndarray
+    span_content: np.ndarray
     static: dict[str, np.ndarray]  # feature slot -> weight x value per candidate
     by_wh: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # wh-class -> slot -> row
 
@@ -103,8 +109,16 @@ def _table(weights: Mapping[str, float], words: SentenceWords) -> SentenceTable:
         "last": _row(weights, [wf.last_word[j] for j in ends_at]),
     }
     found = [Span(words.starts[i], words.ends[j], label) for (i, j), label in spans]
+    shape_names = list(dict.fromkeys(shapes))
+    shape_code = {shape: k for k, shape in enumerate(shape_names)}
+    width = int((last - first).max()) + 1 if len(spans) else 1
+    span_words = np.minimum(first[:, None] + np.arange(width)[None, :], last[:, None])
+    in_span = first[:, None] + np.arange(width)[None, :] <= last[:, None]
+    span_content = in_span & ~np.array(words.stop, dtype=bool)[span_words]
     return SentenceTable(words, found, first, last, labels, label_names,
-                         np.array([codes[label] for label in labels], dtype=np.int64), n, shapes, content, static)
+                         np.array([codes[label] for label in labels], dtype=np.int64), n, shapes, shape_names,
+                         np.array([shape_code[shape] for shape in shapes], dtype=np.int64), content,
+                         span_words, span_content, static)
 
 
 def _wh_rows(weights: Mapping[str, float], table: SentenceTable, wh: str) -> dict[str, np.ndarray]:
@@ -233,8 +247,56 @@ def _scores(weights: Mapping[str, float], table: SentenceTable, question: str, k
         near_weight,
         crossed["crossed4"], crossed["crossed5"], crossed["crossed6"],
         wh_near_weight,
+        *_question_rows(weights, table, qw),
     )
     total = np.zeros(c)
     for row in rows:  # in the features' order, one addition at a time (as sum() adds them)
         total += row
     return total.tolist()
+
+
+def _question_rows(weights: Mapping[str, float], table: SentenceTable, qw: QuestionWords) -> list[np.ndarray]:
+    """The rows of the last features of `spans.candidates`, in their order: the focus noun's
+    similarities, the question's key with the shape and label, the run of question words and
+    the main clause. Where a candidate lacks a feature its row holds 0.0, which adds nothing."""
+    get, first, last = weights.get, table.first, table.last
+    rows: list[np.ndarray] = []
+    if qw.focus_sim is not None:
+        sims = np.array(qw.focus_sim)
+        best = np.where(table.span_content, sims[table.span_words], -np.inf).max(axis=1)
+        rows += [get("focus_sim_last", 0.0) * sims[last],
+                 get("focus_sim_max", 0.0) * np.where(np.isinf(best), 0.0, best)]
+    key = qw.key
+    rows += [np.array([get(f"key={key}|shape={shape}", 0.0) * 1.0 for shape in table.shape_names])[table.shape_codes],
+             np.array([get(f"key={key}|ent={label or '-'}", 0.0) * 1.0
+                       for label in table.label_names])[table.label_codes]]
+    if qw.run is not None:
+        rows += _run_rows(weights, qw.wh, qw.run, first, last)
+    if qw.main_clause is not None:
+        cm = np.array(table.words.clause_marks, dtype=np.int64)
+        same = ((cm[first] == qw.main_clause) & (cm[last] == qw.main_clause)).astype(np.float64)
+        rows += [get("main_clause", 0.0) * same, get(f"wh={qw.wh}|main_clause", 0.0) * same]
+    return rows
+
+
+def _run_rows(weights: Mapping[str, float], wh: str, run: tuple[int, int, int], first: np.ndarray,
+              last: np.ndarray) -> list[np.ndarray]:
+    """`spans.run_features` as three rows: a span just after the run takes its three "run_after"
+    weights, one just before it the three "run_before" ones, one overlapping it "overlaps_run"
+    (each candidate's place as a code: 0 none, 1-3 after, 4-6 before, 7 overlapping)."""
+    get = weights.get
+    a, b, matched = run
+    size = min(matched, 3)
+    after = (first > b) & (first - b - 1 <= 2)
+    before = ~after & (last < a) & (a - last - 1 <= 2)
+    code = np.where((first <= b) & (last >= a), 7, 0)
+    code = np.where(before, 4 + a - last - 1, np.where(after, 1 + first - b - 1, code))
+    names = [[f"run_after={g}" for g in range(3)], [f"run_before={g}" for g in range(3)],
+             [f"wh={wh}|run_after={g}" for g in range(3)], [f"wh={wh}|run_before={g}" for g in range(3)]]
+    places = (
+        [0.0, *(get(n, 0.0) * 1.0 for n in names[0]), *(get(n, 0.0) * 1.0 for n in names[1]),
+         get("overlaps_run", 0.0) * 1.0],
+        [0.0, *(get(n, 0.0) * 1.0 for n in names[2]), *(get(n, 0.0) * 1.0 for n in names[3]), 0.0],
+        [0.0, *[get(f"run_after|m={size}", 0.0) * 1.0] * 3, *[get(f"run_before|m={size}", 0.0) * 1.0] * 3, 0.0],
+    )
+    return [np.array(weights_by_place)[code] for weights_by_place in places]

@@ -11,7 +11,11 @@ Each candidate's features are strings (a weight each) with a value: its length, 
 (capitals, digits), the stored entity it is and how often the question's key is answered by
 that label, how much of the question it repeats (spans the question already says are no
 answer), how far it stands from the question's words, the function words and punctuation around
-it, and these crossed with the question's wh-word. Plain string work: no model, no spaCy.
+it, and these crossed with the question's wh-word; then what the question's wording says of it
+(span_question.py): how close its words are to the question's focus noun ("which river", in the
+encoder's input word embeddings: a look-up), its shape and label against the question's most
+specific key, and where it stands to the longest run of the question's words and to the clause
+holding most of them. String work and table look-ups: no model is run, no spaCy.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Sequence
 from embeddings.keyword import STOPWORDS, stem
 
 from .answer_type import AUXILIARIES, NONE, AnswerType, question_keys
+from .span_question import (clause_features, focus_features, focus_similarities, focus_words, key_features,
+                            longest_run, main_clause, run_features)
 
 # The longest candidate in words (entities stored at ingest may be longer). On ../shared/train,
 # spans of at most 6 words hold 88% of the gold answers found in the evidence sentence, and the
@@ -218,13 +224,20 @@ def word_features(sw: SentenceWords) -> WordFeatures:
 class QuestionWords:
     """What the question makes of one sentence's words: its stems (`own`), its keywords
     (`terms`, a follow-up's subject's too when the question's own are not in the sentence), the
-    sentence words that are keywords (`anchors`), and the question's wh-class and head noun."""
+    sentence words that are keywords (`anchors`), the question's wh-class, head noun and most
+    specific key; per word, how close it is to the question's focus nouns (`focus_sim`, None
+    without a focus); the longest run of the question's words in the sentence (`run`: first and
+    last word, words matched) and the clause holding most keywords (`main_clause`)."""
 
     own: set[str]
     terms: set[str]
     anchors: set[int]
     wh: str
     head: str | None
+    key: str
+    focus_sim: list[float] | None
+    run: tuple[int, int, int] | None
+    main_clause: int | None
 
 
 def question_words(question: str, words: SentenceWords, context: str = "") -> QuestionWords:
@@ -236,7 +249,11 @@ def question_words(question: str, words: SentenceWords, context: str = "") -> Qu
         terms |= {stem(w) for w in _WORD_ONLY.findall(context) if w.lower() not in STOPWORDS}
         own |= {stem(w) for w in _WORD_ONLY.findall(context)}
     anchors = {i for i, s in enumerate(stemmed) if s in terms and words.lower[i] not in STOPWORDS}
-    return QuestionWords(own, terms, anchors, wh_class(question), _head_noun(question))
+    keys = question_keys(question)
+    return QuestionWords(own, terms, anchors, wh_class(question), _head_noun(question), keys[0] if keys else "-",
+                         focus_similarities(focus_words(question), words.lower, words.stop),
+                         longest_run(stemmed, words.stop, words.gap_marks, own),
+                         main_clause(anchors, words.clause_marks))
 
 
 def candidates(question: str, kind: AnswerType | None, sentence: str,
@@ -249,6 +266,7 @@ def candidates(question: str, kind: AnswerType | None, sentence: str,
         return []
     qw = question_words(question, sw, context)
     own, anchor_set, wh, head = qw.own, qw.anchors, qw.wh, qw.head
+    focus_sim, main = qw.focus_sim, qw.main_clause
     lower, stemmed, stop, spans, entity_of = sw.lower, sw.stemmed, sw.stop, sw.spans, sw.entity_of
     starts, ends, shape_bits, gap_marks, clause_marks, caps = (sw.starts, sw.ends, sw.shape_bits, sw.gap_marks,
                                                                sw.clause_marks, sw.caps)
@@ -343,6 +361,10 @@ def candidates(question: str, kind: AnswerType | None, sentence: str,
             lexical_before[i], lexical_after[j], first_word[i], last_word[j],
             wh_lexical_before[i], wh_before_prev[i], wh_after_next[j], (wh_repeated, repeated),
             *crossed_features(wh, min(n, MAX_WORDS), SHAPE_NAMES[bits], label or "-", distance_bucket(near)),
+            *focus_features(focus_sim, stop, i, j),
+            *key_features(qw.key, SHAPE_NAMES[bits], label or "-"),
+            *run_features(wh, qw.run, i, j),
+            *clause_features(wh, main, clause_marks[i], clause_marks[j]),
         )
         out.append(Candidate(starts[i], ends[j], i, j, label, features))
     return out
