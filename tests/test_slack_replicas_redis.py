@@ -8,6 +8,7 @@ had not answered are taken over from their Redis hold (bot/slack/handover.py).""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -106,18 +107,22 @@ def test_two_replicas_on_one_redis_answer_200_events_once_each(standin, sample_i
 
 
 def _each_replica_mid_answer(redis_url: str, replicas: int = 2) -> None:
-    """Wait until every replica holds an event in Redis across two looks: an answer in progress
-    (slowed at its reaction), not a delivery passing through, so a kill now finds one."""
+    """Wait until every replica holds an event in Redis across two looks, first seen less than half
+    of SLOWED_BY_S ago: an answer in progress (slowed at its reaction) with a second or so still to
+    go, not a delivery passing through nor an answer about to be posted, so a kill now finds one."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    seen: set[str] = set()
+    first_seen: dict[str, float] = {}
 
     def lasting_holders() -> bool:
-        now = {hold.decode() for hold in client.hkeys(PREFIX + "hold_bodies")}
-        lasting = now & seen
-        seen.clear()
-        seen.update(now)
+        now, at = {hold.decode() for hold in client.hkeys(PREFIX + "hold_bodies")}, time.monotonic()
+        lasting = {hold for hold in now if hold in first_seen and at - first_seen[hold] < SLOWED_BY_S / 2}
+        for hold in list(first_seen):
+            if hold not in now:
+                del first_seen[hold]
+        for hold in now:
+            first_seen.setdefault(hold, at)
         return len({hold.split(":")[0] for hold in lasting}) >= replicas
 
     wait_until(lasting_holders, timeout=60, interval=0.05, message="an answer in progress on every replica")
