@@ -6,6 +6,7 @@ The data path, one module per step, read top to bottom:
     fusion.py     how dense and keyword rankings are fused (a strategy, chosen by name)
     retrieval.py  the best passages for the question
     sentences.py  read: score every sentence of those passages (the `SentenceScorer` step)
+    irregular.py  irregular forms as stems ("said" is "say"), from en_core_web_sm's lemma tables
     answer_type.py  the entity type a question asks for (a table learned on SQuAD, no model)
     lead.py       the sentence to quote (typed questions: one holding an entity of their type) and its lead
     spans.py      candidate answer spans of a sentence (short phrases and stored entities), their features

@@ -31,6 +31,7 @@ import numpy as np
 
 from embeddings.keyword import IDF_SMOOTHING, question_terms, stems, tokenize
 
+from . import irregular
 from .answer_type import answer_type
 from .lead import find_lead, sentence_entities
 from .question import Question, key_terms
@@ -85,7 +86,7 @@ def features(index: Index, vectors: SentenceVectors, signals: Mapping[str, float
     keyword = index.keyword
     top_idf = math.log(1 + max(keyword.size, 1) / IDF_SMOOTHING) or 1.0
     terms = set(question_terms(text))
-    known = {t: keyword.idf(t) / top_idf for t in terms if keyword.document_frequency(t)}
+    known = {t: irregular.idf(keyword, t) / top_idf for t in terms if irregular.document_frequency(keyword, t)}
     sentence_tokens, chunk_tokens = vectors.tokens([best.text, best.passage.hit.chunk.text])
     retrieved: set[str] = set()
     for tokens in vectors.tokens([p.hit.chunk.text for p in passages]):

@@ -18,6 +18,7 @@ from embeddings.keyword import NAME_PREFIX, question_terms
 from embeddings.term_stats import TermStatistics
 
 from ..settings import AnswerSettings
+from . import irregular
 from .answerability import AnswerabilityModel, Evidence, features, load_model
 from .focus import find_focus, question_type
 from .question import Question, key_terms
@@ -216,13 +217,12 @@ class RuleJudge:
         """Measure the evidence for `best` answering `question` (judged with a follow-up's subject)."""
         text = question.judged_text
         keyword = self.index.keyword
-        frequency = keyword.document_frequency
         names = tuple(dict.fromkeys(t for t in key_terms(question.query) if self.names.unknown(t)))
         terms = set(question_terms(text))
         # A term the index never saw gets the weight of a term seen once: rare, hence telling.
-        weights = {t: keyword.idf(t, min_frequency=1) for t in terms}
+        weights = {t: irregular.idf(keyword, t, min_frequency=1) for t in terms}
         total = sum(weights.values())
-        known_terms = {t: w for t, w in weights.items() if frequency(t)}
+        known_terms = {t: w for t, w in weights.items() if irregular.document_frequency(keyword, t)}
         known = sum(known_terms.values()) / total if total else 1.0
         cover = 0.0
         if best is not None and known_terms:

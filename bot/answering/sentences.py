@@ -20,6 +20,8 @@ from embeddings.keyword import question_terms, tokenize
 from embeddings.sentence_store import SentenceStore
 
 from ..settings import AnswerSettings
+from . import irregular
+from .irregular import with_lemmas
 from .question import Question
 from .retrieval import Passage
 
@@ -97,17 +99,18 @@ class SentenceVectors:
         return np.vstack(out) if out else np.zeros((0, 0), dtype=np.float32)
 
     def tokens(self, texts: Sequence[str]) -> list[frozenset[str]]:
-        """Stemmed keyword sets of `texts` (the BM25 tokenizer's), cached."""
+        """Stemmed keyword sets of `texts` (the BM25 tokenizer's, with the lemma stems of irregular
+        forms: irregular.py), cached."""
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._tokens))
         if missing:
-            found = [frozenset(t) for t in tokenize(missing)]
+            found = [with_lemmas(t) for t in tokenize(missing)]
             with self._lock:
                 self._tokens.update(zip(missing, found))
                 while len(self._tokens) > self._max:
                     self._tokens.popitem(last=False)
         with self._lock:
-            return [self._tokens.get(t) or frozenset(tokenize([t])[0]) for t in texts]
+            return [self._tokens.get(t) or with_lemmas(tokenize([t])[0]) for t in texts]
 
 
 def sentence_embedding_text(title: str, sentence: str) -> str:
@@ -117,7 +120,7 @@ def sentence_embedding_text(title: str, sentence: str) -> str:
 
 def keyword_weights(index: Index, question: str) -> dict[str, float]:
     """Question keywords (stemmed) with their inverse document frequency in the index."""
-    return {term: index.keyword.idf(term) for term in question_terms(question)}
+    return {term: irregular.idf(index.keyword, term) for term in question_terms(question)}
 
 
 def question_weights(index: Index, question: Question) -> dict[str, float]:
