@@ -12,9 +12,17 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable, Protocol
 
 FORMS_FILE = Path(__file__).with_name("irregular_forms.json")
+
+
+class TermCounts(Protocol):
+    """What the index's keyword side tells of a stem (KeywordIndex, or TermStatistics on Milvus)."""
+
+    def document_frequency(self, term: str) -> int: ...
+
+    def idf(self, term: str, *, min_frequency: int = 0) -> float: ...
 
 
 @lru_cache(maxsize=1)
@@ -45,13 +53,13 @@ def word_forms(stem: str) -> tuple[str, ...]:
     return (stem, *_forms_by_lemma().get(stem, ()))
 
 
-def document_frequency(keyword: Any, stem: str) -> int:
+def document_frequency(keyword: TermCounts, stem: str) -> int:
     """Chunks holding the word in any of its forms (its most frequent form's count): a question's
     "say" is as common as the index's "said"."""
     return max(keyword.document_frequency(form) for form in word_forms(stem))
 
 
-def idf(keyword: Any, stem: str, **options: Any) -> float:
+def idf(keyword: TermCounts, stem: str, *, min_frequency: int = 0) -> float:
     """The word's inverse document frequency over its forms (its most frequent form's), so a
     question's "say" weighs what the index's "said" does, not what a word never seen does."""
-    return min(keyword.idf(form, **options) for form in word_forms(stem))
+    return min(keyword.idf(form, min_frequency=min_frequency) for form in word_forms(stem))

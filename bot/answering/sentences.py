@@ -21,7 +21,6 @@ from embeddings.sentence_store import SentenceStore
 
 from ..settings import AnswerSettings
 from . import irregular
-from .irregular import with_lemmas
 from .question import Question
 from .retrieval import Passage
 
@@ -104,13 +103,13 @@ class SentenceVectors:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._tokens))
         if missing:
-            found = [with_lemmas(t) for t in tokenize(missing)]
+            found = [irregular.with_lemmas(t) for t in tokenize(missing)]
             with self._lock:
                 self._tokens.update(zip(missing, found))
                 while len(self._tokens) > self._max:
                     self._tokens.popitem(last=False)
         with self._lock:
-            return [self._tokens.get(t) or with_lemmas(tokenize([t])[0]) for t in texts]
+            return [self._tokens.get(t) or irregular.with_lemmas(tokenize([t])[0]) for t in texts]
 
 
 def sentence_embedding_text(title: str, sentence: str) -> str:
