@@ -136,7 +136,7 @@ def test_the_answerer_follows_the_judges_verdict(fake_encoder, settings):
 
 # --- the learned judge (answerability.py, weights trained by bot/evaluation/train_judge.py) ------
 
-def test_the_shipped_answerability_weights_match_the_features_and_credit_squad():
+def test_the_shipped_answerability_trees_match_the_features_and_credit_squad():
     import json
 
     from bot.answering.answerability import FEATURES, MODEL_FILE, load_model
@@ -144,31 +144,70 @@ def test_the_shipped_answerability_weights_match_the_features_and_credit_squad()
     raw = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
     model = load_model()
     assert model.names == FEATURES
-    assert len(model.coef) == len(model.mean) == len(model.scale) == len(FEATURES)
+    assert 0 < model.trees.n_features <= len(FEATURES) and len(model.trees.leaf_value) > raw["model"]["rounds"]
     assert 0.0 < model.threshold < 1.0
     assert "SQuAD 2.0" in raw["credit"] and "CC BY-SA 4.0" in raw["credit"]
     assert "python -m bot.evaluation.train_judge" in raw["credit"]
 
 
-def test_the_answerability_is_a_logistic_dot_product_over_standardised_features():
-    import math
-
+def test_the_tree_ensemble_gives_scikit_learns_probabilities():
+    """The request path's numpy evaluation of the exported trees (tree_ensemble.py) against the
+    fitted model itself, on data with interactions, ties at thresholds and missing values."""
     import numpy as np
 
     from bot.answering.answerability import AnswerabilityModel
+    from bot.evaluation import train_judge
 
-    model = AnswerabilityModel(("cover", "miss_max"), np.array([0.5, 0.2]), np.array([0.25, 0.1]),
-                               np.array([2.0, -1.0]), -0.5, 0.5)
-    z = 2.0 * (0.9 - 0.5) / 0.25 - 1.0 * (0.6 - 0.2) / 0.1 - 0.5
-    assert model.probability({"cover": 0.9, "miss_max": 0.6, "ignored": 3.0}) == pytest.approx(1 / (1 + math.exp(-z)))
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(3000, 4)).round(1)  # rounded: many values fall exactly on a threshold
+    y = ((x[:, 0] > 0) ^ (x[:, 1] * x[:, 2] > 0.3)).astype(int)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    names = ("cover", "miss_max", "score", "fused")
+    rows = [train_judge.Record("q", "t", int(label), "in", dict(zip(names, row)), False) for row, label in zip(x, y)]
+    model = AnswerabilityModel(names, train_judge.fit(rows, (15, 40), names=names), 0.5)
+    fitted = train_judge._model((15, 40)).fit(x, y, sample_weight=train_judge.weights(rows))
+    expected = fitted.predict_proba(x)[:, 1]
+    got = np.array([model.probability(dict(zip(names, row))) for row in x])
+    assert np.abs(got - expected).max() < 1e-12
+    assert ((got >= 0.5) == y).mean() > 0.8  # the trees learned the interaction, so the check means something
 
 
-def test_weights_naming_a_feature_the_code_does_not_measure_are_refused():
+def test_a_tree_without_a_split_adds_to_the_baseline(tmp_path):
+    import numpy as np
+
+    from bot.answering.tree_ensemble import TreeEnsemble
+
+    stump = {"feature": [0, 0, 0], "threshold": [0.5, 0, 0], "left": [1, -1, -1], "right": [2, -1, -1],
+             "value": [0, -1.0, 2.0], "missing_left": [True, False, False]}
+    leaf = {"feature": [0], "threshold": [0], "left": [-1], "right": [-1], "value": [0.25], "missing_left": [False]}
+    trees = TreeEnsemble.from_trees(0.5, [stump, leaf])
+    assert trees.score(np.array([0.5])) == 0.5 + 0.25 - 1.0
+    assert trees.score(np.array([0.6])) == 0.5 + 0.25 + 2.0
+    assert trees.score(np.array([np.nan])) == 0.5 + 0.25 - 1.0
+    assert TreeEnsemble.from_trees(1.5, [leaf]).score(np.array([9.0])) == 1.75
+    trees.save(tmp_path / "trees.npz")
+    again = TreeEnsemble.load(tmp_path / "trees.npz")
+    assert [again.score(np.array([v])) for v in (0.5, 0.6, np.nan)] == [-0.25, 2.75, -0.25]
+
+
+def test_trees_naming_a_feature_the_code_does_not_measure_are_refused():
     from bot.answering.answerability import AnswerabilityModel
+    from bot.answering.tree_ensemble import TreeEnsemble
 
     with pytest.raises(ValueError, match="unknown features"):
-        AnswerabilityModel.from_json({"features": ["cover", "shoe_size"], "mean": [0, 0], "scale": [1, 1],
-                                      "coef": [1, 1], "intercept": 0, "threshold": 0.5})
+        AnswerabilityModel.from_json({"features": ["cover", "shoe_size"], "threshold": 0.5},
+                                     TreeEnsemble.from_trees(0.0, []))
+
+
+def _model(intercept: float, typed_none_weight: float = 0.0):
+    """A model whose log-odds are `intercept`, plus `typed_none_weight` when the typing step found no
+    entity of a typed question's type (`typed_none`)."""
+    from bot.answering.answerability import FEATURES, AnswerabilityModel
+    from bot.answering.tree_ensemble import TreeEnsemble
+
+    split = {"feature": [FEATURES.index("typed_none"), 0, 0], "threshold": [0.5, 0, 0], "left": [1, -1, -1],
+             "right": [2, -1, -1], "value": [0, 0.0, typed_none_weight], "missing_left": [True, False, False]}
+    return AnswerabilityModel(FEATURES, TreeEnsemble.from_trees(intercept, [split]), 0.5)
 
 
 def _geneva_index(fake_encoder, entities: bool = False):
@@ -193,16 +232,12 @@ def _geneva_index(fake_encoder, entities: bool = False):
 def test_the_learned_judge_answers_by_its_probability(fake_encoder, settings, intercept, lexical_answers, kind):
     from dataclasses import replace
 
-    import numpy as np
-
-    from bot.answering.answerability import FEATURES, AnswerabilityModel
     from bot.answering.answerer import Answerer, AnswerTrace
     from bot.answering.judge import LearnedJudge
     from bot.answering.sentences import SentenceVectors
 
     index = _geneva_index(fake_encoder)
-    n = len(FEATURES)
-    model = AnswerabilityModel(FEATURES, np.zeros(n), np.ones(n), np.zeros(n), intercept, 0.5)
+    model = _model(intercept)
     cfg = replace(settings.answer, lexical_answers=lexical_answers)
     judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), cfg, model)
     trace = AnswerTrace()
@@ -213,32 +248,16 @@ def test_the_learned_judge_answers_by_its_probability(fake_encoder, settings, in
 
 
 def test_the_rules_vetoes_come_before_the_learned_model(fake_encoder, settings):
-    import numpy as np
-
-    from bot.answering.answerability import FEATURES, AnswerabilityModel
     from bot.answering.answerer import Answerer, AnswerTrace
     from bot.answering.judge import LearnedJudge
     from bot.answering.sentences import SentenceVectors
 
     index = _geneva_index(fake_encoder)
-    n = len(FEATURES)
-    sure = AnswerabilityModel(FEATURES, np.zeros(n), np.ones(n), np.zeros(n), 40.0, 0.5)
+    sure = _model(40.0)
     judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), settings.answer, sure)
     trace = AnswerTrace()
     answer = Answerer(index, fake_encoder, settings, judge=judge).ask("When does Biden visit Geneva?", trace=trace)
     assert answer.abstained and trace.verdict is not None and trace.verdict.kind is VerdictKind.UNKNOWN_NAME
-
-
-def _typed_none_model(weight: float, intercept: float):
-    """A model that reads only the typing step's verdict (`typed_none`)."""
-    import numpy as np
-
-    from bot.answering.answerability import FEATURES, AnswerabilityModel
-
-    n = len(FEATURES)
-    coef = np.zeros(n)
-    coef[FEATURES.index("typed_none")] = weight
-    return AnswerabilityModel(FEATURES, np.zeros(n), np.ones(n), coef, intercept, 0.5)
 
 
 @pytest.mark.parametrize("weight, kind", [
@@ -252,7 +271,7 @@ def test_the_typing_steps_verdict_is_a_feature_of_the_learned_judge_not_a_veto(f
     from bot.answering.sentences import SentenceVectors
 
     index = _geneva_index(fake_encoder, entities=True)
-    judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), settings.answer, _typed_none_model(weight, 40.0))
+    judge = LearnedJudge(index, SentenceVectors(fake_encoder.encode), settings.answer, _model(40.0, weight))
     trace = AnswerTrace()
     # "How many" asks for a count; the only sentence holds a place and a date, no number of talks.
     answer = Answerer(index, fake_encoder, settings, judge=judge).ask("How many Geneva talks open?", trace=trace)

@@ -10,11 +10,13 @@ rare each word is in the index, and what the typing step found: whether the ques
 of that type (`choose_lead`'s verdict, lead.py, a feature here rather than a veto), and whether
 the sentence, its passage and the retrieved passages hold one (entities stored at ingest).
 
-A logistic regression over these features, trained on ../shared/train by
-`python -m bot.evaluation.train_judge`, gives the probability that the best sentence answers;
-its weights and threshold are a small JSON file (answerability.json). The request path computes
-the features from what the read step already has and takes one dot product: no model, no
-scikit-learn.
+A gradient-boosted tree ensemble over these features (200 trees of at most 15 leaves), trained on
+../shared/train by `python -m bot.evaluation.train_judge`, gives the probability that the best
+sentence answers. Trees rather than one weighted sum because the features matter together: a
+missing question word tells more when every other word is there, a margin more when the passage
+is close. The threshold and a credit line are answerability.json, the trees answerability.npz; the request
+path computes the features from what the read step already has and evaluates the trees with
+numpy (tree_ensemble.py): no scikit-learn.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .lead import find_lead, sentence_entities
 from .question import Question, key_terms
 from .retrieval import Passage
 from .sentences import ScoredSentence, SentenceVectors
+from .tree_ensemble import TreeEnsemble
 
 if TYPE_CHECKING:
     from embeddings.index import Index
@@ -146,31 +149,30 @@ def _share_missing(names: set[str], present: frozenset[str]) -> float:
 
 @dataclass(frozen=True)
 class AnswerabilityModel:
-    """A logistic regression over standardised FEATURES: P(the best sentence answers)."""
+    """P(the best sentence answers) from a tree ensemble over FEATURES (`names`, in its columns)."""
 
     names: tuple[str, ...]
-    mean: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    intercept: float
+    trees: TreeEnsemble
     threshold: float  # answer at or above this probability (chosen on ../shared/train)
 
     def probability(self, values: Mapping[str, float]) -> float:
-        x = (np.array([values[n] for n in self.names], dtype=np.float64) - self.mean) / self.scale
-        z = float(x @ self.coef) + self.intercept
+        z = self.trees.score(np.array([values[n] for n in self.names], dtype=np.float64))
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
     @classmethod
-    def from_json(cls, raw: Mapping) -> "AnswerabilityModel":
+    def from_json(cls, raw: Mapping, trees: TreeEnsemble) -> "AnswerabilityModel":
+        """The model `raw` (answerability.json: its features and threshold) describes."""
         names = tuple(raw["features"])
         unknown = set(names) - set(FEATURES)
         if unknown:
             raise ValueError(f"answerability model: unknown features {sorted(unknown)}")
-        return cls(names, np.asarray(raw["mean"], dtype=np.float64), np.asarray(raw["scale"], dtype=np.float64),
-                   np.asarray(raw["coef"], dtype=np.float64), float(raw["intercept"]), float(raw["threshold"]))
+        if trees.n_features > len(names):
+            raise ValueError(f"answerability model: a tree reads column {trees.n_features - 1} of {len(names)}")
+        return cls(names, trees, float(raw["threshold"]))
 
 
 @lru_cache(maxsize=4)
 def load_model(path: Path = MODEL_FILE) -> AnswerabilityModel:
     """The shipped weights (read once a process)."""
-    return AnswerabilityModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+    return AnswerabilityModel.from_json(json.loads(path.read_text(encoding="utf-8")),
+                                        TreeEnsemble.load(path.with_suffix(".npz")))
