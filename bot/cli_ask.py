@@ -134,7 +134,8 @@ def error_line(message: str) -> None:
 
 def guarded(fn, *args, **kwargs) -> int:
     """Call a command body; every `QabotError` becomes one line and an exit code (a `Failure`'s
-    own, 1 for the rest, 130 for Ctrl-C, 0 on success), as `bot.cli_common.run` does."""
+    own, 1 for the rest, 130 for Ctrl-C, 1 for a closed output pipe, 0 on success), as
+    `bot.cli_common.run` and click do."""
     try:
         fn(*args, **kwargs)
     except QabotError as exc:
@@ -143,4 +144,12 @@ def guarded(fn, *args, **kwargs) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left early (`qabot ask --json - < questions | head -1`): stop quietly with 1,
+        # as click does for the typer commands. Later writes and the final flush go to /dev/null,
+        # so Python prints no second error for the pipe when the process ends.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
     return 0

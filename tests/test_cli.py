@@ -103,6 +103,23 @@ def test_ask_reads_questions_from_stdin(sample_index):
     assert "Izvestia" in answers[2]["answer"]
 
 
+def test_ask_into_a_pipe_closed_early_stops_without_a_traceback(sample_index):
+    """`qabot ask --json - < questions | head -1`: more answers than a pipe holds, the reader
+    leaves after the first line; the command stops quietly with 1, as the typer commands do."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
+    environ.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index))
+    process = subprocess.Popen([QABOT, "ask", "--json", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT, env=environ)
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    process.stdin.write("When are the Geneva talks?\n" * 60)
+    process.stdin.close()
+    assert json.loads(process.stdout.readline())["question"] == "When are the Geneva talks?"
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 1
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
 def test_chat_answers_follow_ups_and_quits(sample_index):
     stdin = "When are the Geneva talks?\nWhat is the capital of Australia?\nexit\nnot reached\n"
     result = run("chat", index=sample_index, stdin=stdin)
