@@ -184,6 +184,16 @@ def test_ingest_of_bad_files_fails_in_one_line_and_changes_nothing(index_copy, t
     assert snapshot(index_copy) == before
 
 
+def test_ingest_into_an_index_path_that_cannot_be_a_folder_fails_in_one_line(tmp_path):
+    note = tmp_path / "note.txt"
+    note.write_text("The Geneva talks open on Jan. 10.\n", encoding="utf-8")
+    in_the_way = tmp_path / "index"
+    in_the_way.write_text("not an index\n", encoding="utf-8")
+    _one_line_error(run("ingest", str(note), index=in_the_way), f"cannot write the index at {in_the_way}")
+    _one_line_error(run("ingest", str(note), index=in_the_way / "sub"), f"cannot write the index at {in_the_way / 'sub'}")
+    assert in_the_way.read_text(encoding="utf-8") == "not an index\n"
+
+
 def test_ingest_with_a_model_mismatch_says_how_to_rebuild(index_copy, tmp_path):
     """Refused when the index is opened, before any model is loaded or anything written."""
     note = tmp_path / "note.txt"
