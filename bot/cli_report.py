@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_common import IndexOption, run, settings_for, shown
+from .cli_common import Failure, IndexOption, run, settings_for, shown
 from .cli_render import out
 from .report.recorder import open_store
 from .report.summary import Report, build_report, parse_since
@@ -52,7 +52,10 @@ def _report(since: str, collections: list[str], as_json: bool, html: Optional[Pa
     if html is not None:
         from .report.html import write_html
 
-        write_html(report, html, keep_questions=settings.report.keep_questions)
+        try:
+            write_html(report, html, keep_questions=settings.report.keep_questions)
+        except OSError as exc:  # a folder, a read-only or missing mount: one line, not a traceback
+            raise Failure(f"cannot write the report to {shown(html)} ({exc.strerror or exc})") from None
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
         return
