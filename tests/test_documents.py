@@ -63,6 +63,14 @@ def test_markdown_heading_becomes_title_and_markup_is_removed():
     assert "*" not in doc.text and "#" not in doc.text and "http" not in doc.text
 
 
+def test_markdown_list_items_are_paragraphs_of_their_own():
+    md = ("# Harbor\n\nThe team:\n\n- Lead engineer: Anna Kowalski\n- Budget: 4.2 million euros\n"
+          "* Started in\n  Rotterdam\n1. First step\n2) Second step\n")
+    doc = parse_document(md, "markdown", "harbor.md")
+    assert doc.text.split("\n\n") == ["The team:", "Lead engineer: Anna Kowalski", "Budget: 4.2 million euros",
+                                       "Started in Rotterdam", "First step", "Second step"]
+
+
 def test_text_without_heading_takes_title_from_file_name(tmp_path):
     path = tmp_path / "budget-notes.txt"
     path.write_text("The budget was approved. It takes effect in May.\n", encoding="utf-8")
