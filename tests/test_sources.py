@@ -300,6 +300,15 @@ def test_from_list_takes_urls_and_paths_and_refuses_members_one_by_one(site, opt
     assert len(result.refused) == 1 and "HTTP 404" in result.refused[0]
 
 
+def test_a_url_of_another_scheme_is_refused_as_such(options, tmp_path):
+    with pytest.raises(DocumentError, match=r"^ftp://example\.org/a\.txt: only http:// and https:// URLs"):
+        _ingest(["ftp://example.org/a.txt"], tmp_path / "index", options)
+    listing = tmp_path / "urls.txt"
+    listing.write_text("file:///etc/a.txt\n")
+    result = _ingest([], tmp_path / "index", options, from_lists=[listing])  # a member: refused one by one
+    assert result.refused == ["file:///etc/a.txt: only http:// and https:// URLs can be fetched"]
+
+
 def test_an_unreadable_list_is_refused_in_one_line(options, tmp_path):
     with pytest.raises(DocumentError, match=r"urls.txt: cannot read the list"):
         _ingest([], tmp_path / "index", options, from_lists=[tmp_path / "urls.txt"])

@@ -27,6 +27,8 @@ Validators = Mapping[str, tuple[str | None, str | None]]
 # long one (the pages of a PDF) read so far.
 Progress = Callable[[float, int, str], None]
 PartProgress = Callable[[int, int], None]  # (part, parts) of one input
+# A URL of a scheme `fetch` does not speak (ftp://, file://, s3://): refused as such, not as a path.
+_OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass
@@ -48,7 +50,7 @@ def read_list(path: Path) -> list[str]:
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
-        entries.append(entry if is_url(entry) else str((path.parent / entry)))
+        entries.append(entry if is_url(entry) or _OTHER_SCHEME.match(entry) else str((path.parent / entry)))
     if not entries:
         raise DocumentError(f"{path}: the list names no URLs or files")
     return entries
@@ -107,6 +109,9 @@ def collect(specs: Sequence[str | Path], *, max_bytes: int, encoding: str | None
                 pages = _load_url(key, result, validators, limits, encoding, sitemap_ok, parts)
                 queue.extend((page, False, False) for page in pages)
                 total += len(pages)
+            elif _OTHER_SCHEME.match(str(spec)) and not Path(spec).exists():
+                # Read as a path, "ftp://host/a.txt" would be refused as "ftp:/host/a.txt: no such file".
+                raise DocumentError(f"{spec}: only http:// and https:// URLs can be fetched")
             else:
                 _load_path(Path(spec), named, result, max_bytes, encoding, parts)
         except DocumentError as exc:
