@@ -24,6 +24,9 @@ from .settings import Settings, load_settings
 
 # Loggers of libraries that talk too much at INFO; shared with `bot.cli`.
 NOISY_LOGGERS = ("sentence_transformers", "transformers", "httpx", "filelock", "bm25s", "faiss")
+# pypdf logs a WARNING for each flaw it meets in a file ("EOF marker not found"): a PDF it cannot
+# read is refused in one line anyway (embeddings/sources/pdf.py), so its notes wait for -v.
+QUIET_LOGGERS = ("pypdf",)
 
 
 class Failure(QabotError):
@@ -40,6 +43,8 @@ def setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for quiet in QUIET_LOGGERS:
+        logging.getLogger(quiet).setLevel(logging.NOTSET if verbose else logging.ERROR)
 
 
 def settings_with(config: Path | None, index: Path | None = None) -> Settings:

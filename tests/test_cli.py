@@ -174,6 +174,7 @@ def test_ask_with_an_empty_question(sample_index):
     ("missing.txt", None, "no such file"),
     ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00", "binary file"),
     ("latin.txt", "Caf\u00e9 cr\u00e8me in Paris.".encode("latin-1"), "not UTF-8"),
+    ("garbage.pdf", b"garbage", "not a readable PDF"),  # without pypdf's warnings about it
 ])
 def test_ingest_of_bad_files_fails_in_one_line_and_changes_nothing(index_copy, tmp_path, name, content, fragment):
     path = tmp_path / name
