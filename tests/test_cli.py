@@ -37,6 +37,7 @@ def test_ingest_reports_added_then_skipped(tmp_path):
     first = run("ingest", str(SAMPLE), index=index, env=FAST_INGEST)
     assert first.returncode == 0, first.stderr
     assert "added" in first.stdout and "ryabkov-2022-01-06.txt" in first.stdout
+    assert ": 1 document, 5 chunks (5 new)." in first.stdout  # not "1 documents"
     second = run("ingest", "--json", str(SAMPLE), index=index, env=FAST_INGEST)
     assert second.returncode == 0, second.stderr
     data = json.loads(second.stdout)
