@@ -41,6 +41,12 @@ def report_command(
 def _report(since: str, collections: list[str], as_json: bool, html: Optional[Path], index: Optional[Path]) -> None:
     window = parse_since(since)
     settings = settings_for(index)
+    state_db = settings.paths.state_db
+    if settings.state.state_backend == "sqlite" and not Path(state_db).exists():
+        # Opening it would create an empty database (and its folders) and report "no questions":
+        # a mistyped path would pass for a quiet week. A report reads; it creates nothing.
+        raise Failure(f"no state database at {shown(state_db)}: nothing was recorded there (the bot and "
+                      "`qabot chat` write it; [paths] state_db, QABOT_STATE_DB)")
     now = time.time()
     store = open_store(settings)
     try:

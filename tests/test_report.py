@@ -416,4 +416,9 @@ def test_report_command_prints_json_html_and_refuses_a_bad_window_or_page_path_i
     assert into_a_folder.exit_code == 1 and into_a_folder.output.strip().count("\n") == 0
     assert f"Error: cannot write the report to {tmp_path}" in into_a_folder.output
     assert isinstance(into_a_folder.exception, SystemExit), into_a_folder.exception  # not an OSError
+    typo = tmp_path / "typo" / "state.sqlite3"  # a state_db never written: said so, and not created
+    missing = runner.invoke(app, ["report"], env={**env, "QABOT_STATE_DB": str(typo)})
+    assert missing.exit_code == 1 and missing.output.strip().count("\n") == 0
+    assert f"Error: no state database at {typo}: nothing was recorded there" in missing.output
+    assert not typo.parent.exists()
     assert state_db.read_bytes() == before
