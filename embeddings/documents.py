@@ -34,9 +34,6 @@ _MD_RULES = [
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images → alt text
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links → their text
     (re.compile(r"^\s{0,3}>\s?", re.MULTILINE), ""),  # block quotes
-    # List markers: each item its own paragraph (a blank line before it), so that items without
-    # a full stop ("- Lead: Anna", "- Budget: 4.2 million") are not run together into one sentence.
-    (re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+", re.MULTILINE), "\n"),
     (re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$", re.MULTILINE), ""),  # rules
     (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
     (re.compile(r"(?<![\w*])([*_])(?!\s)(.+?)(?<!\s)\1(?![\w*])"), r"\2"),  # italics
@@ -44,21 +41,43 @@ _MD_RULES = [
     (re.compile(r"<[^>\n]+>"), ""),  # inline HTML tags
 ]
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_MD_BULLET = re.compile(r"^[ \t]*[-*+][ \t]+")
+_MD_NUMBERED = re.compile(r"^[ \t]*(\d{1,9})[.)][ \t]+")
 
 
 def _markdown_lines(text: str) -> tuple[str | None, list[str]]:
-    """Markdown → (first heading, plain lines); headings become paragraphs of their own."""
+    """Markdown → (first heading, plain lines); headings and list items become paragraphs of their
+    own, so that items without a full stop ("- Lead: Anna", "- Budget: 4.2 million") are not run
+    together into one sentence.
+
+    As in CommonMark, a number opens a list item only at the start of a paragraph, inside a list,
+    or as "1.": a line of wrapped prose that starts "1998. It grew" goes on its paragraph, year and all.
+    """
     for pattern, replacement in _MD_RULES:
         text = pattern.sub(replacement, text)
     title: str | None = None
     lines: list[str] = []
+    in_list = False  # the paragraph being read holds list items
     for line in text.splitlines():
         heading = _MD_HEADING.match(line)
         if heading:
+            in_list = False
             if title is None:
                 title = normalize_text(heading.group(1))
                 continue
             lines.extend(["", heading.group(1), ""])
+            continue
+        if not line.strip():
+            in_list = False
+            lines.append(line)
+            continue
+        numbered = _MD_NUMBERED.match(line)
+        opens = not lines or not lines[-1].strip()
+        item = _MD_BULLET.match(line) or (numbered if numbered and (opens or in_list or numbered.group(1) == "1")
+                                          else None)
+        if item:
+            in_list = True
+            lines.extend(["", line[item.end():]])
         else:
             lines.append(line)
     return title, lines

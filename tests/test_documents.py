@@ -71,6 +71,13 @@ def test_markdown_list_items_are_paragraphs_of_their_own():
                                        "Started in Rotterdam", "First step", "Second step"]
 
 
+def test_a_number_starting_a_line_of_markdown_prose_is_text_not_a_list_marker():
+    md = "The company was founded in\n1998. It grew after the merger.\n\n1998. A year.\n\nSteps:\n1. Plan\n2. Build\n"
+    doc = parse_document(md, "markdown", "history.md")
+    assert doc.text.split("\n\n") == ["The company was founded in 1998. It grew after the merger.", "A year.",
+                                       "Steps:", "Plan", "Build"]
+
+
 def test_text_without_heading_takes_title_from_file_name(tmp_path):
     path = tmp_path / "budget-notes.txt"
     path.write_text("The budget was approved. It takes effect in May.\n", encoding="utf-8")
