@@ -43,12 +43,15 @@ _MD_RULES = [
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 _MD_BULLET = re.compile(r"^[ \t]*[-*+][ \t]+")
 _MD_NUMBERED = re.compile(r"^[ \t]*(\d{1,9})[.)][ \t]+")
+_MD_TABLE_ROW = re.compile(r"^[ \t]*\|(.*?)\|?[ \t]*$")
+_MD_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*$")
 
 
 def _markdown_lines(text: str) -> tuple[str | None, list[str]]:
-    """Markdown → (first heading, plain lines); headings and list items become paragraphs of their
-    own, so that items without a full stop ("- Lead: Anna", "- Budget: 4.2 million") are not run
-    together into one sentence.
+    """Markdown → (first heading, plain lines); headings, list items and table rows become
+    paragraphs of their own, so that items and rows without a full stop ("- Lead: Anna",
+    "| Aurora | 42 |") are not run together into one sentence. A row reads as a Word table's
+    does ("Aurora | 42"); the rule under a table's header row has no text and is dropped.
 
     As in CommonMark, a number opens a list item only at the start of a paragraph, inside a list,
     or as "1.": a line of wrapped prose that starts "1998. It grew" goes on its paragraph, year and all.
@@ -70,6 +73,13 @@ def _markdown_lines(text: str) -> tuple[str | None, list[str]]:
         if not line.strip():
             in_list = False
             lines.append(line)
+            continue
+        if _MD_TABLE_RULE.match(line):
+            continue
+        row = _MD_TABLE_ROW.match(line)
+        if row:
+            in_list = False
+            lines.extend(["", " | ".join(cell.strip() for cell in row.group(1).split("|")), ""])
             continue
         numbered = _MD_NUMBERED.match(line)
         opens = not lines or not lines[-1].strip()

@@ -71,6 +71,12 @@ def test_markdown_list_items_are_paragraphs_of_their_own():
                                        "Started in Rotterdam", "First step", "Second step"]
 
 
+def test_markdown_table_rows_are_paragraphs_of_their_own_without_the_header_rule():
+    md = "# Fleet\n\nThe ships:\n\n| Ship | Crew |\n| :--- | ---: |\n| Aurora | 42 |\n|Boreal|17\n\nAll sail in May.\n"
+    doc = parse_document(md, "markdown", "fleet.md")
+    assert doc.text.split("\n\n") == ["The ships:", "Ship | Crew", "Aurora | 42", "Boreal | 17", "All sail in May."]
+
+
 def test_a_number_starting_a_line_of_markdown_prose_is_text_not_a_list_marker():
     md = "The company was founded in\n1998. It grew after the merger.\n\n1998. A year.\n\nSteps:\n1. Plan\n2. Build\n"
     doc = parse_document(md, "markdown", "history.md")
