@@ -5,6 +5,7 @@ What a cleaned document is, and the cleaning itself, are in text.py.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
@@ -192,6 +193,24 @@ def decode_bytes(data: bytes, source: str, encoding: str | None = None) -> str:
         ) from None
 
 
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def meta_charset(data: bytes) -> str | None:
+    """The charset an HTML page declares in a <meta> tag near its top, if Python knows it. A
+    byte-order mark overrides it, as in browsers (None then: `decode_bytes` reads the mark)."""
+    match = None if data.startswith(_BOMS) else _META_CHARSET.search(data[:4096])
+    if match is None:
+        return None
+    name = match.group(1).decode("ascii")
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return None  # an unknown name: read as UTF-8, as if none were declared
+    return name
+
+
 def parse_document(text: str, kind: str, source: str, doc_id: str | None = None,
                    default_title: str | None = None) -> Document:
     """Clean `text` of the given kind ("text", "markdown" or "html") into a `Document`."""
@@ -227,6 +246,10 @@ def parse_bytes(data: bytes, kind: str, source: str, doc_id: str, *, encoding: s
 
         document = docx_document(data, source, doc_id)
     else:
+        if kind == "html" and encoding is None:
+            # A page's own declaration, for a saved .html file as for a URL: a page saved from a
+            # browser is often windows-1252 and says so.
+            encoding = meta_charset(data)
         document = parse_document(decode_bytes(data, source, encoding), kind, source, doc_id=doc_id)
     return replace(document, url=url or document.url, size=len(data))
 

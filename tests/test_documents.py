@@ -90,6 +90,20 @@ def test_text_without_heading_takes_title_from_file_name(tmp_path):
     assert load_document(path, max_bytes=MAX_BYTES).title == "budget notes"
 
 
+def test_an_html_file_is_read_in_the_charset_its_meta_tag_declares(tmp_path):
+    body = "<p>The caf\u00e9 on the harbour opens at seven every weekday morning.</p></body></html>"
+    saved = tmp_path / "saved.html"  # as a browser saves a page: windows-1252, declared in a <meta>
+    saved.write_bytes(f'<html><head><meta charset="windows-1252"><title>Caf\u00e9</title></head><body>{body}'
+                      .encode("cp1252"))
+    assert "The caf\u00e9 on the harbour" in load_document(saved, max_bytes=MAX_BYTES).text
+    marked = tmp_path / "marked.html"  # a byte-order mark overrides the <meta>, as in browsers
+    marked.write_bytes(b"\xef\xbb\xbf" + f'<html><head><meta charset="latin-1"></head><body>{body}'.encode())
+    assert "The caf\u00e9 on the harbour" in load_document(marked, max_bytes=MAX_BYTES).text
+    unknown = tmp_path / "unknown.html"  # a charset Python does not know: read as UTF-8
+    unknown.write_bytes(f'<html><head><meta charset="x-klingon"></head><body>{body}'.encode())
+    assert "The caf\u00e9 on the harbour" in load_document(unknown, max_bytes=MAX_BYTES).text
+
+
 def test_utf16_with_bom_is_decoded():
     text = "Caf\u00e9 prices rose."
     assert decode_bytes(text.encode("utf-16"), "x.txt") == text

@@ -59,9 +59,7 @@ def read_list(path: Path) -> list[str]:
 def web_document(fetched: Fetched, encoding: str | None = None,
                  progress: Callable[[int, int], None] | None = None) -> Document:
     """A fetched page or file → `Document`; an HTML page's canonical URL becomes its link."""
-    charset = encoding or fetched.charset
-    if fetched.kind == "html" and charset is None:
-        charset = _meta_charset(fetched.data or b"")
+    charset = encoding or fetched.charset  # else an HTML page's <meta charset> (parse_bytes)
     document = parse_bytes(fetched.data or b"", fetched.kind or "text", fetched.url,
                            normalize_url(fetched.url), encoding=charset, progress=progress)
     url = fetched.final_url
@@ -70,12 +68,6 @@ def web_document(fetched: Fetched, encoding: str | None = None,
         if is_url(canonical):  # a javascript: or data: "canonical" link is no link to cite
             url = canonical
     return replace(document, url=url, etag=fetched.etag, last_modified=fetched.last_modified)
-
-
-def _meta_charset(data: bytes) -> str | None:
-    """The charset a page declares in a <meta> tag near its top, if any."""
-    match = re.search(rb"<meta[^>]+charset\s*=\s*[\"']?([\w.:-]+)", data[:4096], re.IGNORECASE)
-    return match.group(1).decode("ascii") if match else None
 
 
 def collect(specs: Sequence[str | Path], *, max_bytes: int, encoding: str | None = None,
