@@ -42,6 +42,9 @@ _MD_RULES = [
     (re.compile(r"<[^>\n]+>"), ""),  # inline HTML tags
 ]
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+# YAML front matter (Jekyll, Hugo, MkDocs, Docusaurus pages): settings, not text; its title names the page.
+_MD_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+_MD_FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
 _MD_BULLET = re.compile(r"^[ \t]*[-*+][ \t]+")
 _MD_NUMBERED = re.compile(r"^[ \t]*(\d{1,9})[.)][ \t]+")
 _MD_TABLE_ROW = re.compile(r"^[ \t]*\|(.*?)\|?[ \t]*$")
@@ -49,17 +52,26 @@ _MD_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]
 
 
 def _markdown_lines(text: str) -> tuple[str | None, list[str]]:
-    """Markdown → (first heading, plain lines); headings, list items and table rows become
+    """Markdown → (title, plain lines); headings, list items and table rows become
     paragraphs of their own, so that items and rows without a full stop ("- Lead: Anna",
     "| Aurora | 42 |") are not run together into one sentence. A row reads as a Word table's
     does ("Aurora | 42"); the rule under a table's header row has no text and is dropped.
 
     As in CommonMark, a number opens a list item only at the start of a paragraph, inside a list,
     or as "1.": a line of wrapped prose that starts "1998. It grew" goes on its paragraph, year and all.
+
+    The title is the first heading, or a YAML front matter block's `title:` (the heading then
+    stays in the text); the rest of the front matter is settings, not text, and is dropped.
     """
+    title: str | None = None
+    front = _MD_FRONT_MATTER.match(text)
+    if front:
+        text = text[front.end():]
+        named = _MD_FRONT_TITLE.search(front.group(1))
+        if named and named.group(1)[0] not in "|>":  # not a multi-line YAML value
+            title = normalize_text(named.group(1).strip("\"'")) or None
     for pattern, replacement in _MD_RULES:
         text = pattern.sub(replacement, text)
-    title: str | None = None
     lines: list[str] = []
     in_list = False  # the paragraph being read holds list items
     for line in text.splitlines():

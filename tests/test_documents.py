@@ -71,6 +71,20 @@ def test_markdown_list_items_are_paragraphs_of_their_own():
                                        "Started in Rotterdam", "First step", "Second step"]
 
 
+def test_markdown_front_matter_gives_the_title_and_is_not_indexed():
+    md = ('---\ntitle: "Release Notes 4.2"\ndate: 2024-05-01\ntags: [release]\n---\n\n# What is new\n\n'
+          "Version 4.2 adds offline mode.\n")
+    doc = parse_document(md, "markdown", "notes.md")
+    assert doc.title == "Release Notes 4.2"
+    assert doc.text.split("\n\n") == ["What is new", "Version 4.2 adds offline mode."]
+    untitled = parse_document("---\nlayout: post\n---\n# Heading\n\nBody text here.\n", "markdown", "p.md")
+    assert (untitled.title, untitled.text) == ("Heading", "Body text here.")
+    folded = parse_document("---\ntitle: >\n  Long\n---\nBody text here.\n", "markdown", "folded-title.md")
+    assert (folded.title, folded.text) == ("folded title", "Body text here.")
+    rule = parse_document("Intro text.\n\n---\n\nMore text.\n", "markdown", "r.md")  # a rule, not front matter
+    assert rule.text == "Intro text.\n\nMore text."
+
+
 def test_markdown_table_rows_are_paragraphs_of_their_own_without_the_header_rule():
     md = "# Fleet\n\nThe ships:\n\n| Ship | Crew |\n| :--- | ---: |\n| Aurora | 42 |\n|Boreal|17\n\nAll sail in May.\n"
     doc = parse_document(md, "markdown", "fleet.md")
