@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from .answering.answer import Answer
 from .cli_ask import chosen_collections, run_ask, setup_logging
-from .cli_common import Failure, IndexOption, err, use_config_file
+from .cli_common import Failure, IndexOption, counted, err, use_config_file
 from .cli_common import run as _run
 from .cli_common import settings_for as _settings
 from .cli_common import shown as _shown
@@ -132,8 +132,8 @@ def _ingest(paths, index, rebuild, if_empty, encoding, as_json, from_list, colle
             out.print(f"[{colour}]{label}[/{colour}] {escape(_shown(item))}")
     for reason in result.refused:
         err.print(f"[red]refused[/red] {escape(reason)}")
-    out.print(f"Index {_shown(index_dir)}: {result.documents_total} documents, {result.chunks_total} chunks "
-              f"({report.chunks_added} new).")
+    out.print(f"Index {_shown(index_dir)}: {counted(result.documents_total, 'document')}, "
+              f"{counted(result.chunks_total, 'chunk')} ({report.chunks_added} new).")
 
 
 # --- ask / chat ---------------------------------------------------------------------------

@@ -24,6 +24,9 @@ from .settings import Settings, load_settings
 
 # Loggers of libraries that talk too much at INFO; shared with `bot.cli`.
 NOISY_LOGGERS = ("sentence_transformers", "transformers", "httpx", "filelock", "bm25s", "faiss")
+# pypdf logs a WARNING for each flaw it meets in a file ("EOF marker not found"): a PDF it cannot
+# read is refused in one line anyway (embeddings/sources/pdf.py), so its notes wait for -v.
+QUIET_LOGGERS = ("pypdf",)
 
 
 class Failure(QabotError):
@@ -40,6 +43,8 @@ def setup_logging(verbose: bool, default: int = logging.WARNING) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for quiet in QUIET_LOGGERS:
+        logging.getLogger(quiet).setLevel(logging.NOTSET if verbose else logging.ERROR)
 
 
 def settings_with(config: Path | None, index: Path | None = None) -> Settings:
@@ -134,7 +139,8 @@ def error_line(message: str) -> None:
 
 def guarded(fn, *args, **kwargs) -> int:
     """Call a command body; every `QabotError` becomes one line and an exit code (a `Failure`'s
-    own, 1 for the rest, 130 for Ctrl-C, 0 on success), as `bot.cli_common.run` does."""
+    own, 1 for the rest, 130 for Ctrl-C, 1 for a closed output pipe, 0 on success), as
+    `bot.cli_common.run` and click do."""
     try:
         fn(*args, **kwargs)
     except QabotError as exc:
@@ -143,4 +149,12 @@ def guarded(fn, *args, **kwargs) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left early (`qabot ask --json - < questions | head -1`): stop quietly with 1,
+        # as click does for the typer commands. Later writes and the final flush go to /dev/null,
+        # so Python prints no second error for the pipe when the process ends.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
     return 0

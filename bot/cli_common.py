@@ -50,6 +50,11 @@ def shown(path: Path | str) -> str:
     return str(path)  # as given: a relative path, or a URL (which Path would mangle)
 
 
+def counted(n: int, noun: str) -> str:
+    """`n` and the noun, singular for one: "1 document", "5 chunks" (not "1 documents")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call a command body, turning every `QabotError` (the whole family) into one line on stderr
     and an exit code: a `Failure`'s own, 1 for the rest, 130 for Ctrl-C."""

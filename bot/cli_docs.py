@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_common import IndexOption, err, run, settings_for, shown
+from .cli_common import IndexOption, counted, err, run, settings_for, shown
 from .cli_render import out
 
 docs_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -176,8 +176,8 @@ def _remove(refs: list[str], index: Optional[Path], as_json: bool) -> None:
                          ensure_ascii=False))
         return
     for info in removed:
-        out.print(f"[red]removed[/red] {escape(info.short_id)} {escape(info.title)} ({info.chunks} chunks)")
-    out.print(f"Index {shown(index_dir)}: {len(documents) - len(removed)} documents left.")
+        out.print(f"[red]removed[/red] {escape(info.short_id)} {escape(info.title)} ({counted(info.chunks, 'chunk')})")
+    out.print(f"Index {shown(index_dir)}: {counted(len(documents) - len(removed), 'document')} left.")
 
 
 # --- ingest progress ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_common import IndexOption, run, settings_for, shown
+from .cli_common import Failure, IndexOption, run, settings_for, shown
 from .cli_render import out
 from .report.recorder import open_store
 from .report.summary import Report, build_report, parse_since
@@ -41,6 +41,12 @@ def report_command(
 def _report(since: str, collections: list[str], as_json: bool, html: Optional[Path], index: Optional[Path]) -> None:
     window = parse_since(since)
     settings = settings_for(index)
+    state_db = settings.paths.state_db
+    if settings.state.state_backend == "sqlite" and not Path(state_db).exists():
+        # Opening it would create an empty database (and its folders) and report "no questions":
+        # a mistyped path would pass for a quiet week. A report reads; it creates nothing.
+        raise Failure(f"no state database at {shown(state_db)}: nothing was recorded there (the bot and "
+                      "`qabot chat` write it; [paths] state_db, QABOT_STATE_DB)")
     now = time.time()
     store = open_store(settings)
     try:
@@ -52,7 +58,10 @@ def _report(since: str, collections: list[str], as_json: bool, html: Optional[Pa
     if html is not None:
         from .report.html import write_html
 
-        write_html(report, html, keep_questions=settings.report.keep_questions)
+        try:
+            write_html(report, html, keep_questions=settings.report.keep_questions)
+        except OSError as exc:  # a folder, a read-only or missing mount: one line, not a traceback
+            raise Failure(f"cannot write the report to {shown(html)} ({exc.strerror or exc})") from None
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
         return

@@ -5,6 +5,7 @@ What a cleaned document is, and the cleaning itself, are in text.py.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
@@ -34,7 +35,6 @@ _MD_RULES = [
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images → alt text
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links → their text
     (re.compile(r"^\s{0,3}>\s?", re.MULTILINE), ""),  # block quotes
-    (re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.MULTILINE), ""),  # list markers
     (re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$", re.MULTILINE), ""),  # rules
     (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
     (re.compile(r"(?<![\w*])([*_])(?!\s)(.+?)(?<!\s)\1(?![\w*])"), r"\2"),  # italics
@@ -42,21 +42,65 @@ _MD_RULES = [
     (re.compile(r"<[^>\n]+>"), ""),  # inline HTML tags
 ]
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+# YAML front matter (Jekyll, Hugo, MkDocs, Docusaurus pages): settings, not text; its title names the page.
+_MD_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+_MD_FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+_MD_BULLET = re.compile(r"^[ \t]*[-*+][ \t]+")
+_MD_NUMBERED = re.compile(r"^[ \t]*(\d{1,9})[.)][ \t]+")
+_MD_TABLE_ROW = re.compile(r"^[ \t]*\|(.*?)\|?[ \t]*$")
+_MD_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*$")
 
 
 def _markdown_lines(text: str) -> tuple[str | None, list[str]]:
-    """Markdown → (first heading, plain lines); headings become paragraphs of their own."""
+    """Markdown → (title, plain lines); headings, list items and table rows become
+    paragraphs of their own, so that items and rows without a full stop ("- Lead: Anna",
+    "| Aurora | 42 |") are not run together into one sentence. A row reads as a Word table's
+    does ("Aurora | 42"); the rule under a table's header row has no text and is dropped.
+
+    As in CommonMark, a number opens a list item only at the start of a paragraph, inside a list,
+    or as "1.": a line of wrapped prose that starts "1998. It grew" goes on its paragraph, year and all.
+
+    The title is the first heading, or a YAML front matter block's `title:` (the heading then
+    stays in the text); the rest of the front matter is settings, not text, and is dropped.
+    """
+    title: str | None = None
+    front = _MD_FRONT_MATTER.match(text)
+    if front:
+        text = text[front.end():]
+        named = _MD_FRONT_TITLE.search(front.group(1))
+        if named and named.group(1)[0] not in "|>":  # not a multi-line YAML value
+            title = normalize_text(named.group(1).strip("\"'")) or None
     for pattern, replacement in _MD_RULES:
         text = pattern.sub(replacement, text)
-    title: str | None = None
     lines: list[str] = []
+    in_list = False  # the paragraph being read holds list items
     for line in text.splitlines():
         heading = _MD_HEADING.match(line)
         if heading:
+            in_list = False
             if title is None:
                 title = normalize_text(heading.group(1))
                 continue
             lines.extend(["", heading.group(1), ""])
+            continue
+        if not line.strip():
+            in_list = False
+            lines.append(line)
+            continue
+        if _MD_TABLE_RULE.match(line):
+            continue
+        row = _MD_TABLE_ROW.match(line)
+        if row:
+            in_list = False
+            lines.extend(["", " | ".join(cell.strip() for cell in row.group(1).split("|")), ""])
+            continue
+        numbered = _MD_NUMBERED.match(line)
+        opens = not lines or not lines[-1].strip()
+        item = _MD_BULLET.match(line) or (numbered if numbered and (opens or in_list or numbered.group(1) == "1")
+                                          else None)
+        if item:
+            in_list = True
+            lines.extend(["", line[item.end():]])
         else:
             lines.append(line)
     return title, lines
@@ -161,6 +205,24 @@ def decode_bytes(data: bytes, source: str, encoding: str | None = None) -> str:
         ) from None
 
 
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def meta_charset(data: bytes) -> str | None:
+    """The charset an HTML page declares in a <meta> tag near its top, if Python knows it. A
+    byte-order mark overrides it, as in browsers (None then: `decode_bytes` reads the mark)."""
+    match = None if data.startswith(_BOMS) else _META_CHARSET.search(data[:4096])
+    if match is None:
+        return None
+    name = match.group(1).decode("ascii")
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return None  # an unknown name: read as UTF-8, as if none were declared
+    return name
+
+
 def parse_document(text: str, kind: str, source: str, doc_id: str | None = None,
                    default_title: str | None = None) -> Document:
     """Clean `text` of the given kind ("text", "markdown" or "html") into a `Document`."""
@@ -196,6 +258,10 @@ def parse_bytes(data: bytes, kind: str, source: str, doc_id: str, *, encoding: s
 
         document = docx_document(data, source, doc_id)
     else:
+        if kind == "html" and encoding is None:
+            # A page's own declaration, for a saved .html file as for a URL: a page saved from a
+            # browser is often windows-1252 and says so.
+            encoding = meta_charset(data)
         document = parse_document(decode_bytes(data, source, encoding), kind, source, doc_id=doc_id)
     return replace(document, url=url or document.url, size=len(data))
 

@@ -18,7 +18,7 @@ from .collections import check_names
 from .documents import Document
 from .encoders import Encoder, get_encoder, ingest_workers
 from .entities import ENTITY_MODEL
-from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, QabotError
+from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, IndexUnusableError, QabotError
 from .index import DocumentInfo, Index, IngestReport
 from .milvus import MilvusConfig
 from .sources.collect import Progress, collect
@@ -90,21 +90,26 @@ class IngestResult:
 
 @contextmanager
 def index_lock(directory: Path, timeout: float) -> Iterator[None]:
-    """Serialise writers on one index directory with a lock file."""
+    """Serialise writers on one index directory with a lock file. A directory that cannot be made
+    or written (a file in the way, a read-only or missing mount) is refused in one line here,
+    before anything is embedded, rather than as an OSError's traceback."""
     from filelock import FileLock, Timeout
 
-    directory.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(directory / LOCK_FILE))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log.warning("another ingest is writing %s; waiting up to %.0f s", directory, timeout)
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(directory / LOCK_FILE))
         try:
-            lock.acquire(timeout=timeout)
+            lock.acquire(timeout=0)
         except Timeout:
-            raise IndexLockedError(
-                f"{directory} is locked by another ingest (waited {timeout:.0f} s); try again when it finishes"
-            ) from None
+            log.warning("another ingest is writing %s; waiting up to %.0f s", directory, timeout)
+            try:
+                lock.acquire(timeout=timeout)
+            except Timeout:
+                raise IndexLockedError(
+                    f"{directory} is locked by another ingest (waited {timeout:.0f} s); try again when it finishes"
+                ) from None
+    except OSError as exc:
+        raise IndexUnusableError(f"cannot write the index at {directory} ({exc.strerror or exc})") from None
     try:
         yield
     finally:

@@ -37,6 +37,7 @@ def test_ingest_reports_added_then_skipped(tmp_path):
     first = run("ingest", str(SAMPLE), index=index, env=FAST_INGEST)
     assert first.returncode == 0, first.stderr
     assert "added" in first.stdout and "ryabkov-2022-01-06.txt" in first.stdout
+    assert ": 1 document, 5 chunks (5 new)." in first.stdout  # not "1 documents"
     second = run("ingest", "--json", str(SAMPLE), index=index, env=FAST_INGEST)
     assert second.returncode == 0, second.stderr
     data = json.loads(second.stdout)
@@ -103,6 +104,23 @@ def test_ask_reads_questions_from_stdin(sample_index):
     assert "Izvestia" in answers[2]["answer"]
 
 
+def test_ask_into_a_pipe_closed_early_stops_without_a_traceback(sample_index):
+    """`qabot ask --json - < questions | head -1`: more answers than a pipe holds, the reader
+    leaves after the first line; the command stops quietly with 1, as the typer commands do."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
+    environ.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index))
+    process = subprocess.Popen([QABOT, "ask", "--json", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT, env=environ)
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    process.stdin.write("When are the Geneva talks?\n" * 60)
+    process.stdin.close()
+    assert json.loads(process.stdout.readline())["question"] == "When are the Geneva talks?"
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 1
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
 def test_chat_answers_follow_ups_and_quits(sample_index):
     stdin = "When are the Geneva talks?\nWhat is the capital of Australia?\nexit\nnot reached\n"
     result = run("chat", index=sample_index, stdin=stdin)
@@ -157,6 +175,7 @@ def test_ask_with_an_empty_question(sample_index):
     ("missing.txt", None, "no such file"),
     ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00", "binary file"),
     ("latin.txt", "Caf\u00e9 cr\u00e8me in Paris.".encode("latin-1"), "not UTF-8"),
+    ("garbage.pdf", b"garbage", "not a readable PDF"),  # without pypdf's warnings about it
 ])
 def test_ingest_of_bad_files_fails_in_one_line_and_changes_nothing(index_copy, tmp_path, name, content, fragment):
     path = tmp_path / name
@@ -165,6 +184,16 @@ def test_ingest_of_bad_files_fails_in_one_line_and_changes_nothing(index_copy, t
     before = snapshot(index_copy)
     _one_line_error(run("ingest", str(path), index=index_copy), fragment)
     assert snapshot(index_copy) == before
+
+
+def test_ingest_into_an_index_path_that_cannot_be_a_folder_fails_in_one_line(tmp_path):
+    note = tmp_path / "note.txt"
+    note.write_text("The Geneva talks open on Jan. 10.\n", encoding="utf-8")
+    in_the_way = tmp_path / "index"
+    in_the_way.write_text("not an index\n", encoding="utf-8")
+    _one_line_error(run("ingest", str(note), index=in_the_way), f"cannot write the index at {in_the_way}")
+    _one_line_error(run("ingest", str(note), index=in_the_way / "sub"), f"cannot write the index at {in_the_way / 'sub'}")
+    assert in_the_way.read_text(encoding="utf-8") == "not an index\n"
 
 
 def test_ingest_with_a_model_mismatch_says_how_to_rebuild(index_copy, tmp_path):

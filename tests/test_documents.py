@@ -63,10 +63,59 @@ def test_markdown_heading_becomes_title_and_markup_is_removed():
     assert "*" not in doc.text and "#" not in doc.text and "http" not in doc.text
 
 
+def test_markdown_list_items_are_paragraphs_of_their_own():
+    md = ("# Harbor\n\nThe team:\n\n- Lead engineer: Anna Kowalski\n- Budget: 4.2 million euros\n"
+          "* Started in\n  Rotterdam\n1. First step\n2) Second step\n")
+    doc = parse_document(md, "markdown", "harbor.md")
+    assert doc.text.split("\n\n") == ["The team:", "Lead engineer: Anna Kowalski", "Budget: 4.2 million euros",
+                                       "Started in Rotterdam", "First step", "Second step"]
+
+
+def test_markdown_front_matter_gives_the_title_and_is_not_indexed():
+    md = ('---\ntitle: "Release Notes 4.2"\ndate: 2024-05-01\ntags: [release]\n---\n\n# What is new\n\n'
+          "Version 4.2 adds offline mode.\n")
+    doc = parse_document(md, "markdown", "notes.md")
+    assert doc.title == "Release Notes 4.2"
+    assert doc.text.split("\n\n") == ["What is new", "Version 4.2 adds offline mode."]
+    untitled = parse_document("---\nlayout: post\n---\n# Heading\n\nBody text here.\n", "markdown", "p.md")
+    assert (untitled.title, untitled.text) == ("Heading", "Body text here.")
+    folded = parse_document("---\ntitle: >\n  Long\n---\nBody text here.\n", "markdown", "folded-title.md")
+    assert (folded.title, folded.text) == ("folded title", "Body text here.")
+    rule = parse_document("Intro text.\n\n---\n\nMore text.\n", "markdown", "r.md")  # a rule, not front matter
+    assert rule.text == "Intro text.\n\nMore text."
+
+
+def test_markdown_table_rows_are_paragraphs_of_their_own_without_the_header_rule():
+    md = "# Fleet\n\nThe ships:\n\n| Ship | Crew |\n| :--- | ---: |\n| Aurora | 42 |\n|Boreal|17\n\nAll sail in May.\n"
+    doc = parse_document(md, "markdown", "fleet.md")
+    assert doc.text.split("\n\n") == ["The ships:", "Ship | Crew", "Aurora | 42", "Boreal | 17", "All sail in May."]
+
+
+def test_a_number_starting_a_line_of_markdown_prose_is_text_not_a_list_marker():
+    md = "The company was founded in\n1998. It grew after the merger.\n\n1998. A year.\n\nSteps:\n1. Plan\n2. Build\n"
+    doc = parse_document(md, "markdown", "history.md")
+    assert doc.text.split("\n\n") == ["The company was founded in 1998. It grew after the merger.", "A year.",
+                                       "Steps:", "Plan", "Build"]
+
+
 def test_text_without_heading_takes_title_from_file_name(tmp_path):
     path = tmp_path / "budget-notes.txt"
     path.write_text("The budget was approved. It takes effect in May.\n", encoding="utf-8")
     assert load_document(path, max_bytes=MAX_BYTES).title == "budget notes"
+
+
+def test_an_html_file_is_read_in_the_charset_its_meta_tag_declares(tmp_path):
+    body = "<p>The caf\u00e9 on the harbour opens at seven every weekday morning.</p></body></html>"
+    saved = tmp_path / "saved.html"  # as a browser saves a page: windows-1252, declared in a <meta>
+    saved.write_bytes(f'<html><head><meta charset="windows-1252"><title>Caf\u00e9</title></head><body>{body}'
+                      .encode("cp1252"))
+    assert "The caf\u00e9 on the harbour" in load_document(saved, max_bytes=MAX_BYTES).text
+    marked = tmp_path / "marked.html"  # a byte-order mark overrides the <meta>, as in browsers
+    marked.write_bytes(b"\xef\xbb\xbf" + f'<html><head><meta charset="latin-1"></head><body>{body}'.encode())
+    assert "The caf\u00e9 on the harbour" in load_document(marked, max_bytes=MAX_BYTES).text
+    unknown = tmp_path / "unknown.html"  # a charset Python does not know: read as UTF-8
+    unknown.write_bytes(f'<html><head><meta charset="x-klingon"></head><body>{body}'.encode())
+    assert "The caf\u00e9 on the harbour" in load_document(unknown, max_bytes=MAX_BYTES).text
 
 
 def test_utf16_with_bom_is_decoded():

@@ -383,7 +383,7 @@ def test_report_command_on_a_generated_store(settings, tmp_path):
     assert 0 < hr["totals"]["asked"] < 10_000 and hr["collections"] == ["hr"]
 
 
-def test_report_command_prints_json_html_and_refuses_a_bad_window_in_one_line(settings, tmp_path, sample_index):
+def test_report_command_prints_json_html_and_refuses_a_bad_window_or_page_path_in_one_line(settings, tmp_path, sample_index):
     from typer.testing import CliRunner
 
     from bot.cli import app
@@ -412,4 +412,13 @@ def test_report_command_prints_json_html_and_refuses_a_bad_window_in_one_line(se
     bad = runner.invoke(app, ["report", "--since", "last week"], env=env)
     assert bad.exit_code != 0 and bad.output.strip().count("\n") == 0
     assert "--since must be a duration such as 30m, 24h, 7d or 2w" in bad.output
+    into_a_folder = runner.invoke(app, ["report", "--html", str(tmp_path)], env=env)
+    assert into_a_folder.exit_code == 1 and into_a_folder.output.strip().count("\n") == 0
+    assert f"Error: cannot write the report to {tmp_path}" in into_a_folder.output
+    assert isinstance(into_a_folder.exception, SystemExit), into_a_folder.exception  # not an OSError
+    typo = tmp_path / "typo" / "state.sqlite3"  # a state_db never written: said so, and not created
+    missing = runner.invoke(app, ["report"], env={**env, "QABOT_STATE_DB": str(typo)})
+    assert missing.exit_code == 1 and missing.output.strip().count("\n") == 0
+    assert f"Error: no state database at {typo}: nothing was recorded there" in missing.output
+    assert not typo.parent.exists()
     assert state_db.read_bytes() == before

@@ -123,6 +123,16 @@ def test_an_html_page_keeps_its_canonical_url_and_title(site, options, tmp_path)
     assert "Maria Lindqvist" in text and "Back to top" not in text
 
 
+def test_a_page_without_a_charset_header_is_read_in_its_meta_charset(site, options, tmp_path):
+    page = ('<html><head><meta charset="windows-1252"><title>Caf\u00e9 Notes</title></head><body>'
+            "<p>The caf\u00e9 on the quay opens at seven every weekday morning for the dock workers.</p>"
+            "</body></html>").encode("cp1252")
+    site.routes["/cafe.html"] = Page(page, content_type="text/html")
+    result = _ingest([site.url("/cafe.html")], tmp_path / "index", options)
+    assert result.report.added == [site.url("/cafe.html")]
+    assert any("The caf\u00e9 on the quay" in c.text for c in Index.load(tmp_path / "index").chunks)
+
+
 def test_redirects_are_followed_within_the_bound_and_refused_past_it(site, options, tmp_path):
     index_dir = tmp_path / "index"
     fetched = fetch(site.url("/hop/3"), FAST)
@@ -298,6 +308,15 @@ def test_from_list_takes_urls_and_paths_and_refuses_members_one_by_one(site, opt
     result = _ingest([], tmp_path / "index", options, from_lists=[listing])
     assert sorted(result.report.added) == sorted([site.url("/vienna.html"), str(tmp_path / "memo.docx")])
     assert len(result.refused) == 1 and "HTTP 404" in result.refused[0]
+
+
+def test_a_url_of_another_scheme_is_refused_as_such(options, tmp_path):
+    with pytest.raises(DocumentError, match=r"^ftp://example\.org/a\.txt: only http:// and https:// URLs"):
+        _ingest(["ftp://example.org/a.txt"], tmp_path / "index", options)
+    listing = tmp_path / "urls.txt"
+    listing.write_text("file:///etc/a.txt\n")
+    result = _ingest([], tmp_path / "index", options, from_lists=[listing])  # a member: refused one by one
+    assert result.refused == ["file:///etc/a.txt: only http:// and https:// URLs can be fetched"]
 
 
 def test_an_unreadable_list_is_refused_in_one_line(options, tmp_path):

@@ -27,6 +27,8 @@ Validators = Mapping[str, tuple[str | None, str | None]]
 # long one (the pages of a PDF) read so far.
 Progress = Callable[[float, int, str], None]
 PartProgress = Callable[[int, int], None]  # (part, parts) of one input
+# A URL of a scheme `fetch` does not speak (ftp://, file://, s3://): refused as such, not as a path.
+_OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass
@@ -48,7 +50,7 @@ def read_list(path: Path) -> list[str]:
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
-        entries.append(entry if is_url(entry) else str((path.parent / entry)))
+        entries.append(entry if is_url(entry) or _OTHER_SCHEME.match(entry) else str((path.parent / entry)))
     if not entries:
         raise DocumentError(f"{path}: the list names no URLs or files")
     return entries
@@ -57,9 +59,7 @@ def read_list(path: Path) -> list[str]:
 def web_document(fetched: Fetched, encoding: str | None = None,
                  progress: Callable[[int, int], None] | None = None) -> Document:
     """A fetched page or file → `Document`; an HTML page's canonical URL becomes its link."""
-    charset = encoding or fetched.charset
-    if fetched.kind == "html" and charset is None:
-        charset = _meta_charset(fetched.data or b"")
+    charset = encoding or fetched.charset  # else an HTML page's <meta charset> (parse_bytes)
     document = parse_bytes(fetched.data or b"", fetched.kind or "text", fetched.url,
                            normalize_url(fetched.url), encoding=charset, progress=progress)
     url = fetched.final_url
@@ -68,12 +68,6 @@ def web_document(fetched: Fetched, encoding: str | None = None,
         if is_url(canonical):  # a javascript: or data: "canonical" link is no link to cite
             url = canonical
     return replace(document, url=url, etag=fetched.etag, last_modified=fetched.last_modified)
-
-
-def _meta_charset(data: bytes) -> str | None:
-    """The charset a page declares in a <meta> tag near its top, if any."""
-    match = re.search(rb"<meta[^>]+charset\s*=\s*[\"']?([\w.:-]+)", data[:4096], re.IGNORECASE)
-    return match.group(1).decode("ascii") if match else None
 
 
 def collect(specs: Sequence[str | Path], *, max_bytes: int, encoding: str | None = None,
@@ -107,6 +101,9 @@ def collect(specs: Sequence[str | Path], *, max_bytes: int, encoding: str | None
                 pages = _load_url(key, result, validators, limits, encoding, sitemap_ok, parts)
                 queue.extend((page, False, False) for page in pages)
                 total += len(pages)
+            elif _OTHER_SCHEME.match(str(spec)) and not Path(spec).exists():
+                # Read as a path, "ftp://host/a.txt" would be refused as "ftp:/host/a.txt: no such file".
+                raise DocumentError(f"{spec}: only http:// and https:// URLs can be fetched")
             else:
                 _load_path(Path(spec), named, result, max_bytes, encoding, parts)
         except DocumentError as exc:
