@@ -143,6 +143,21 @@ def test_chat_and_ask_give_the_same_answer_and_v_shows_a_rewritten_follow_up(sam
     assert searched == ["(searched as: What did Ryabkov say about the talks in Geneva? And when are they?)"]
 
 
+def test_chat_follow_ups_lean_on_the_previous_turn(sample_index):
+    stdin = ("When are the Geneva talks?\nWho will head the Russian delegation?\nWhat did he tell Bloomberg?\n"
+             "Who will head the Russian delegation?\nWhen?\n")
+    chat = run("chat", "-v", index=sample_index, stdin=stdin)
+    assert chat.returncode == 0, chat.stderr
+    searched = [line for line in chat.stderr.splitlines() if line.startswith("(searched as:")]
+    # "he" is Ryabkov, the answer just given; "When?" asks when he heads the delegation.
+    assert searched == ["(searched as: Ryabkov Russian Jan. 10 Geneva What did he tell Bloomberg?)",
+                        "(searched as: Who will head the Russian delegation? Ryabkov When?)"]
+    answers = chat.stdout.split("\n? ")[1:6]
+    quotes = [next(line for line in a.splitlines() if line.startswith("“")) for a in answers]
+    assert "told Bloomberg News" in quotes[2] and "delegation" not in quotes[2]
+    assert answers[4].startswith("next week") and "at the talks next week" in quotes[4]
+
+
 def test_chat_ends_on_eof(sample_index):
     result = run("chat", index=sample_index, stdin="When are the Geneva talks?\n")
     assert result.returncode == 0 and "Jan. 10" in result.stdout

@@ -127,6 +127,28 @@ def test_follow_up_in_the_bots_thread_is_answered_without_a_mention(make_bot, st
     assert "Jan. 10" in posts[1].text_and_blocks()
 
 
+def test_follow_ups_in_a_thread_lean_on_the_previous_turn_as_in_chat(make_bot, standin, answerer):
+    """The thread's questions are the conversation `qabot chat` keeps: "What did he tell
+    Bloomberg?" means the person just answered, and a bare "When?" asks about the turn before."""
+    delegation = "Who will head the Russian delegation?"
+    spy = SpyAnswerer(answerer)
+    bot = make_bot(spy)
+    first = mention_event(delegation)
+    bot.send_event(first)
+    standin.wait_for("chat.postMessage")
+    for n, text in enumerate(["What did he tell Bloomberg?", delegation, "When?"], start=2):
+        bot.send_event(message_event(text, channel=first["channel"], thread_ts=first["ts"]))
+        standin.wait_for("chat.postMessage", n)
+        bot.wait_idle()
+    posts = standin.posts()
+    assert [p.params["thread_ts"] for p in posts] == [first["ts"]] * 4
+    assert spy.calls[3] == ("When?", (delegation, "What did he tell Bloomberg?", delegation))
+    # The answer's text (the quoted evidence; blocks add the sources): the Bloomberg sentence.
+    assert "told Bloomberg News" in posts[1].params["text"]
+    assert "head the Russian delegation" not in posts[1].params["text"]
+    assert "next week" in posts[3].params["text"]
+
+
 def test_follow_up_after_a_restart_reads_the_thread(make_bot, standin, answerer):
     """Memory is lost on restart: the bot's earlier reply is found with conversations.replies."""
     channel, parent = "C0GENERAL", new_ts()

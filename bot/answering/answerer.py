@@ -31,7 +31,7 @@ from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
 from .judge import AnswerJudge, Verdict, make_judge
 from .lead import LeadChoice, choose_lead
 from .span_scorer import span_model
-from .question import Question, has_words, prepare_question, question_chars
+from .question import Question, Turn, has_words, means_a_person, prepare_question, question_chars
 from .retrieval import Passage, retrieve
 from .sentences import (ScoredSentence, SentenceScorer, SentenceVectors, WeightedSentenceScorer,
                         sentence_embedding_text)
@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 # hand with the follow-ups of tests/test_answerer.py, test_quality.py and test_slack_http.py: the
 # SQuAD evaluation has no conversations to measure it on.
 STANDALONE_TERMS = 1
+# How many earlier turns `_earlier_turn` remembers (the oldest forgotten first): a few for each
+# conversation going on at once; a turn forgotten is found again, the same (a memory size, not
+# answer tuning).
+EARLIER_TURNS = 512
 # `warm()`: sentences per encoder batch (set by hand in 809b503), and batches handed to the cache
 # at a time, so a stop request is seen between steps (760fd1f). Speed and shutdown-latency
 # numbers, not answer tuning (answers are the same warm or cold); never measured against others.
@@ -124,6 +128,9 @@ class Answerer:
 
             composer = LlmComposer(index, settings.llm)
         self.composer = composer
+        # `_earlier_turn`'s memory: (question, earlier questions, collections) -> how it was answered.
+        self._turns: dict[tuple[str, tuple[str, ...], tuple[str, ...] | None], Turn] = {}
+        self._turns_lock = threading.Lock()
         self.typed_answers = index.entities is not None
         if self.typed_answers:
             span_model()  # the lead's learned weights: read now, not on the first question
@@ -184,9 +191,12 @@ class Answerer:
         A question that reads like a follow-up but says what it asks about ("Which newspaper
         interviewed him?": STANDALONE_TERMS keywords) is first answered as it stands, exactly as
         `qabot ask` answers it without a conversation; only if that declines is it searched again
-        with the subject of the conversation (question.py). So chat and ask give the same answer
-        whenever such a question is answerable alone, and the conversation fills in what a bare
-        follow-up leaves out ("and when are they?").
+        with the subject of the conversation (question.py): first, if it means a person ("What
+        did he tell Bloomberg?"), with whom the recent turns named or were answered with, then
+        with the whole turn it leans on. So chat and ask give the same answer whenever such a
+        question is answerable alone, and the conversation fills in what a bare follow-up leaves
+        out ("and when are they?", "When?"). The conversation is its questions; what they were
+        answered with is found again (`_earlier_turn`), so Slack threads and `qabot chat` agree.
 
         `trace`, if given, is filled with what the answer was made from; the answer is the same.
         `on_text` receives a composed answer's text piece by piece as the LLM streams it (an
@@ -194,38 +204,63 @@ class Answerer:
         `collections` limits every passage it reads to documents of those collections (None:
         all): a Slack channel's, or `--collection` (embeddings/collections.py).
         """
+        return self._ask(question, history, trace=trace, on_text=on_text, collections=collections)
+
+    def _ask(self, question: str, history: Sequence[str] = (), *, trace: AnswerTrace | None = None,
+             on_text: Callable[[str], None] | None = None, collections: Sequence[str] | None = None,
+             compose: bool = True) -> Answer:
+        """`ask`; with `compose` False, the extractive answer alone (no LLM), as `_earlier_turn` needs."""
         started = time.perf_counter()
         cfg = self.settings.answer
-        q = prepare_question(question, history, cfg.max_question_chars)
         searched = tuple(sorted(set(collections))) if collections is not None else None
+
+        def turn_of(earlier: str, before: Sequence[str]) -> Turn:
+            return self._earlier_turn(earlier, before, searched)
+
+        q = prepare_question(question, history, cfg.max_question_chars, turn_of)
         if not has_words(q.text):
             return Answer(q.text, EMPTY_QUESTION_TEXT, True, collections=searched or ())
+        # The readings of the question, narrowest first; the first one answered is the answer (the
+        # last is answered or declined as it stands). A follow-up that says what it asks is read
+        # alone first; if it means a person ("What did he tell Bloomberg?"), then with whom the
+        # recent turns named or answered ("Ryabkov"), not what they asked about them ("head the
+        # Russian delegation"); last with the whole turn it leans on (question.py). One that says
+        # nothing alone ("and when are they?", "When?") is read with that turn only.
+        readings = [q]
+        if q.follow_up and len(set(question_terms(q.text))) >= STANDALONE_TERMS:
+            readings = [Question(q.text, q.text)]
+            if means_a_person(q.text):
+                readings.append(prepare_question(question, history, cfg.max_question_chars, turn_of,
+                                                 referents=True))
+            readings = list(dict.fromkeys([*readings, q]))
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        vectors = self.encoder.encode([q.text, q.query] if q.follow_up else [q.text])
+        texts = list(dict.fromkeys([q.text, *(r.query for r in readings)]))
+        vectors = dict(zip(texts, self.encoder.encode(texts)))
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
         answer = None
-        if q.follow_up and len(set(question_terms(q.text))) >= STANDALONE_TERMS:
-            alone = self._answer(Question(q.text, q.text), vectors[0], vectors[0], timings, trace, on_text, searched)
-            if not alone.abstained:
-                answer = alone
-        if answer is None:
-            answer = self._answer(q, vectors[0], vectors[-1], timings, trace, on_text, searched)
-            if q.follow_up:
-                answer = replace(answer, query=q.query)
+        for reading in readings:
+            answer = self._answer(reading, vectors[q.text], vectors[reading.query], timings, trace, on_text,
+                                  searched, compose)
+            if reading.follow_up:
+                answer = replace(answer, query=reading.query)
+            if not answer.abstained:
+                break
+        assert answer is not None
         if question_chars(question) > cfg.max_question_chars:
             cut = (f"The question was cut to its first {cfg.max_question_chars} characters "
                    f"(of {question_chars(question)}).")
             answer = replace(answer, notice=f"{cut} {answer.notice}" if answer.notice else cut)
         timings.update(answer.timings_ms)
         timings["total_ms"] = (time.perf_counter() - started) * 1000
-        return replace(answer, timings_ms=timings, collections=searched or (), question_vector=vectors[0])
+        return replace(answer, timings_ms=timings, collections=searched or (), question_vector=vectors[q.text])
 
     def _answer(self, q: Question, question_vector: np.ndarray, query_vector: np.ndarray,
                 timings: dict[str, float], trace: AnswerTrace | None,
-                on_text: Callable[[str], None] | None, collections: Sequence[str] | None = None) -> Answer:
+                on_text: Callable[[str], None] | None, collections: Sequence[str] | None = None,
+                compose: bool = True) -> Answer:
         """Retrieve, read, type, judge and compose for one search text (`q.query`), from the
-        passages of `collections` alone (None: all)."""
+        passages of `collections` alone (None: all); with `compose` False, no LLM composes it."""
         cfg, r = self.settings.answer, self.settings.retrieval
         t = time.perf_counter()
         depth = max(r.top_k, trace.depth if trace is not None else 0)
@@ -252,9 +287,28 @@ class Answerer:
             return compose_abstention(self.index, q, verdict, passages, cfg.show_nearest_on_abstain)
         chosen = choose_sentences(best, ranked, cfg.max_sentences, has_lead=choice.lead is not None)
         answer = compose_answer(self.index, q, best, chosen, passages, r.top_k, lead=choice.lead)
-        if self.composer is not None:
+        if self.composer is not None and compose:
             answer = self.composer.compose(q, answer, passages, chosen, on_text)
         return answer
+
+    def _earlier_turn(self, question: str, history: Sequence[str], collections: tuple[str, ...] | None
+                      ) -> Turn:
+        """How an earlier `question` of the conversation (asked after `history`) was answered:
+        the text it was searched with and its lead ("Ryabkov" for "Who will head the Russian
+        delegation?"), for the follow-ups that lean on it (question.py). A conversation holds only
+        questions (a Slack thread's memory, `qabot chat`'s history), so the answer is found again,
+        extractively, from the same index and collections; remembered for the next follow-ups."""
+        key = (question, tuple(history), collections)
+        with self._turns_lock:
+            if key in self._turns:
+                return self._turns[key]
+        answer = self._ask(question, history, collections=collections, compose=False)
+        turn = Turn(answer.query or answer.question, answer.lead)
+        with self._turns_lock:
+            self._turns[key] = turn
+            while len(self._turns) > EARLIER_TURNS:
+                self._turns.pop(next(iter(self._turns)))
+        return turn
 
     def _typed(self, q: Question, ranked: Sequence[ScoredSentence]) -> LeadChoice:
         """The sentence to quote, its lead and why a typed question's evidence fails it (lead.py). The

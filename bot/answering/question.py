@@ -1,21 +1,25 @@
 """Step 1, the question: clean it, and give a follow-up the subject of the conversation.
 
 "And when are they?" says nothing alone; searched together with the earlier question that set the
-subject ("What did Ryabkov say about the talks in Geneva?") it finds the right passage.
+subject ("What did Ryabkov say about the talks in Geneva?") it finds the right passage. The subject
+is the latest turn that named something, as a person reads a conversation: with the answer it got
+("Who will head the Russian delegation?" -- "Ryabkov"), whom a following "he" means.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
-from embeddings.keyword import tokenize
+from embeddings.keyword import question_terms, tokenize
 
 # Words that make a question lean on what was asked before ("and when are they?").
 _FOLLOW_UP = re.compile(
     r"^\s*(?:and|also|what about|how about|but|so|then)\b|\b(?:he|him|his|she|her|they|them|their|"
     r"it|its|this|that|these|those|there)\b", re.IGNORECASE)
+# The pronouns that stand for a person.
+_PERSON_PRONOUN = re.compile(r"\b(?:he|him|his|himself|she|her|hers|herself)\b", re.IGNORECASE)
 # Capitalised words that open or frame a question and are not names.
 _QUESTION_WORDS = {"what", "who", "whom", "whose", "when", "where", "why", "which", "how", "is",
                    "are", "was", "were", "did", "does", "do", "can", "could", "would", "should",
@@ -63,36 +67,109 @@ def has_words(text: str) -> bool:
     return bool(text) and bool(re.search(r"\w", text))
 
 
-def key_terms(question: str) -> list[str]:
-    """Names in the question (capitalised words past the first): they must occur in the index."""
+def names(question: str) -> list[str]:
+    """The names of a question as written (capitalised words past the first, not question words)."""
     if not re.search(r"[a-z]", question):
         return []  # SHOUTED QUESTIONS capitalise every word: no way to tell names
     words = re.findall(r"[A-Za-z][\w'’.-]*", question)
-    names = [w.strip(".'’") for i, w in enumerate(words)
-             if i > 0 and w[0].isupper() and w.lower().strip(".'’") not in _QUESTION_WORDS]
-    return [t for t in tokenize([" ".join(names)])[0]] if names else []
+    return [w.strip(".'’") for i, w in enumerate(words)
+            if i > 0 and w[0].isupper() and w.lower().strip(".'’") not in _QUESTION_WORDS]
+
+
+def key_terms(question: str) -> list[str]:
+    """Names in the question (capitalised words past the first): they must occur in the index."""
+    found = names(question)
+    return [t for t in tokenize([" ".join(found)])[0]] if found else []
+
+
+def has_own_words(question: str) -> bool:
+    """The question names something of its own (a keyword besides the words that frame a question):
+    "When?" and "And when are they?" name nothing, "Which newspaper interviewed him?" does."""
+    return bool(question_terms(question))
 
 
 def is_follow_up(question: str) -> bool:
-    """The question leans on an earlier one (opens with "and", says "they", "it", ...)."""
-    return bool(_FOLLOW_UP.search(question))
+    """The question leans on an earlier one: it opens with "and", says "they", "it", ..., or names
+    nothing of its own ("When?", "Where?": an elliptical question, asked of what was just said)."""
+    return bool(_FOLLOW_UP.search(question)) or not has_own_words(question)
 
 
-def resolve_follow_up(question: str, history: Sequence[str]) -> str:
+def means_a_person(question: str) -> bool:
+    """The question says "he", "she", "him", "his", "her": someone the conversation named."""
+    return bool(_PERSON_PRONOUN.search(question))
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An earlier turn of the conversation as its asker was answered: the text it was searched
+    with (the question, or the question with the subject it leaned on) and its lead ("Ryabkov")."""
+
+    searched: str
+    lead: str | None = None
+
+
+# `turn_of(question, earlier_questions)`: how the conversation answered an earlier question
+# (the Answerer finds it again, answerer.py `_earlier_turn`).
+TurnOf = Callable[[str, Sequence[str]], Turn]
+
+
+def resolve_follow_up(question: str, history: Sequence[str], turn_of: TurnOf | None = None, *,
+                      referents: bool = False) -> str:
     """The text to search with: a follow-up carries the subject of the conversation.
 
-    The subject is the latest earlier question that was not itself a follow-up (so "and when are
-    they?" then "where?" both lean on "What did Ryabkov say about the talks in Geneva?").
+    The subject is the latest earlier turn that names something of its own (`conversation_subject`):
+    the previous question, unless it named nothing ("and when are they?", "When?") and only
+    leaned on the one before it. So "and when are they?" then "where?" both lean on "What did
+    Ryabkov say about the talks in Geneva?", and "What did he tell Bloomberg?" leans on the
+    question just asked, not on the first one of the conversation. With `referents`, it carries
+    only who and what the recent turns named (`conversation_referents`).
     """
     if not history or not is_follow_up(question):
         return question
-    recent = list(history)[-HISTORY_REACH:]
-    anchor = next((h for h in reversed(recent) if not is_follow_up(h)), recent[-1])
-    return f"{anchor} {question}"
+    subject = (conversation_referents(history, turn_of) if referents
+               else conversation_subject(history, turn_of))
+    return f"{subject} {question}" if subject else question
 
 
-def prepare_question(text: str, history: Sequence[str], max_chars: int) -> Question:
-    """The cleaned question with its search text (the conversation cleaned the same way)."""
+def _turn(history: Sequence[str], at: int, turn_of: TurnOf | None) -> Turn:
+    """Turn `at` of `history` as it was answered (without `turn_of`: as it would be searched)."""
+    if turn_of is not None:
+        return turn_of(history[at], history[:at])
+    return Turn(resolve_follow_up(history[at], history[max(0, at - HISTORY_REACH):at]))
+
+
+def conversation_subject(history: Sequence[str], turn_of: TurnOf | None = None) -> str:
+    """What the conversation is about after `history` (oldest first), as a person reading it
+    takes it: the latest turn that names something of its own, among the last HISTORY_REACH,
+    read as it was searched (with the subject it leaned on: "Who will head the Russian delegation
+    there?" carries the talks its "there" meant) and with the answer it got ("Ryabkov")."""
+    history = list(history)
+    start = max(0, len(history) - HISTORY_REACH)
+    at = next((i for i in range(len(history) - 1, start - 1, -1) if has_own_words(history[i])),
+              len(history) - 1)
+    turn = _turn(history, at, turn_of)
+    if turn.lead and turn.lead.lower() not in turn.searched.lower():
+        return f"{turn.searched} {turn.lead}"
+    return turn.searched
+
+
+def conversation_referents(history: Sequence[str], turn_of: TurnOf | None = None) -> str:
+    """Who and what the last HISTORY_REACH turns named, the latest first: each turn's answer
+    ("Ryabkov" for "Who will head the Russian delegation?") and the names in its question, without
+    what they asked about them ("head the delegation"). What "he" in a follow-up that says what
+    it asks ("What did he tell Bloomberg?") can stand for. "" when they named nobody."""
+    history = list(history)
+    found: list[str] = []
+    for at in range(len(history) - 1, max(0, len(history) - HISTORY_REACH) - 1, -1):
+        lead = _turn(history, at, turn_of).lead if turn_of is not None else None
+        found += ([lead] if lead else []) + names(history[at])
+    return " ".join(dict.fromkeys(found))
+
+
+def prepare_question(text: str, history: Sequence[str], max_chars: int,
+                     turn_of: TurnOf | None = None, *, referents: bool = False) -> Question:
+    """The cleaned question with its search text (the conversation cleaned the same way;
+    `turn_of` tells how an earlier question was answered; `referents`: see `resolve_follow_up`)."""
     cleaned = clean_question(text, max_chars)
     earlier = [clean_question(h, max_chars) for h in history if h and h.strip()]
-    return Question(cleaned, resolve_follow_up(cleaned, earlier))
+    return Question(cleaned, resolve_follow_up(cleaned, earlier, turn_of, referents=referents))
