@@ -9,7 +9,7 @@ from bot.answering.answer import ABSTAIN_TEXT
 from bot.answering.answerer import AnswerTrace
 from bot.answering.focus import find_focus, question_type
 from bot.answering.fusion import fusion_strategy
-from bot.answering.question import is_follow_up, key_terms, resolve_follow_up
+from bot.answering.question import Turn, is_follow_up, key_terms, resolve_follow_up, stands_alone
 from bot.answering.retrieval import retrieve
 
 GENEVA = "What did Ryabkov say about the talks in Geneva?"
@@ -69,6 +69,27 @@ def test_a_follow_up_leans_on_the_latest_turn_that_named_something():
     assert resolve_follow_up("When?", [GENEVA, "And when are they?"]) == f"{GENEVA} When?"
 
 
+def test_a_follow_up_stands_alone_when_it_says_as_much_as_it_leaves_to_the_conversation():
+    assert stands_alone("and when are the talks?", 1)  # one word of its own, nothing left
+    assert stands_alone("Which newspaper interviewed him?", 1)
+    assert stands_alone("What did he tell Bloomberg?", 1)  # "Bloomberg" for "he"
+    assert not stands_alone("What did he say about it?", 1)  # "say" for "he" and "it"
+    assert not stands_alone("And when are they?", 1)
+
+
+def test_a_person_follow_up_can_carry_whom_the_conversation_named():
+    turns = {DELEGATION: Turn(DELEGATION, "Ryabkov"), GENEVA: Turn(GENEVA, "Jan. 10")}
+
+    def turn_of(question, earlier):
+        return turns[question]
+
+    history = [GENEVA, DELEGATION]
+    assert resolve_follow_up("What did he tell Bloomberg?", history, turn_of, referents=True) == \
+        "Ryabkov Russian Jan. 10 Geneva What did he tell Bloomberg?"
+    assert resolve_follow_up("What did he tell Bloomberg?", history, turn_of) == \
+        f"{DELEGATION} Ryabkov What did he tell Bloomberg?"
+
+
 @pytest.mark.parametrize("history", [
     ["When are the Geneva talks?", DELEGATION],
     [DELEGATION, "When are the talks there?"],  # the first question of the session is not the subject
@@ -80,7 +101,9 @@ def test_what_did_he_tell_bloomberg_means_the_person_just_named(answerer, histor
     answer = answerer.ask("What did he tell Bloomberg?", history=history)
     assert not answer.abstained
     assert "told Bloomberg News" in answer.text and "head the Russian delegation" not in answer.text
-    assert answer.query is not None and "Ryabkov" in answer.query
+    # Answered alone (as `qabot ask` answers it), or with whom the conversation named; never with
+    # what it asked about him.
+    assert answer.query is None or ("Ryabkov" in answer.query and "delegation" not in answer.query)
 
 
 def test_when_after_who_asks_when_that_happens(answerer):

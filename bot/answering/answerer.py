@@ -21,7 +21,6 @@ import numpy as np
 
 from embeddings.encoders import Encoder, get_encoder
 from embeddings.index import Index
-from embeddings.keyword import question_terms
 
 from ..settings import Settings, load_settings
 from .answer import EMPTY_QUESTION_TEXT, Answer
@@ -31,7 +30,8 @@ from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
 from .judge import AnswerJudge, Verdict, make_judge
 from .lead import LeadChoice, choose_lead
 from .span_scorer import span_model
-from .question import Question, Turn, has_words, means_a_person, prepare_question, question_chars
+from .question import (Question, Turn, has_words, means_a_person, prepare_question, question_chars,
+                       stands_alone)
 from .retrieval import Passage, retrieve
 from .sentences import (ScoredSentence, SentenceScorer, SentenceVectors, WeightedSentenceScorer,
                         sentence_embedding_text)
@@ -41,9 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A follow-up with at least this many keywords of its own is first answered alone (see `ask`):
-# "and when are the talks?" names its subject and is read as itself (with the earlier question's
-# words its best sentence was the "talk about months" one); "and when are they?" has none. Set by
+# A follow-up with at least this many keywords of its own, and as many as the words it leaves to
+# the conversation ("it", "he": question.py, `stands_alone`), is first answered alone (see `ask`): "and when are the
+# talks?" names its subject and is read as itself (with the earlier question's words its best
+# sentence was the "talk about months" one); "and when are they?" has none. Set by
 # hand with the follow-ups of tests/test_answerer.py, test_quality.py and test_slack_http.py: the
 # SQuAD evaluation has no conversations to measure it on.
 STANDALONE_TERMS = 1
@@ -189,7 +190,7 @@ class Answerer:
         """Answer `question` (a follow-up leans on `history`, oldest first), or decline.
 
         A question that reads like a follow-up but says what it asks about ("Which newspaper
-        interviewed him?": STANDALONE_TERMS keywords) is first answered as it stands, exactly as
+        interviewed him?": `stands_alone`) is first answered as it stands, exactly as
         `qabot ask` answers it without a conversation; only if that declines is it searched again
         with the subject of the conversation (question.py): first, if it means a person ("What
         did he tell Bloomberg?"), with whom the recent turns named or were answered with, then
@@ -227,7 +228,7 @@ class Answerer:
         # Russian delegation"); last with the whole turn it leans on (question.py). One that says
         # nothing alone ("and when are they?", "When?") is read with that turn only.
         readings = [q]
-        if q.follow_up and len(set(question_terms(q.text))) >= STANDALONE_TERMS:
+        if q.follow_up and stands_alone(q.text, STANDALONE_TERMS):
             readings = [Question(q.text, q.text)]
             if means_a_person(q.text):
                 readings.append(prepare_question(question, history, cfg.max_question_chars, turn_of,

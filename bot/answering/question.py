@@ -18,6 +18,8 @@ from embeddings.keyword import question_terms, tokenize
 _FOLLOW_UP = re.compile(
     r"^\s*(?:and|also|what about|how about|but|so|then)\b|\b(?:he|him|his|she|her|they|them|their|"
     r"it|its|this|that|these|those|there)\b", re.IGNORECASE)
+# Words that stand for something said before ("it", "he", "there").
+_PRONOUN = re.compile(r"\b(?:he|him|his|she|her|they|them|their|it|its|this|these|those|there)\b", re.IGNORECASE)
 # The pronouns that stand for a person.
 _PERSON_PRONOUN = re.compile(r"\b(?:he|him|his|himself|she|her|hers|herself)\b", re.IGNORECASE)
 # Capitalised words that open or frame a question and are not names.
@@ -92,6 +94,14 @@ def is_follow_up(question: str) -> bool:
     """The question leans on an earlier one: it opens with "and", says "they", "it", ..., or names
     nothing of its own ("When?", "Where?": an elliptical question, asked of what was just said)."""
     return bool(_FOLLOW_UP.search(question)) or not has_own_words(question)
+
+
+def stands_alone(question: str, terms: int) -> bool:
+    """The question says what it asks about: at least `terms` keywords of its own, and no fewer
+    than the words it leaves to the conversation ("it", "he", "there"). "and when are the talks?"
+    (one word, nothing left) and "What did he tell Bloomberg?" (one for one) stand alone; "What
+    did he say about it?" (one word, "he" and "it" left) does not."""
+    return len(set(question_terms(question))) >= max(terms, len(_PRONOUN.findall(question)))
 
 
 def means_a_person(question: str) -> bool:
