@@ -134,3 +134,38 @@ def test_secret_redactor_scrubs_messages_and_tracebacks():
 def test_the_real_answerer_meets_the_slack_apps_contract(answerer):
     assert isinstance(answerer, AnswersQuestions)
     assert not isinstance(object(), AnswersQuestions)
+
+
+
+
+def _open_state_file(path, start, results) -> None:
+    from bot.report.store import ReportStoreError, SqliteReportStore
+
+    start.wait()
+    try:
+        SqliteReportStore(path)
+        results.put("")
+    except ReportStoreError as exc:
+        results.put(str(exc))
+
+
+def test_replicas_opening_a_new_state_file_at_once_all_open_it(tmp_path):
+    """Replicas (processes) starting together on one new state file. SQLite converts a file to WAL
+    under an exclusive lock without running the busy handler, so all but one could fail at once
+    with "database is locked" (3 of 90 opens, in one run of two, before); every open now waits its turn."""
+    import multiprocessing
+    import sqlite3
+
+    context = multiprocessing.get_context("fork")
+    failures = []
+    for round_ in range(30):
+        path = tmp_path / f"state-{round_}.sqlite3"
+        start, results = context.Barrier(6), context.Queue()
+        processes = [context.Process(target=_open_state_file, args=(path, start, results)) for _ in range(6)]
+        for p in processes:
+            p.start()
+        failures += [error for error in (results.get(timeout=60) for _ in processes) if error]
+        for p in processes:
+            p.join()
+        assert sqlite3.connect(str(path)).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert failures == []

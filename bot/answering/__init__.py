@@ -16,6 +16,7 @@ The data path, one module per step, read top to bottom:
     word_vectors.py   the encoder's input word embeddings, memory-mapped: a word look-up, no model run
     judge.py      judge: does the best sentence answer? (a typed `Verdict`)
     answerability.py  the learned judge's features and weights (trained on ../shared/train)
+    tree_ensemble.py  gradient-boosted trees evaluated with numpy: the learned judge on the request path
     focus.py      the rules' highlight, for an index that stores no entities
     compose.py    quote the chosen sentences with citations -> `Answer`
     answer.py     the plain `Answer`/`Citation` data every front end renders
