@@ -14,12 +14,13 @@ from typing import Callable, Sequence
 
 from embeddings.keyword import question_terms, tokenize
 
-# Words that make a question lean on what was asked before ("and when are they?").
-_FOLLOW_UP = re.compile(
-    r"^\s*(?:and|also|what about|how about|but|so|then)\b|\b(?:he|him|his|she|her|they|them|their|"
-    r"it|its|this|that|these|those|there)\b", re.IGNORECASE)
 # Words that stand for something said before ("it", "he", "there").
-_PRONOUN = re.compile(r"\b(?:he|him|his|she|her|they|them|their|it|its|this|these|those|there)\b", re.IGNORECASE)
+_PRONOUNS = "he|him|his|she|her|they|them|their|it|its|this|these|those|there"
+_PRONOUN = re.compile(rf"\b(?:{_PRONOUNS})\b", re.IGNORECASE)
+# Words that make a question lean on what was asked before ("and when are they?"): an opening
+# "and", a pronoun, or "that" (not counted as a pronoun above: it also joins clauses).
+_FOLLOW_UP = re.compile(rf"^\s*(?:and|also|what about|how about|but|so|then)\b|\b(?:{_PRONOUNS}|that)\b",
+                        re.IGNORECASE)
 # The pronouns that stand for a person.
 _PERSON_PRONOUN = re.compile(r"\b(?:he|him|his|himself|she|her|hers|herself)\b", re.IGNORECASE)
 # Capitalised words that open or frame a question and are not names.
