@@ -139,6 +139,8 @@ def test_the_answerer_follows_the_judges_verdict(fake_encoder, settings):
 def test_the_shipped_answerability_trees_match_the_features_and_credit_squad():
     import json
 
+    import numpy as np
+
     from bot.answering.answerability import FEATURES, MODEL_FILE, load_model
 
     raw = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
@@ -148,6 +150,8 @@ def test_the_shipped_answerability_trees_match_the_features_and_credit_squad():
     assert 0.0 < model.threshold < 1.0
     assert "SQuAD 2.0" in raw["credit"] and "CC BY-SA 4.0" in raw["credit"]
     assert "python -m bot.evaluation.train_judge" in raw["credit"]
+    with np.load(MODEL_FILE.with_suffix(".npz"), allow_pickle=False) as trees:
+        assert str(trees["credit"]) == raw["credit"]  # the binary says where it came from too
 
 
 def test_the_tree_ensemble_gives_scikit_learns_probabilities():
@@ -185,7 +189,7 @@ def test_a_tree_without_a_split_adds_to_the_baseline(tmp_path):
     assert trees.score(np.array([0.6])) == 0.5 + 0.25 + 2.0
     assert trees.score(np.array([np.nan])) == 0.5 + 0.25 - 1.0
     assert TreeEnsemble.from_trees(1.5, [leaf]).score(np.array([9.0])) == 1.75
-    trees.save(tmp_path / "trees.npz")
+    trees.save(tmp_path / "trees.npz", "made by hand for this test")
     again = TreeEnsemble.load(tmp_path / "trees.npz")
     assert [again.score(np.array([v])) for v in (0.5, 0.6, np.nan)] == [-0.25, 2.75, -0.25]
 

@@ -20,8 +20,8 @@
 5. Write the threshold to bot/answering/answerability.json with a credit line, and the trees
    beside it (answerability.npz).
 
-The asking is the slow part (about 10 minutes on 2 cores, with the indexes built); `--work DIR` keeps the indexes and the
-records, so a second run only refits.
+The asking is the slow part (about 10 minutes on 2 cores, with the indexes built); `--work DIR`
+keeps the indexes and the records, so a second run only refits.
 """
 
 from __future__ import annotations
@@ -148,12 +148,12 @@ def collect(train: Path, work: Path) -> list[Record]:
     recs += _ask(answerer, [r for r in rows if not r["answers"]], "impossible", 0)
     titles = [d.doc_id.split(":", 1)[1] for d in documents]
 
-    def part(titles: Sequence[str], name: str) -> Answerer:
-        docs = [d for d in documents if d.doc_id.split(":", 1)[1] in titles]
+    def part(members: Sequence[str], name: str) -> Answerer:
+        docs = [d for d in documents if d.doc_id.split(":", 1)[1] in members]
         return Answerer(build_index(docs, settings, work / name, encoder), query_encoder, settings)
 
-    def own(answerer: Answerer, titles: Sequence[str]) -> list[Record]:
-        mine = [r for r in rows if r["title"] in titles]
+    def own(answerer: Answerer, members: Sequence[str]) -> list[Record]:
+        mine = [r for r in rows if r["title"] in members]
         return (_ask(answerer, [r for r in mine if r["answers"]], "in", 1)
                 + _ask(answerer, [r for r in mine if not r["answers"]], "impossible", 0))
 
@@ -268,16 +268,16 @@ def main() -> None:
         print(json.dumps({"tree_size": size, "threshold": round(t, 4), **cv[size][0]}), flush=True)
     best = max(cv, key=lambda size: cv[size][0]["unanswerable_declined"] + cv[size][0]["out_of_index_declined"])
     result, threshold = cv[best]
-    raw = {"credit": "Trained on SQuAD 2.0 questions (Rajpurkar et al., 2016, 2018; CC BY-SA 4.0) about "
-                     "Wikipedia articles (CC BY-SA 4.0): ../shared/train. Rebuild: "
-                     "python -m bot.evaluation.train_judge",
+    credit = ("Trained on SQuAD 2.0 questions (Rajpurkar et al., 2016, 2018; CC BY-SA 4.0) about Wikipedia "
+              "articles (CC BY-SA 4.0): ../shared/train. Rebuild: python -m bot.evaluation.train_judge")
+    raw = {"credit": credit,
            "features": list(FEATURES), "threshold": round(threshold, 6),
            "model": {"kind": "HistGradientBoostingClassifier", "rounds": ROUNDS, "learning_rate": LEARNING_RATE,
                      "l2_regularization": L2, "max_leaf_nodes": best[0], "min_samples_leaf": best[1]},
            "out_of_index_weight": OUT_OF_INDEX_WEIGHT, "target_answered": TARGET_ANSWERED,
            "cross_validation": {"folds": FOLDS, "grouped_by": "article", **result}}
     args.out.write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
-    fit(recs, best).save(args.out.with_suffix(".npz"))
+    fit(recs, best).save(args.out.with_suffix(".npz"), credit)
     print(f"wrote {args.out}: tree size {best}, threshold {threshold:.3f}, out of fold {result}")
 
 
