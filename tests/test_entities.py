@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from bot.answering.answer_type import AnswerType, answer_type, question_keys
+from bot.answering.answer_type import AnswerType, answer_type, asks_yes_or_no, question_keys, type_keys
 from bot.answering.lead import find_lead
 from embeddings import storage
 from embeddings.entities import ENTITY_MODEL
@@ -113,3 +113,34 @@ def test_an_entity_the_question_names_is_no_lead():
     assert find_lead("What happened in January 2022?", AnswerType("what happen", {"DATE": 0.9}),
                      sentence, entities) is None
     assert find_lead("When were the talks?", WHEN, sentence, entities).start == 13
+
+
+@pytest.mark.parametrize(("question", "polar"), [
+    ("Is the dialogue totally dependent on the guarantees?", True),
+    ("Did Russia set a deadline?", True),
+    ("Is the UMC pro-life or pro-choice?", False),  # alternatives: one of them is the answer
+    ("When are the Geneva talks?", False),
+    ("Tell me about Geneva.", False),
+])
+def test_a_yes_or_no_question_is_told_apart(question, polar):
+    assert asks_yes_or_no(question) is polar
+
+
+def test_a_yes_or_no_question_gets_no_lead(answerer):
+    question = "Is the strategic stability dialogue totally dependent on the security guarantees?"
+    answer = answerer.ask(question)
+    assert not answer.abstained and "total dependence" in answer.text
+    assert answer.lead is None
+
+
+@pytest.mark.parametrize("question", ["How many days of annual leave do I get?", "How many vacation days do I get?",
+                                      "How many hours do I have to report a lost laptop?"])
+def test_how_many_units_of_time_asks_for_a_duration(question):
+    kind = answer_type(question)
+    assert kind is not None and kind.key == "how many (time)" and "DATE" in kind.labels
+    assert "CARDINAL" not in kind.labels
+
+
+def test_how_many_of_other_things_still_asks_for_a_count():
+    assert type_keys("How many times did he win?") == question_keys("How many times did he win?")
+    assert answer_type("How many Super Bowl titles did they win?").labels == {"CARDINAL"}

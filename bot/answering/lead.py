@@ -21,7 +21,7 @@ from typing import Sequence
 from embeddings.keyword import question_terms, stem, stems
 
 from . import span_scorer
-from .answer_type import AnswerType
+from .answer_type import AnswerType, asks_yes_or_no
 from .sentences import ScoredSentence
 
 # A candidate's score is its closeness to the question's keywords (per keyword, 1 / its distance
@@ -157,7 +157,7 @@ def choose_lead(question: str, kind: AnswerType | None, ranked: Sequence[ScoredS
     (span_scorer.py) picks the answer span of that sentence, which leads when its probability
     reaches the learned threshold."""
     best, untyped = quoted_sentence(question, kind, ranked, context)
-    if best is None or untyped is not None:
+    if best is None or untyped is not None or asks_yes_or_no(question):
         return LeadChoice(best, untyped=untyped)
     scored = span_scorer.best_span(question, kind, best.text, sentence_entities(best) or (), best.score, context)
     if scored is None:

@@ -2,7 +2,7 @@
 
 For every answerable training question, the gold answer is found in its paragraph and matched
 to the entity en_core_web_sm finds there (same words, or most of them); its label, or NONE when
-no entity matches, is counted under each of the question's keys (answer_type.question_keys).
+no entity matches, is counted under each of the question's keys (answer_type.type_keys).
 Keys seen fewer than MIN_SUPPORT times are dropped: the run-time lookup falls back to a less
 specific key. Never run on ../shared/eval.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from embeddings.entities import ENTITY_MODEL, tag_texts
 
-from ..answering.answer_type import NONE, TABLE_FILE, question_keys
+from ..answering.answer_type import NONE, TABLE_FILE, type_keys
 from .metrics import f1_score, normalize_answer
 
 # A key needs this many training questions to enter the table (fewer: its shares are noise).
@@ -63,7 +63,7 @@ def learn(train: Path) -> dict:
                 continue
             text = contexts[q["context_id"]]
             label = gold_label(text, entities[q["context_id"]], q["answers"][0])
-            for key in question_keys(q["question"]):
+            for key in type_keys(q["question"]):
                 counts[key][label] += 1
     keys = {}
     for key, counter in sorted(counts.items()):
