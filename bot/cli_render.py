@@ -15,7 +15,7 @@ from rich.text import Text
 from embeddings.chunking import split_sentences
 
 from .answering.answer import Answer, Citation
-from .answering.layout import ELLIPSIS, AnswerLayout, EvidenceLine, answer_layout
+from .answering.layout import ELLIPSIS, AnswerLayout, EvidenceLine, answer_layout, mark_headings
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -119,7 +119,7 @@ def passage_excerpt(passage: str, seen: set[str], limit: int = PASSAGE_CHARS) ->
     """`passage` on one line, cut to `limit`, its sentences in `seen` (normalised) replaced by "…";
     adds the ones it shows to `seen`. "" when every sentence was already shown."""
     pieces: list[str] = []
-    for sentence in split_sentences(passage):
+    for sentence in split_sentences(mark_headings(passage)):
         key = _normal(sentence.text)
         if key in seen:
             if pieces and pieces[-1] != ELLIPSIS:
@@ -130,7 +130,10 @@ def passage_excerpt(passage: str, seen: set[str], limit: int = PASSAGE_CHARS) ->
     if not any(piece != ELLIPSIS for piece in pieces):
         return ""
     text = " ".join(pieces)
-    return text if len(text) <= limit else text[:limit].rstrip() + ELLIPSIS
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:") + ELLIPSIS  # at a word's end
 
 
 def _one_line(text: str) -> str:

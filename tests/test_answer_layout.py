@@ -13,8 +13,9 @@ from rich.console import Console
 
 from bot.answering.answer import ABSTAIN_TEXT, Answer, Citation
 from bot.answering.layout import answer_layout, layout_json
-from bot.cli_render import StreamedText
+from bot.cli_render import StreamedText, passage_excerpt
 from bot.cli_render import render_answer as render_cli
+from bot.slack.blocks import passage_block
 from bot.slack.blocks import render_answer as render_slack
 from bot.slack.sources import SOURCES_ACTION, parse_sources_value
 
@@ -172,6 +173,15 @@ def test_a_decline_says_so_once_with_the_nearest_passage_once():
     assert json.dumps(message.blocks).count("NATO") == 1
     assert SOURCES_ACTION not in json.dumps(message.blocks)
     assert layout_json(answer) == {"lead": None, "evidence": []}
+
+
+def test_a_passage_on_one_line_keeps_headings_apart_and_cuts_at_a_word():
+    text = "Office\n\nThe Berlin office is open from 8:00 to 19:00 on weekdays. Parking is in the garage."
+    assert passage_excerpt(text, set()) == ("Office — The Berlin office is open from 8:00 to 19:00 on weekdays. "
+                                            "Parking is in the garage.")
+    assert passage_excerpt(text, set(), limit=30) == "Office — The Berlin office is…"
+    block = passage_block(Citation("Handbook", "handbook.md", None, "c0", text, 0.5), "", 500)
+    assert block["text"]["text"] == "> Office — " + text.split("\n\n")[1]
 
 
 def test_a_composed_answer_is_its_text_then_numbered_sources_each_sentence_once():

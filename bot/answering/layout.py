@@ -11,6 +11,7 @@ front end decides on its own what to show and nothing is shown twice:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,15 @@ LEAD_EVIDENCE_WORDS = 30
 EVIDENCE_WORDS = 30
 ELLIPSIS = "…"
 FEW_WORDS = 4
+# A paragraph that ends on a letter or digit, not on punctuation: a heading ("Office"), which a
+# passage shown on one line would run into the sentence after it ("Office The Berlin office …").
+_HEADING_END = re.compile(r"(\w)[ \t]*\n[ \t]*\n")
+
+
+def mark_headings(passage: str) -> str:
+    """`passage` with a dash after each heading, so it reads apart from the next sentence once the
+    passage is shown on one line ("Office — The Berlin office is open …")."""
+    return _HEADING_END.sub(r"\1 —\n\n", passage)
 
 
 @dataclass(frozen=True)

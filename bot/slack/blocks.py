@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from ..answering.answer import Answer, Citation
-from ..answering.layout import AnswerLayout, answer_layout
+from ..answering.layout import AnswerLayout, answer_layout, mark_headings
 from .sources import sources_button
 
 SECTION_TEXT_LIMIT = 3000  # characters in a section's text object
@@ -196,7 +196,7 @@ def source_label(citation: Citation) -> str:
 
 def passage_block(citation: Citation, quote: str, size: int = PASSAGE_CHARS) -> dict[str, Any]:
     """The passage as a block quote, the quoted sentences in bold."""
-    text = _single_line(citation.text)
+    text = _single_line(mark_headings(citation.text))
     span = _find(text, _single_line(quote)) if quote else None
     shown, span = _window(text, span, size)
     body = _bold_mrkdwn(shown, [span] if span else [], SECTION_TEXT_LIMIT - 2)
