@@ -120,11 +120,14 @@ def _ingest(paths, index, rebuild, if_empty, encoding, as_json, from_list, colle
             paths or [], index_dir, IngestOptions.from_settings(settings), rebuild=rebuild, encoding=encoding,
             from_lists=from_list, load_progress=on_load, progress=on_embed, collections=collections)
     report = result.report
+    nothing = result.refused and not (report.added or report.updated or report.skipped or report.moved)
     if as_json:
         print(json.dumps({"added": report.added, "updated": report.updated, "skipped": report.skipped,
                           "moved": report.moved, "refused": result.refused, "chunks_added": report.chunks_added,
                           "documents": result.documents_total, "chunks": result.chunks_total,
                           "index": str(index_dir)}))
+        if nothing:
+            raise typer.Exit(1)
         return
     for label, items, colour in (("added", report.added, "green"), ("updated", report.updated, "yellow"),
                                  ("moved", report.moved, "cyan"), ("skipped (unchanged)", report.skipped, "dim")):
@@ -132,6 +135,8 @@ def _ingest(paths, index, rebuild, if_empty, encoding, as_json, from_list, colle
             out.print(f"[{colour}]{label}[/{colour}] {escape(_shown(item))}")
     for reason in result.refused:
         err.print(f"[red]refused[/red] {escape(reason)}")
+    if nothing:
+        raise Failure(f"nothing indexed: {counted(len(result.refused), 'input')} refused, the index is unchanged")
     out.print(f"Index {_shown(index_dir)}: {counted(result.documents_total, 'document')}, "
               f"{counted(result.chunks_total, 'chunk')} ({report.chunks_added} new).")
 

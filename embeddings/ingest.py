@@ -185,6 +185,9 @@ def ingest_documents(
     be read is rebuilt instead of being extended or refused. `unchanged` names sources known to
     be unchanged without loading them (a URL answered 304): they are reported as skipped.
     """
+    if not documents and (rebuild or not Index.exists(index_dir)):
+        # Every input was refused: no index is made, or remade, to hold nothing.
+        return IngestResult(IngestReport(skipped=list(unchanged)), list(refused), 0, 0)
     with index_lock(index_dir, options.lock_timeout):
         index = None if rebuild else _existing(index_dir, options, exact)
         if exact and index is not None and set(index.documents) != {d.doc_id for d in documents}:

@@ -201,6 +201,22 @@ def test_ingest_of_bad_files_fails_in_one_line_and_changes_nothing(index_copy, t
     assert snapshot(index_copy) == before
 
 
+@pytest.mark.parametrize("rebuild", [False, True])
+def test_a_folder_whose_every_file_is_refused_indexes_nothing(index_copy, tmp_path, rebuild):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00")
+    before = snapshot(index_copy)
+    result = run("ingest", *(["--rebuild"] if rebuild else []), str(folder), index=index_copy)
+    assert result.returncode == 1
+    assert "refused" in result.stderr and "nothing indexed: 2 inputs refused" in result.stderr
+    assert snapshot(index_copy) == before
+    fresh = tmp_path / "fresh-index"
+    assert run("ingest", "--json", str(folder), index=fresh).returncode == 1
+    assert not fresh.exists()
+
+
 def test_ingest_into_an_index_path_that_cannot_be_a_folder_fails_in_one_line(tmp_path):
     note = tmp_path / "note.txt"
     note.write_text("The Geneva talks open on Jan. 10.\n", encoding="utf-8")
