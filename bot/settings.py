@@ -22,7 +22,6 @@ a test keeps it equal to the code.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import tomllib
@@ -336,6 +335,8 @@ def _validate(key: Key, value: Any, source: str) -> None:
 
 
 def _suggest(name: str, known: list[str]) -> str:
+    import difflib  # here: only a mistyped key needs it, not every start-up
+
     close = difflib.get_close_matches(name, known, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
