@@ -14,13 +14,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from embeddings.errors import QabotError
 
 from .settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from .answer_lines import Line
 
 # Loggers of libraries that talk too much at INFO; shared with `bot.cli`.
 NOISY_LOGGERS = ("sentence_transformers", "transformers", "httpx", "filelock", "bm25s", "faiss")
@@ -92,6 +95,11 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
     questions = questions_of(words)
     from embeddings.encoders import start_loading
 
+    from .plain_output import plain_stdout
+
+    # Rich is imported only to print to a terminal or to stream a composed answer (bot.plain_output).
+    plain = not as_json and not settings.llm.enabled and plain_stdout() is not None
+
     # The ONNX session is built on another core while this thread imports the answer code (and
     # the printing code) and loads the index: onnxruntime releases the GIL while it builds.
     loading = start_loading(settings.model.query_backend, settings.model.max_seq_length)
@@ -101,8 +109,10 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
         from .answering.answerer import Answerer, load_index
         from .answering.layout import layout_json
 
-        if not as_json:
-            from . import cli_render  # noqa: F401 (rich is imported while the session builds)
+        if not as_json:  # the printing code is imported while the session builds too
+            from .answer_lines import Line, answer_lines
+            if not plain:
+                from . import cli_render  # noqa: F401 (rich)
         from .answering.span_scorer import span_model
 
         index = load_index(settings)  # before waiting for the encoder
@@ -117,16 +127,33 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
             answer = answerer.ask(q, collections=scope)
             print(json.dumps({**answer.to_json(), **layout_json(answer)}, ensure_ascii=False), flush=True)
         return
-    from rich.text import Text
-
-    from .cli_render import ask_and_show, out
-
+    plain = plain and answerer.composer is None
     for q in questions:
         if len(questions) > 1:
-            out.print(Text(f"Q: {q}", style="bold"))
-        ask_and_show(answerer, q, sources=sources, collections=scope)
+            print_line(Line(f"Q: {q}", "bold"), plain)
+        if plain:  # what `ask_and_show` prints, line by line
+            for line in answer_lines(answerer.ask(q, collections=scope), sources=sources):
+                print_line(line, plain)
+        else:
+            from .cli_render import ask_and_show
+
+            ask_and_show(answerer, q, sources=sources, collections=scope)
         if len(questions) > 1:
-            out.print()
+            print_line(Line(""), plain)
+
+
+def print_line(line: Line, plain: bool) -> None:
+    """One line to stdout: with `plain` (stdout is no terminal), written as it is when rich would
+    print it unchanged (bot.plain_output), else by rich."""
+    from .plain_output import plain_stdout, prints_as_is, write_line
+
+    stream = plain_stdout() if plain else None
+    if stream is not None and prints_as_is(line.text):
+        write_line(line.text, stream)
+        return
+    from .cli_render import line_text, out
+
+    out.print(line_text(line))
 
 
 def error_line(message: str) -> None:

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +93,8 @@ def _staging(folder: Path | None) -> Path | None:
     """A new temporary folder beside `folder` to write the copy into, or None if none can be made."""
     if folder is None:
         return None
+    import tempfile  # here: a session from the cached copy (every cold `qabot ask`) never needs it
+
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))

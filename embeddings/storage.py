@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -77,6 +76,8 @@ def write_version(directory: Path, write_files: Callable[[Path], None], manifest
     `manifest` gets a "files" entry (path -> SHA-256) and is written last; the old versions are
     removed once CURRENT names the new one. Returns the new version directory.
     """
+    import tempfile  # here: reading an index (every `qabot ask`) never needs it
+
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory))
     try:

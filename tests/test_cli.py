@@ -302,10 +302,12 @@ def test_help_shows_flags_as_flags_and_settings_by_their_section(command):
 
 # Packages a FAISS `qabot ask` must not import: the typer app (and the pydantic typer imports),
 # bm25s and scipy (keyword search reads the saved matrix), the LLM, Slack and Milvus paths, and
-# ingest's sentence splitter (pysbd) and web extraction, and torch.
+# ingest's sentence splitter (pysbd) and web extraction, and torch; rich (nothing is printed to a
+# terminal: tests/test_plain_output.py), tempfile (for writing an index or the model's cached
+# copy, not reading them) and difflib (for suggesting a mistyped setting).
 NOT_ON_THE_ASK_PATH = ("typer", "click", "pydantic", "bm25s", "scipy", "openai", "slack_bolt", "slack_sdk",
                        "pymilvus", "pysbd", "trafilatura", "torch", "tqdm", "bot.answering.llm", "matplotlib",
-                       "bot.report")
+                       "bot.report", "rich", "tempfile", "difflib")
 
 
 def test_a_cold_ask_imports_only_the_question_path(sample_index):
