@@ -24,6 +24,7 @@ from embeddings.index import Index
 
 from ..settings import Settings, load_settings
 from .answer import EMPTY_QUESTION_TEXT, Answer
+from . import irregular
 from .answer_type import answer_type
 from .compose import choose_sentences, compose_abstention, compose_answer
 from .fusion import FusionStrategy, InStoreFusion, fusion_strategy
@@ -132,9 +133,13 @@ class Answerer:
         # `_earlier_turn`'s memory: (question, earlier questions, collections) -> how it was answered.
         self._turns: dict[tuple[str, tuple[str, ...], tuple[str, ...] | None], Turn] = {}
         self._turns_lock = threading.Lock()
+        # Every answer reads these tables (irregular word forms, learned answer types): read now,
+        # not on the first question.
+        irregular.word_forms("")
+        answer_type("")
         self.typed_answers = index.entities is not None
         if self.typed_answers:
-            span_model()  # the lead's learned weights: read now, not on the first question
+            span_model()  # the lead's learned weights
         else:
             log.warning("this index stores no named entities: answers come without a lead and typed "
                         "questions are not checked; re-ingest (qabot ingest --rebuild) to enable them")

@@ -9,35 +9,10 @@ answers. Plain regular expressions: no model to load, so `qabot ask` stays fast 
 from __future__ import annotations
 
 import re
-from functools import cached_property
-from typing import Iterator
 
 from embeddings.keyword import question_terms as _question_terms
 from embeddings.keyword import stem as _stem
 from embeddings.keyword import stems as _stems
-
-
-class _Lazy:
-    """A regular expression compiled when first used, not when this module is imported.
-
-    Why: each question needs the patterns of its own type only (a date's, a quantity's or a
-    name's), and the long ones took ~6 ms of every cold `qabot ask` to compile at import
-    (`re` compiles in Python). The pattern is the same either way, compiled once a process.
-    """
-
-    def __init__(self, pattern: str, flags: int = 0) -> None:
-        self.pattern, self.flags = pattern, flags
-
-    @cached_property
-    def compiled(self) -> re.Pattern[str]:
-        return re.compile(self.pattern, self.flags)
-
-    def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        return self.compiled.finditer(text)
-
-    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
-        return self.compiled.match(text, pos)
-
 
 _MONTH = (r"(?:Jan(?:uary|\.)?|Feb(?:ruary|\.)?|Mar(?:ch|\.)?|Apr(?:il|\.)?|May|June?|July?|"
           r"Aug(?:ust|\.)?|Sept?(?:ember|\.)?|Oct(?:ober|\.)?|Nov(?:ember|\.)?|Dec(?:ember|\.)?)")
@@ -48,7 +23,7 @@ _NUMBER_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twe
                 r"half|a half|a third|a quarter)")
 _YEAR = r"(?:1[0-9]{3}|20[0-9]{2})"
 _RANGE = r"\s*(?:–|—|-|to|and)\s*"
-_DATE = _Lazy(
+_DATE = re.compile(
     # Jan. 10 / January 10, 2022 / March 1974 / early 1973 / the autumn of 1991
     rf"\b(?:(?:early|mid|late)[- ])?{_MONTH}(?:\s+\d{{1,2}}(?!\d)(?:st|nd|rd|th)?)?(?:,?\s+(?:of\s+)?{_YEAR})?(?![\w])"
     rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+{_YEAR})?(?![\w])"
@@ -68,16 +43,16 @@ _UNITS = ("percent|per cent|tons?|tonnes?|miles?|kilometres?|kilometers?|km|metr
           "inches|pounds?|lb|kg|kilograms?|grams?|acres?|hectares?|square|degrees?|°[CF]?|years?|months?|"
           "weeks?|days?|hours?|minutes?|seconds?|times|seats|votes|members|people|species|stations|"
           "episodes|barrels|dollars|euros|mph|km/h")
-_QUANTITY = _Lazy(
+_QUANTITY = re.compile(
     rf"(?:[$€£¥]\s?|US\$\s?)?(?<![\w.,])(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?(?![\d])"
     rf"(?:\s*(?:%|percent|per cent))?"
     rf"(?:\s*(?:thousand|million|billion|trillion|m|bn|k)\b)?"
     rf"(?:{_RANGE}(?:[$€£¥])?\d[\d,.]*(?:\s*(?:%|thousand|million|billion))?)?"
     rf"|\b{_NUMBER_WORD}(?:[\s-]+{_NUMBER_WORD})*\b",
     re.IGNORECASE)
-_UNIT_AFTER = _Lazy(rf"\s+(?:{_UNITS})\b", re.IGNORECASE)
+_UNIT_AFTER = re.compile(rf"\s+(?:{_UNITS})\b", re.IGNORECASE)
 _JOINERS = {"of", "the", "de", "von", "van", "der", "la", "le", "and", "for", "&", "du", "da"}
-_NAME = _Lazy(r"\b(?:[A-Z][\w'’.&-]*|of|the|de|von|van|der|la|le|and|for|&|du|da)"
+_NAME = re.compile(r"\b(?:[A-Z][\w'’.&-]*|of|the|de|von|van|der|la|le|and|for|&|du|da)"
                    r"(?:\s+(?:[A-Z][\w'’.&-]*|of|the|de|von|van|der|la|le|and|for|&|du|da))*")
 _PLACE_LEAD = re.compile(r"\b(?:in|at|from|near|to|into|across|outside|inside|throughout|within)\s+(?:the\s+)?$",
                          re.IGNORECASE)
