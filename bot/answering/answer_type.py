@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 from embeddings.keyword import stem
 
@@ -46,12 +47,25 @@ MIN_LEAD_SHARE = 0.4
 MIN_TYPED_SHARE = 0.7
 
 
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def _words(question: str) -> list[str]:
+    """The question's words, lower-cased ("what's" stays one word)."""
+    return _WORD.findall(question.lower())
+
+
+def _wh_at(words: Sequence[str]) -> int | None:
+    """Where the first wh-word stands among `words` (None: the question has none)."""
+    return next((i for i, w in enumerate(words) if w in WH_WORDS), None)
+
+
 def question_keys(question: str) -> list[str]:
     """The question's keys, most specific first: "In what year did ..." -> ["what year", "what"];
     "How many people ..." -> ["how many peopl", "how many", "how"]; "What is the name of ..." ->
     ["what is the name", "what is", "what"]; "Who ...?" -> ["who"]. Empty without a wh-word."""
-    words = re.findall(r"[a-z0-9]+(?:'[a-z]+)?", question.lower())
-    at = next((i for i, w in enumerate(words) if w in WH_WORDS), None)
+    words = _words(question)
+    at = _wh_at(words)
     if at is None:
         return []
     wh, rest = words[at], words[at + 1:]
@@ -75,8 +89,8 @@ def asks_yes_or_no(question: str) -> bool:
     ("Is it high or low?" asks for one of them). Its answer is a yes or a no that no span of the
     evidence states, so no span leads it (20 of ../shared/train's 6,669 questions open this way;
     15 of them offer alternatives)."""
-    words = re.findall(r"[a-z0-9]+(?:'[a-z]+)?", question.lower())
-    return bool(words) and words[0] in AUXILIARIES and not any(w in WH_WORDS for w in words) and "or" not in words
+    words = _words(question)
+    return bool(words) and words[0] in AUXILIARIES and _wh_at(words) is None and "or" not in words
 
 
 def type_keys(question: str) -> list[str]:
@@ -88,8 +102,10 @@ def type_keys(question: str) -> list[str]:
     a DATE (10 of those 19 answers, 3 a TIME, 2 a CARDINAL)."""
     keys = question_keys(question)
     if len(keys) == 3:  # "how many/much <word> ...": the unit may follow one word ("how many vacation days")
-        after = re.findall(r"[a-z0-9]+(?:'[a-z]+)?", question.lower().partition(keys[1])[2])[:2]
-        if any(stem(word) in TIME_UNITS for word in after):
+        words = _words(question)
+        at = _wh_at(words)
+        assert at is not None  # question_keys found "how"
+        if any(stem(word) in TIME_UNITS for word in words[at + 2:at + 4]):
             keys.insert(1, f"{keys[1]} {TIME_KEY}")
     return keys
 
