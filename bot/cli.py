@@ -180,8 +180,7 @@ def _chat(index: Optional[Path], sources: bool = False, collections: Sequence[st
     settings = _settings(index)
     answerer = _live_answerer(settings)
     scope = chosen_collections(collections, answerer.index)
-    docs = len(answerer.index.documents)
-    out.print(f"qabot: {docs} document{'s' if docs != 1 else ''} indexed. Ask a question; "
+    out.print(f"qabot: {counted(len(answerer.index.documents), 'document')} indexed. Ask a question; "
               "'exit' or Ctrl-D quits.")
     read = _line_reader(settings)
     recorder = QuestionRecorder.from_settings(settings, via="chat", required=False)

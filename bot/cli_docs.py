@@ -115,7 +115,7 @@ def _list(index: Optional[Path], as_json: bool) -> None:
         for name in d.collections:
             counts[name] = counts.get(name, 0) + 1
     held = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
-    out.print(f"{len(infos)} document{'s' if len(infos) != 1 else ''} in {shown(index_dir)}"
+    out.print(f"{counted(len(infos), 'document')} in {shown(index_dir)}"
               + (f" (collections: {held})." if held else "."))
 
 
