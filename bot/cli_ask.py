@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -97,8 +97,9 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
 
     from .plain_output import plain_stdout
 
-    # Rich is imported only to print to a terminal or to stream a composed answer (bot.plain_output).
-    plain = not as_json and not settings.llm.enabled and plain_stdout() is not None
+    # Rich is imported only to print to a terminal or to stream a composed answer (bot.plain_output):
+    # `plain` is standard output when lines are written to it without rich, else None.
+    plain = plain_stdout() if not as_json and not settings.llm.enabled else None
 
     # The ONNX session is built on another core while this thread imports the answer code (and
     # the printing code) and loads the index: onnxruntime releases the GIL while it builds.
@@ -111,7 +112,7 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
 
         if not as_json:  # the printing code is imported while the session builds too
             from .answer_lines import Line, answer_lines
-            if not plain:
+            if plain is None:
                 from . import cli_render  # noqa: F401 (rich)
         from .answering.span_scorer import span_model
 
@@ -127,11 +128,12 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
             answer = answerer.ask(q, collections=scope)
             print(json.dumps({**answer.to_json(), **layout_json(answer)}, ensure_ascii=False), flush=True)
         return
-    plain = plain and answerer.composer is None
+    if answerer.composer is not None:
+        plain = None
     for q in questions:
         if len(questions) > 1:
             print_line(Line(f"Q: {q}", "bold"), plain)
-        if plain:  # what `ask_and_show` prints, line by line
+        if plain is not None:  # what `ask_and_show` prints, line by line
             for line in answer_lines(answerer.ask(q, collections=scope), sources=sources):
                 print_line(line, plain)
         else:
@@ -142,14 +144,13 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
             print_line(Line(""), plain)
 
 
-def print_line(line: Line, plain: bool) -> None:
-    """One line to stdout: with `plain` (stdout is no terminal), written as it is when rich would
+def print_line(line: Line, plain: TextIO | None) -> None:
+    """One line to stdout: to `plain` (stdout, when it is no terminal) as it is when rich would
     print it unchanged (bot.plain_output), else by rich."""
-    from .plain_output import plain_stdout, prints_as_is, write_line
+    from .plain_output import prints_as_is, write_line
 
-    stream = plain_stdout() if plain else None
-    if stream is not None and prints_as_is(line.text):
-        write_line(line.text, stream)
+    if plain is not None and prints_as_is(line.text):
+        write_line(line.text, plain)
         return
     from .cli_render import line_text, out
 
