@@ -136,8 +136,6 @@ def test_the_real_answerer_meets_the_slack_apps_contract(answerer):
     assert not isinstance(object(), AnswersQuestions)
 
 
-
-
 def _open_state_file(path, start, results) -> None:
     from bot.report.store import ReportStoreError, SqliteReportStore
 
