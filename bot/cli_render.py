@@ -10,12 +10,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from .answer_lines import LEAD_STYLE, PASSAGE_CHARS, Line, answer_lines, evidence_line, passage_excerpt, source_line
+from .answer_lines import LEAD_STYLE, Line, answer_lines
 from .answering.answer import Answer
-from .answering.layout import EvidenceLine
-
-__all__ = ["LEAD_STYLE", "PASSAGE_CHARS", "StreamedText", "ask_and_show", "evidence_text", "line_text", "out",
-           "passage_excerpt", "render_answer", "source_line"]
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -35,11 +31,6 @@ def line_text(line: Line) -> Text:
     if line.bold is not None:
         text.stylize(LEAD_STYLE, *line.bold)
     return text
-
-
-def evidence_text(line: EvidenceLine) -> Text:
-    """One evidence line, quoted, the lead in bold inside it."""
-    return line_text(evidence_line(line))
 
 
 class StreamedText:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bot.answer_lines import passage_excerpt
 from bot.answering.answer import ABSTAIN_TEXT, Answer, Citation
 from bot.answering.layout import answer_layout, layout_json
-from bot.cli_render import StreamedText, passage_excerpt
+from bot.cli_render import StreamedText
 from bot.cli_render import render_answer as render_cli
 from bot.slack.blocks import passage_block
 from bot.slack.blocks import render_answer as render_slack
