@@ -128,8 +128,6 @@ def run_ask(words: Sequence[str], settings: Settings, as_json: bool, sources: bo
             answer = answerer.ask(q, collections=scope)
             print(json.dumps({**answer.to_json(), **layout_json(answer)}, ensure_ascii=False), flush=True)
         return
-    if answerer.composer is not None:
-        plain = None
     for q in questions:
         if len(questions) > 1:
             print_line(Line(f"Q: {q}", "bold"), plain)
