@@ -116,6 +116,7 @@ class SlackStandIn:
         self.modals: list[dict] = []  # the modals views.open opened, in order
         self._streams: dict[tuple[str, str], dict] = {}  # (channel, ts) -> a message still streaming
         self.memberships: dict[str, list[str]] = {}  # user id -> the channels users.conversations lists
+        self._slowed: dict[int, tuple[Call, float]] = {}  # calls held by a `fail(delay=...)` now, since when
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -230,6 +231,12 @@ class SlackStandIn:
                                          f"{[c.method for c in self._calls]}")
                 self._cond.wait(remaining)
 
+    def slowed(self, method: str) -> list[tuple[Call, float]]:
+        """Calls of `method` a `fail(delay=...)` is holding back right now, each with the
+        `time.monotonic()` it arrived at: the caller is still waiting for them."""
+        with self._cond:
+            return [(call, since) for call, since in self._slowed.values() if call.method == method]
+
     def reactions(self) -> set[tuple[str, str, str]]:
         """(channel, ts, name) of the bot's reactions on messages now."""
         with self._cond:
@@ -286,7 +293,13 @@ class SlackStandIn:
                 if failure.times <= 0:
                     queued.pop(0)
         if failure is not None and failure.delay:
-            time.sleep(failure.delay)
+            with self._cond:
+                self._slowed[id(call)] = (call, time.monotonic())
+            try:
+                time.sleep(failure.delay)
+            finally:
+                with self._cond:
+                    self._slowed.pop(id(call), None)
         if failure is not None and failure.status != 200:
             call.status = failure.status
             extra = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}

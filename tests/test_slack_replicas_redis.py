@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bot.slack.handover import PREFIX
+from bot.slack.store import message_key
 
 from .replicas import ServeProcess
 from .slack_requests import event_body, mention_event, twin_of
@@ -106,26 +107,23 @@ def test_two_replicas_on_one_redis_answer_200_events_once_each(standin, sample_i
     assert not (tmp_path / "host0" / "state.sqlite3").exists()  # the state is in Redis, not on a host
 
 
-def _each_replica_mid_answer(redis_url: str, replicas: int = 2) -> None:
-    """Wait until every replica holds an event in Redis across two looks, first seen less than half
-    of SLOWED_BY_S ago: an answer in progress (slowed at its reaction) with a second or so still to
-    go, not a delivery passing through nor an answer about to be posted, so a kill now finds one."""
+def _each_replica_mid_answer(standin, redis_url: str, replicas: int = 2) -> None:
+    """Wait until every replica is answering a message it claimed in Redis and its 👀 reaction,
+    slowed by the stand-in, started less than half of SLOWED_BY_S ago: a kill now leaves that
+    replica an acknowledged, claimed, unanswered event with a second or more of its answer to go."""
     import redis
 
-    client = redis.Redis.from_url(redis_url)
-    first_seen: dict[str, float] = {}
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
 
-    def lasting_holders() -> bool:
-        now, at = {hold.decode() for hold in client.hkeys(PREFIX + "hold_bodies")}, time.monotonic()
-        lasting = {hold for hold in now if hold in first_seen and at - first_seen[hold] < SLOWED_BY_S / 2}
-        for hold in list(first_seen):
-            if hold not in now:
-                del first_seen[hold]
-        for hold in now:
-            first_seen.setdefault(hold, at)
-        return len({hold.split(":")[0] for hold in lasting}) >= replicas
+    def answering() -> bool:
+        now, owners = time.monotonic(), set()
+        for call, since in standin.slowed("reactions.add"):
+            if now - since < SLOWED_BY_S / 2:
+                key = message_key(call.params["channel"], call.params["timestamp"])
+                owners.add(client.hget(PREFIX + "claim_owner", key))
+        return len(owners - {None}) >= replicas
 
-    wait_until(lasting_holders, timeout=60, interval=0.05, message="an answer in progress on every replica")
+    wait_until(answering, timeout=60, interval=0.05, message="an answer in progress on every replica")
 
 
 def test_a_replica_killed_mid_run_leaves_its_events_to_the_other(standin, sample_index, tmp_path, redis_url):
@@ -143,7 +141,7 @@ def test_a_replica_killed_mid_run_leaves_its_events_to_the_other(standin, sample
             # in flight, and the last quarter is sent after the kill.
             standin.fail("reactions.add", delay=SLOWED_BY_S, times=SLOWED_ANSWERS)
             rest = [pool.submit(slack.deliver, n, *d) for n, d in enumerate(deliveries[half:late], start=half)]
-            _each_replica_mid_answer(redis_url)
+            _each_replica_mid_answer(standin, redis_url)
             slack.dead.add(0)
             replicas[0].kill()
             rest += [pool.submit(slack.deliver, n, *d) for n, d in enumerate(deliveries[late:], start=late)]

@@ -119,8 +119,8 @@ class LiveAnswerer:
             log.warning("new index version %s not taken into use: %s", version.name, exc)
             self._version = version  # not retried until the next write
             return False
+        self.swaps += 1  # counted before the swap: whoever sees the new version sees it counted
         self._current, self._version = fresh, version
-        self.swaps += 1
         log.info("index version %s in use: %d documents, %d chunks", version.name,
                  len(fresh.index.documents), len(fresh.index))
         if len(fresh.index) <= self._warm_max:  # only sentences not in the shared cache are embedded
