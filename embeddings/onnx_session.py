@@ -16,7 +16,9 @@ The cache lives in ``$XDG_CACHE_HOME/qabot/onnx/`` (``~/.cache`` when that is un
 per model file, onnxruntime version and `RECIPE`, written to a temporary folder and renamed into
 place whole, so a reader never sees half a copy and two writers cannot mix theirs. When the
 folder cannot be written, the copy is made in a scratch folder and dropped after loading; when
-that fails too (or the fusion does), the session runs the unfused graph.
+that fails too (or the fusion does), the session runs the unfused graph. Each load marks its copy
+used; writing a new copy removes the copies beside it that no install has loaded for `STALE_S`
+and the staging folders a crashed writer left (`prune_stale`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ COMPLETE = "complete.json"  # written last: the sizes a usable copy has
 RECIPE = "extended+fused-attention-gelu"  # part of the cache key: a copy made otherwise is not reused
 AGREEMENT = 1e-4  # largest difference a fused copy may show on the probe (it shows about 1e-7)
 PROVIDERS = ["CPUExecutionProvider"]
+STALE_S = 30 * 24 * 3600  # a copy no install has loaded for this long is removed when another is written
+STAGING_STALE_S = 24 * 3600  # a staging folder this old is a crashed writer's (writing takes about 1 s)
 
 
 def cache_root() -> Path:
@@ -78,10 +82,13 @@ def build_session(model: Path, options: "SessionOptions") -> "InferenceSession":
     if folder is not None and _usable(folder):
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            return onnxruntime.InferenceSession(str(folder / MODEL), options, providers=PROVIDERS)
+            session = onnxruntime.InferenceSession(str(folder / MODEL), options, providers=PROVIDERS)
         except Exception as exc:  # any failure to load the copy: rebuild it from the model
             log.info("cannot load the cached optimised model in %s (%s); building it again", folder,
                      type(exc).__name__)
+        else:
+            _mark_used(folder)
+            return session
     if folder is not None and folder.exists():  # a broken copy (published ones are complete)
         shutil.rmtree(folder, ignore_errors=True)
     staging = _staging(folder) if folder is not None else None
@@ -99,8 +106,10 @@ def build_session(model: Path, options: "SessionOptions") -> "InferenceSession":
     session = _fused_copy(staging, unfused, options) or unfused
     if scratch or folder is None:
         shutil.rmtree(staging, ignore_errors=True)  # loaded: its files may go
-    else:
-        _publish(staging, folder)
+    elif _publish(staging, folder):
+        import time  # here: only the first session of a version publishes
+
+        prune_stale(folder.parent, folder, time.time())
     return session
 
 
@@ -166,13 +175,85 @@ def _staging(folder: Path | None) -> Path | None:
         return None
 
 
-def _publish(staging: Path, folder: Path) -> None:
+def _publish(staging: Path, folder: Path) -> bool:
     """Mark the copy in `staging` complete and rename it to `folder`; drop it if another process
-    published one first or the copy is not there."""
+    published one first or the copy is not there. Whether it was published."""
     try:
         weights = (staging / WEIGHTS).stat().st_size
         (staging / COMPLETE).write_text(json.dumps({"weights_bytes": weights}), encoding="utf-8")
         os.rename(staging, folder)
-        log.info("optimised model cached in %s (%.0f MB): later sessions start faster", folder, weights / 2**20)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
+        return False
+    log.info("optimised model cached in %s (%.0f MB): later sessions start faster", folder, weights / 2**20)
+    return True
+
+
+def _mark_used(folder: Path) -> None:
+    """Set the modification time of the copy's `COMPLETE` file to now: `prune_stale` judges a copy
+    by it, so the copy of an install still in use stays. A cache this process may not write (read
+    only, another user's) just keeps its times."""
+    try:
+        os.utime(folder / COMPLETE)
+    except OSError:
+        pass
+
+
+def prune_stale(root: Path, keep: Path, now: float) -> int:
+    """Remove the folders under `root` that this module made and nobody needs any more, except
+    `keep`: copies no install has loaded for `STALE_S` (by their `COMPLETE` file, which each load
+    touches; by the folder itself when that is missing) and staging folders older than
+    `STAGING_STALE_S`. Returns how many folders went.
+
+    Why age and not "every copy but mine": installs of different versions (two venvs of one user)
+    share this cache, each loading its own copy; removing the others' would make each rebuild its
+    copy (about 1 s and 96 MB written) on every start. A month unused means no install wants it.
+    Names this module does not make are never touched: users may keep other things here."""
+    try:
+        candidates = [Path(entry.path) for entry in os.scandir(root)
+                      if entry.is_dir(follow_symlinks=False) and Path(entry.path) != keep]
+    except OSError:
+        return 0
+    removed, freed = 0, 0
+    for folder in candidates:
+        if _expired(folder, now):
+            size = _size(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            if not os.path.lexists(folder):
+                removed, freed = removed + 1, freed + size
+    if removed:
+        log.info("removed %d stale optimised model folder(s) from %s (%.0f MB freed)", removed, root,
+                 freed / 2**20)
+    return removed
+
+
+def _expired(folder: Path, now: float) -> bool:
+    """Whether `folder` is a copy (named by `cache_folder`) last used more than `STALE_S` ago or a
+    staging folder (named by `_staging`) older than `STAGING_STALE_S`; False for any other name."""
+    import re  # here: only a publishing session prunes
+
+    name = folder.name
+    try:
+        if re.fullmatch(r"[^.].*-[0-9a-f]{16}", name):
+            try:
+                used = (folder / COMPLETE).stat().st_mtime
+            except FileNotFoundError:  # a copy never completed: its folder's age
+                used = folder.stat().st_mtime
+            return now - used > STALE_S
+        if re.fullmatch(r"\..+-[0-9a-f]{16}\.[a-z0-9_]+", name):
+            return now - folder.stat().st_mtime > STAGING_STALE_S
+    except OSError:
+        pass
+    return False
+
+
+def _size(folder: Path) -> int:
+    """The bytes of the files under `folder` (those that can be read)."""
+    total = 0
+    for base, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(base, name)).st_size
+            except OSError:
+                pass
+    return total
