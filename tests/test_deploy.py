@@ -108,6 +108,11 @@ def test_the_dockerfile_installs_cpu_torch_first_from_the_cpu_index_by_default()
     assert torch_line < qabot_line
     assert '--index-url "$TORCH_INDEX"' in text and "'+cu' not in v" in text
     assert "--constraint" in text.splitlines()[qabot_line]  # pip may not swap torch afterwards
+    # The model cache is made at build time, after qabot is installed, with the settings' encoder.
+    cache_line = next(i for i, line in enumerate(text.splitlines()) if "get_encoder('onnx', 256)" in line)
+    assert cache_line > qabot_line
+    model = load_settings(ROOT / "config" / "default.toml", environ={}).model
+    assert (model.query_backend, model.max_seq_length) == ("onnx", 256)
 
 
 def _containers(spec: dict) -> list[dict]:
