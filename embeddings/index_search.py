@@ -98,7 +98,10 @@ class Searching:
         return self._hits(rows, scores)
 
     def _hits(self, rows: Iterable[int] | np.ndarray, scores: Iterable[float] | np.ndarray) -> list[Hit]:
-        kept = [(int(r), float(s)) for r, s in zip(rows, scores) if r >= 0]
+        # Python numbers first: reading numpy arrays element by element costs more than the hits.
+        row_list = rows.tolist() if isinstance(rows, np.ndarray) else [int(r) for r in rows]
+        score_list = scores.tolist() if isinstance(scores, np.ndarray) else [float(s) for s in scores]
+        kept = [(r, s) for r, s in zip(row_list, score_list) if r >= 0]
         return [Hit(r, c, s) for (r, s), c in zip(kept, self._chunks.fetch([r for r, _ in kept]))]
 
     def chunks_of(self, doc_id: str) -> list[ChunkRecord]:

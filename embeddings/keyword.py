@@ -175,8 +175,9 @@ class KeywordIndex:
         columns = len(self._indptr) - 1
         ids = np.asarray([i for i in (self._vocab.get(t, columns) for t in tokens) if i < columns], dtype=np.int64)
         scores = np.zeros(self.size, dtype=np.float32)
-        for start, end in zip(self._indptr[ids], self._indptr[ids + 1]):
-            np.add.at(scores, self._indices[start:end], self._data[start:end])
+        # A term's postings name each chunk once, so a plain indexed addition adds what np.add.at would.
+        for start, end in zip(self._indptr[ids].tolist(), self._indptr[ids + 1].tolist()):
+            scores[self._indices[start:end]] += self._data[start:end]
         return scores
 
     def search(self, query: str, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
