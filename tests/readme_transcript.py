@@ -11,13 +11,14 @@ them, drawn as text: sections, the quoted evidence, context lines and the button
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from .qabot_env import qabot_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "articles" / "ryabkov-2022-01-06.txt"
@@ -33,8 +34,7 @@ PROMPT = "? "
 
 
 def _qabot(*args: str, stdin: str | None = None) -> str:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    environ["HF_HUB_OFFLINE"] = "1"
+    environ = qabot_environ()
     result = subprocess.run([QABOT, *args], input=stdin, capture_output=True, text=True, cwd=ROOT,
                             env=environ, timeout=600, check=True)
     return result.stdout

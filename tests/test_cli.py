@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, SAMPLE, snapshot
+from .qabot_env import qabot_environ
 
 QABOT = str(Path(sys.executable).parent / "qabot")
 
 
 def run(*args: str, index: Path | None = None, stdin: str | None = None, env: dict | None = None,
         timeout: float = 300) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    environ["HF_HUB_OFFLINE"] = "1"
+    environ = qabot_environ()
     if index is not None:
         environ["QABOT_INDEX"] = str(index)
     environ.update(env or {})
@@ -107,8 +107,7 @@ def test_ask_reads_questions_from_stdin(sample_index):
 def test_ask_into_a_pipe_closed_early_stops_without_a_traceback(sample_index):
     """`qabot ask --json - < questions | head -1`: more answers than a pipe holds, the reader
     leaves after the first line; the command stops quietly with 1, as the typer commands do."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    environ.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index))
+    environ = qabot_environ(QABOT_INDEX=str(sample_index))
     process = subprocess.Popen([QABOT, "ask", "--json", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=ROOT, env=environ)
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
@@ -318,8 +317,7 @@ def test_a_cold_ask_imports_only_the_question_path(sample_index):
             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
             f"loaded = sorted(m for m in {NOT_ON_THE_ASK_PATH!r} if m in sys.modules)\n"
             "print('LOADED', loaded)")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    environ.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index))
+    environ = qabot_environ(QABOT_INDEX=str(sample_index))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=environ,
                             timeout=300)
     assert result.returncode == 0, result.stderr

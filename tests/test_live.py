@@ -19,6 +19,7 @@ from embeddings.ingest import remove_documents
 
 from .conftest import ROOT, build_index
 from .test_cli import QABOT
+from .qabot_env import qabot_environ
 
 PORT = "Port report\n\nThe port of Odesa reopened on May 2 after repairs to berth 4.\n"
 PORT_QUESTION = "When did the port of Odesa reopen?"
@@ -102,8 +103,7 @@ def test_a_version_that_cannot_be_loaded_is_skipped_and_answers_go_on(index_copy
 def test_qabot_chat_answers_from_a_document_ingested_while_it_runs(index_copy, tmp_path):
     """A real `qabot chat` process, never restarted: asked before and after `qabot ingest`."""
     (tmp_path / "port.txt").write_text(PORT)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    environ.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(index_copy), PYTHONUNBUFFERED="1")
+    environ = qabot_environ(QABOT_INDEX=str(index_copy), PYTHONUNBUFFERED="1")
     chat = subprocess.Popen([QABOT, "chat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=ROOT, env=environ)
     shown = bytearray()

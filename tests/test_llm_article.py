@@ -18,6 +18,7 @@ from bot.answering.answer import ABSTAIN_TEXT
 
 from .conftest import ROOT, SAMPLE, build_index
 from .llm_standin import API_KEY, GOOD, KEY_ENV, MODEL, llm_on
+from .qabot_env import qabot_environ
 
 pytestmark = pytest.mark.slow
 
@@ -86,9 +87,8 @@ def test_a_document_telling_the_model_to_reply_pwned_does_not_change_the_answer(
 
 
 def _env(sample_index, standin) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    env.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index), COLUMNS="400", QABOT_LLM_ENABLED="true",
-               QABOT_LLM_BASE_URL=standin.url, QABOT_LLM_MODEL=MODEL, QABOT_LLM_API_KEY_ENV=KEY_ENV)
+    env = qabot_environ(QABOT_INDEX=str(sample_index), COLUMNS="400", QABOT_LLM_ENABLED="true",
+                        QABOT_LLM_BASE_URL=standin.url, QABOT_LLM_MODEL=MODEL, QABOT_LLM_API_KEY_ENV=KEY_ENV)
     env[KEY_ENV] = API_KEY
     return env
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, SAMPLE
+from .qabot_env import qabot_environ
 
 # Left out of the copy pip builds from: the dev venv, git, build output, local data and results.
 NOT_SOURCE = (".venv", ".git", "data", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
@@ -62,11 +62,7 @@ def test_bench_does_not_import_the_tests():
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("QABOT_", "SLACK_")) and k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
-    env["HF_HUB_OFFLINE"] = "1"
-    env.update(extra)
-    return env
+    return qabot_environ("PYTHONPATH", "VIRTUAL_ENV", **extra)
 
 
 def _pip(*args: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ from bot.cli_render import line_text, render_answer
 
 from .conftest import ROOT
 from .test_answer_layout import hand_made, questions_in_tests
+from .qabot_env import qabot_environ
 
 
 class Stream(io.StringIO):
@@ -88,9 +88,7 @@ def test_a_piped_ask_prints_what_rich_prints_without_importing_rich(sample_index
             "from bot.cli_main import main\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
             "print('RICH', 'rich' in sys.modules)")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_", "FORCE_COLOR",
-                                                                          "TTY_"))}
-    environ.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index))
+    environ = qabot_environ("FORCE_COLOR", "TTY_", QABOT_INDEX=str(sample_index))
 
     def ask(stdin: str) -> list[str]:
         result = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, text=True,

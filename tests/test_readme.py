@@ -23,6 +23,7 @@ import typer.main
 from typer._click.exceptions import UsageError
 
 from .conftest import ROOT
+from .qabot_env import qabot_environ
 
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
@@ -314,9 +315,8 @@ def test_every_transcript_prints_what_it_shows(tmp_path):
     index in data/index as in the checkout), one command after another, as a user types them."""
     transcripts = _transcripts()
     assert len(transcripts) >= 3, [where for where, _ in transcripts]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    env.update(HF_HUB_OFFLINE="1", QABOT_INDEX="data/index", COLUMNS="400",
-               PATH=f"{Path(QABOT).parent}{os.pathsep}{env.get('PATH', '')}")
+    env = qabot_environ(QABOT_INDEX="data/index", COLUMNS="400",
+                        PATH=f"{Path(QABOT).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     for number, (where, lines) in enumerate(transcripts):
         work = tmp_path / str(number)
         shutil.copytree(ROOT / "data" / "articles", work / "data" / "articles")
@@ -369,8 +369,7 @@ def test_the_quick_start_transcript_is_what_chat_prints(sample_index):
     assert block, "no chat transcript in the Quick start"
     transcript = block.group(1).splitlines()
     questions = [line[2:] for line in transcript if line.startswith("? ")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    env.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index), COLUMNS="400")
+    env = qabot_environ(QABOT_INDEX=str(sample_index), COLUMNS="400")
     result = subprocess.run([QABOT, "chat"], input="\n".join(questions) + "\n", capture_output=True, text=True,
                             cwd=ROOT, env=env, timeout=120)
     assert result.returncode == 0, result.stderr

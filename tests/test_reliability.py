@@ -29,6 +29,7 @@ from embeddings.storage import CURRENT, current_version
 
 from .conftest import ROOT, SAMPLE, snapshot
 from .test_cli import QABOT, run
+from .qabot_env import qabot_environ
 
 EXTRA = """Talks in Vienna
 
@@ -323,8 +324,7 @@ def test_a_huge_file_is_refused_before_it_is_read(index_copy, tmp_path):
             "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
             "sys.stderr.write(p.stderr); sys.exit(p.returncode)")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    environ.update(QABOT_INDEX=str(index_copy), HF_HUB_OFFLINE="1")
+    environ = qabot_environ(QABOT_INDEX=str(index_copy))
     result = subprocess.run([sys.executable, "-c", code, QABOT, "ingest", str(big)], cwd=ROOT,
                             env=environ, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1

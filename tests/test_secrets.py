@@ -38,6 +38,7 @@ from .slack_requests import (
 from .slack_socket import SocketModeServer
 from .slack_standin import SlackStandIn, wait_until
 from .test_slack_serve import Serving
+from .qabot_env import qabot_environ
 
 BOT = "xoxb-7301-8842-QBsecBOTvR4nD0mK9zq"
 APP = "xapp-1-A0TEST-5566-QBsecAPPtW7yH2pL3xc"
@@ -256,9 +257,8 @@ def test_the_llm_api_key_never_reaches_logs_errors_or_slack(capture, make_bot, s
     assert any(c.authorization == f"Bearer {API_KEY}" for c in llm_standin.calls)  # it was sent, as a header
     assert standin.calls("chat.stopStream")  # the composed answer streamed
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-    env.update(HF_HUB_OFFLINE="1", QABOT_INDEX=str(sample_index), QABOT_LLM_ENABLED="1", QABOT_LLM_MODEL=MODEL,
-               QABOT_LLM_BASE_URL=llm_standin.url, QABOT_LLM_API_KEY_ENV=KEY_ENV, QABOT_LLM_MAX_RETRIES="0")
+    env = qabot_environ(QABOT_INDEX=str(sample_index), QABOT_LLM_ENABLED="1", QABOT_LLM_MODEL=MODEL,
+                        QABOT_LLM_BASE_URL=llm_standin.url, QABOT_LLM_API_KEY_ENV=KEY_ENV, QABOT_LLM_MAX_RETRIES="0")
     env[KEY_ENV] = API_KEY
     llm_standin.script("status", GOOD, status=401)
     done = subprocess.run([QABOT, "-v", "ask", "--json", DEADLINE_Q], capture_output=True, text=True, env=env,

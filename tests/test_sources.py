@@ -23,6 +23,7 @@ from embeddings.sources.web import FetchLimits, Fetched, fetch, sitemap_pages
 from .conftest import ROOT, HashEncoder, snapshot
 from .fixtures.webserver import HUGE_BYTES, Page, Site, huge_body
 from .test_cli import FAST_INGEST, run
+from .qabot_env import qabot_environ
 
 LIMIT = 2**20  # 1 MiB: the size limit in these tests
 FAST = FetchLimits(max_bytes=LIMIT, connect_timeout_s=2, read_timeout_s=0.5, total_timeout_s=5)
@@ -378,8 +379,7 @@ def test_progress_bars_show_on_a_terminal_and_never_in_json(site, tmp_path):
 
     reader = threading.Thread(target=drain, daemon=True)
     try:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "SLACK_"))}
-        environ.update(FAST_INGEST, HF_HUB_OFFLINE="1", QABOT_INDEX=str(index), TERM="xterm", COLUMNS="100")
+        environ = qabot_environ(**FAST_INGEST, QABOT_INDEX=str(index), TERM="xterm", COLUMNS="100")
         terminal = subprocess.Popen([QABOT, "ingest", site.url("/vienna.html"), site.url("/report.pdf")],
                                     stdout=subprocess.PIPE, stderr=slave, env=environ, cwd=ROOT)
         os.close(slave)
