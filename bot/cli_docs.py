@@ -8,11 +8,13 @@ and settings come from cli_common.py, shared by both.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -89,14 +91,16 @@ def _list(index: Optional[Path], as_json: bool) -> None:
     sizes = {d.doc_id: _size(d.size) for d in infos}
     owned = {d.doc_id: ",".join(d.collections) for d in infos}
     # The ID, date and numbers always show whole; the title and source share what is left of the
-    # terminal's width, each whole when both fit.
+    # terminal's width (or of COLUMNS), each whole when both fit. Piped into another program (grep,
+    # a file) with no COLUMNS, every column is whole: no screen to fit, and a cut title cannot be found.
+    fit = out.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit()
     widths = [max([len(h), *(len(v) for v in values)]) for h, values in (
         ("ID", [d.short_id for d in infos]), ("Collections", list(owned.values())), ("Added", [(d.added or "")[:10] for d in infos]),
         ("Chunks", [str(d.chunks) for d in infos]), ("Size", list(sizes.values())))]
     fixed = sum(widths) + COLUMN_GAPS
     sources = {d.doc_id: shown(d.source) for d in infos}
-    title_width, source_width = _share(max(out.width - fixed - 1, 12), (
-        max([len("Title"), *(len(d.title) for d in infos)]), max([len("Source"), *(len(s) for s in sources.values())])))
+    needs = (max([len("Title"), *(len(d.title) for d in infos)]), max([len("Source"), *(len(s) for s in sources.values())]))
+    title_width, source_width = _share(max(out.width - fixed - 1, 12), needs) if fit else needs
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("ID", no_wrap=True)
     table.add_column("Title", no_wrap=True)
@@ -109,7 +113,9 @@ def _list(index: Optional[Path], as_json: bool) -> None:
         table.add_row(escape(d.short_id), escape(_cut(d.title, title_width)),
                       escape(_cut(sources[d.doc_id], source_width, left=True)), escape(owned[d.doc_id]),
                       (d.added or "")[:10], str(d.chunks), sizes[d.doc_id])
-    out.print(table, soft_wrap=False)
+    wide = out if fit else Console(file=out.file, width=fixed + title_width + source_width + 2,
+                                                 highlight=False, color_system=None)
+    wide.print(table, soft_wrap=False)
     counts: dict[str, int] = {}
     for d in infos:
         for name in d.collections:

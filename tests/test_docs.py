@@ -177,3 +177,15 @@ def test_docs_list_at_80_columns_gives_the_source_what_the_title_leaves(small, t
         full = str(tmp_path / name)
         assert source == full or (source.startswith("…") and full.endswith(source[1:])), row
         assert source == full or len(row.rstrip()) >= 78, rows  # cut only when the width is used up
+
+
+@pytest.mark.slow
+def test_docs_list_into_a_pipe_shows_every_column_whole(cli_index):
+    """Piped with no COLUMNS (no screen to fit), titles and sources are not cut: `qabot docs list |
+    grep` finds a document by any word of them."""
+    documents = json.loads(run("docs", "list", "--json", index=cli_index).stdout)
+    table = run("docs", "list", index=cli_index, env={"COLUMNS": ""})
+    assert table.returncode == 0, table.stderr
+    assert "…" not in table.stdout and max(len(line) for line in table.stdout.splitlines()) > 80
+    for document in documents:
+        assert document["title"] in table.stdout and document["id"] in table.stdout
