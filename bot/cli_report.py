@@ -94,7 +94,8 @@ def _print(report: Report, keep_questions: bool) -> None:
     for n, group in enumerate(report.groups[:20], 1):
         out.print(f"{n:>2}. [bold]{group.size}×[/bold] {escape(_cut(group.name))}")
         for example in group.examples:
-            out.print(f"      – {escape(_cut(example))}", style="dim")
+            if _wording(example) != _wording(group.name):  # the name is already shown above it
+                out.print(f"      – {escape(_cut(example))}", style="dim")
     out.print("\n[bold]Documents cited most[/bold]")
     for d in report.most_cited:
         out.print(f"  {d.cited:>5,}  {escape(d.title)} [dim]({escape(d.short_id)})[/dim]")
@@ -104,6 +105,11 @@ def _print(report: Report, keep_questions: bool) -> None:
         out.print(f"[bold]Never cited[/bold] ({len(report.never_cited):,}): "
                   + ", ".join(escape(d.title) for d in report.never_cited[:30])
                   + (" …" if len(report.never_cited) > 30 else ""))
+
+
+def _wording(text: str) -> str:
+    """`text` as `report.groups.examples` tells wordings apart: case and spacing aside."""
+    return " ".join(text.casefold().split())
 
 
 def _cut(text: str) -> str:
