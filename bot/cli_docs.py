@@ -114,7 +114,7 @@ def _list(index: Optional[Path], as_json: bool) -> None:
                       escape(_cut(sources[d.doc_id], source_width, left=True)), escape(owned[d.doc_id]),
                       (d.added or "")[:10], str(d.chunks), sizes[d.doc_id])
     wide = out if fit else Console(file=out.file, width=fixed + title_width + source_width + 2,
-                                                 highlight=False, color_system=None)
+                                   highlight=False, color_system=None)
     wide.print(table, soft_wrap=False)
     counts: dict[str, int] = {}
     for d in infos:
