@@ -19,6 +19,7 @@ from rich.table import Table
 
 from .cli_common import Failure, IndexOption, run, settings_for, shown
 from .cli_render import out
+from .report.groups import wording
 from .report.recorder import open_store
 from .report.summary import Report, build_report, parse_since
 
@@ -94,7 +95,7 @@ def _print(report: Report, keep_questions: bool) -> None:
     for n, group in enumerate(report.groups[:20], 1):
         out.print(f"{n:>2}. [bold]{group.size}×[/bold] {escape(_cut(group.name))}")
         for example in group.examples:
-            if _wording(example) != _wording(group.name):  # the name is already shown above it
+            if wording(example) != wording(group.name):  # the name is already shown above it
                 out.print(f"      – {escape(_cut(example))}", style="dim")
     out.print("\n[bold]Documents cited most[/bold]")
     for d in report.most_cited:
@@ -105,11 +106,6 @@ def _print(report: Report, keep_questions: bool) -> None:
         out.print(f"[bold]Never cited[/bold] ({len(report.never_cited):,}): "
                   + ", ".join(escape(d.title) for d in report.never_cited[:30])
                   + (" …" if len(report.never_cited) > 30 else ""))
-
-
-def _wording(text: str) -> str:
-    """`text` as `report.groups.examples` tells wordings apart: case and spacing aside."""
-    return " ".join(text.casefold().split())
 
 
 def _cut(text: str) -> str:

@@ -138,12 +138,17 @@ def group_by_meaning(vectors: Sequence[np.ndarray] | np.ndarray, similarity: flo
     return sorted(groups, key=lambda g: (-g.size, g.members[0]))
 
 
+def wording(question: str) -> str:
+    """What tells two wordings of a question apart: case and spacing aside."""
+    return " ".join(question.casefold().split())
+
+
 def examples(questions: Sequence[str], group: Group, count: int = EXAMPLES) -> list[str]:
     """The group's `count` newest questions, each wording once."""
     seen: set[str] = set()
     shown: list[str] = []
     for member in group.members:
-        key = " ".join(questions[member].casefold().split())
+        key = wording(questions[member])
         if key not in seen:
             seen.add(key)
             shown.append(questions[member])
