@@ -23,6 +23,8 @@ from embeddings.encoders import OnnxEncoder
 from embeddings.onnx_session import (COMPLETE, MODEL, STAGING_STALE_S, STALE_S, WEIGHTS, _staging,
                                       cache_folder, cache_root, prune_stale)
 
+from .qabot_env import qabot_environ
+
 TEXTS = ["When are the Geneva talks?",
          "Geneva talks\nRussia and the United States will hold talks in Geneva on Jan. 10, Ryabkov said.",
          "Izvestia."]
@@ -191,8 +193,8 @@ def test_onnxruntime_telemetry_is_off_unless_asked_for(tmp_path, opted_in):
     if (built / COMPLETE).is_file():  # this machine's copy, linked: the run need not make one
         (cache / "qabot" / "onnx").mkdir(parents=True)
         (cache / "qabot" / "onnx" / built.name).symlink_to(built)
-    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY" and k not in _CI_VARIABLES}
-    env.update(XDG_CACHE_HOME=str(cache), HF_HUB_OFFLINE="1", **({"ORT_DISABLE_TELEMETRY": "0"} if opted_in else {}))
+    env = qabot_environ("ORT_DISABLE_TELEMETRY", *_CI_VARIABLES, XDG_CACHE_HOME=str(cache),
+                        **({"ORT_DISABLE_TELEMETRY": "0"} if opted_in else {}))
     subprocess.run([sys.executable, "-c", _ENCODE], env=env, check=True, timeout=120)
     written = sorted(str(p.relative_to(cache)) for p in (cache / "Microsoft").rglob("*")) \
         if (cache / "Microsoft").exists() else []
