@@ -28,21 +28,37 @@ SHOW_CHUNKS = 3
 SHOW_CHARS = 300  # of each passage
 
 
-# The seven columns of `docs list` are set one space apart (collapsed padding, none at the edges).
-COLUMN_GAPS = 6
+# Columns of `docs list` are set one space apart (collapsed padding, none at the edges).
+COLUMN_GAP = 1
+# In a narrow terminal the title gets at least this many characters (or its whole length): the
+# columns a person can do without are dropped first, Size, then Added, then Chunks.
+TITLE_FLOOR = 24
+DROPPED_FIRST = ("Size", "Added", "Chunks")
 
 
 def _share(free: int, needs: tuple[int, int]) -> tuple[int, int]:
     """Split `free` columns between the title and the source: each gets what it needs when both
-    fit; otherwise the shorter keeps its own width up to half, and the other takes the rest."""
+    fit; otherwise the source gets what the title leaves, but at least a third, and the title the
+    rest. The title is favoured: it says what a document is, and a source cut at the left still
+    ends with its file name."""
     title, source = needs
     if title + source <= free:
         return title, source
-    if title <= source:
-        title = min(title, free // 2)
-        return title, free - title
-    source = min(source, free // 2)
+    source = min(source, max(free - title, free // 3))
     return free - source, source
+
+
+def _fitted(fixed: dict[str, int], needs: tuple[int, int], width: int) -> tuple[list[str], tuple[int, int]]:
+    """The fixed columns kept and the (title, source) widths for a screen `width` wide: columns
+    named in DROPPED_FIRST go, in that order, while the title would get less than TITLE_FLOOR."""
+    kept = list(fixed)
+    while True:
+        used = sum(fixed[name] for name in kept) + COLUMN_GAP * (len(kept) + 1)
+        widths = _share(max(width - used - 1, 12), needs)
+        droppable = [name for name in DROPPED_FIRST if name in kept]
+        if widths[0] >= min(needs[0], TITLE_FLOOR) or not droppable:
+            return kept, widths
+        kept.remove(droppable[0])
 
 
 def _cut(text: str, width: int, left: bool = False) -> str:
@@ -90,31 +106,30 @@ def _list(index: Optional[Path], as_json: bool) -> None:
         return
     sizes = {d.doc_id: _size(d.size) for d in infos}
     owned = {d.doc_id: ",".join(d.collections) for d in infos}
-    # The ID, date and numbers always show whole; the title and source share what is left of the
-    # terminal's width (or of COLUMNS), each whole when both fit. Piped into another program (grep,
-    # a file) with no COLUMNS, every column is whole: no screen to fit, and a cut title cannot be found.
+    # Every column but the title and source, with its cells: the ID always shows whole.
+    cells = {"ID": [d.short_id for d in infos], "Collections": [owned[d.doc_id] for d in infos],
+             "Added": [(d.added or "")[:10] for d in infos], "Chunks": [str(d.chunks) for d in infos],
+             "Size": [sizes[d.doc_id] for d in infos]}
+    fixed = {name: max([len(name), *(len(v) for v in values)]) for name, values in cells.items()}
+    sources = [shown(d.source) for d in infos]
+    needs = (max([len("Title"), *(len(d.title) for d in infos)]), max([len("Source"), *(len(s) for s in sources)]))
+    # In a terminal (or with COLUMNS) the table fits the width: the title and source share what
+    # the other columns leave, and the least useful columns go when the title would be a stub.
+    # Piped into another program (grep, a file) with no COLUMNS, every column is whole: no screen
+    # to fit, and a cut title cannot be found.
     fit = out.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit()
-    widths = [max([len(h), *(len(v) for v in values)]) for h, values in (
-        ("ID", [d.short_id for d in infos]), ("Collections", list(owned.values())), ("Added", [(d.added or "")[:10] for d in infos]),
-        ("Chunks", [str(d.chunks) for d in infos]), ("Size", list(sizes.values())))]
-    fixed = sum(widths) + COLUMN_GAPS
-    sources = {d.doc_id: shown(d.source) for d in infos}
-    needs = (max([len("Title"), *(len(d.title) for d in infos)]), max([len("Source"), *(len(s) for s in sources.values())]))
-    title_width, source_width = _share(max(out.width - fixed - 1, 12), needs) if fit else needs
+    kept, (title_width, source_width) = _fitted(fixed, needs, out.width) if fit else (list(fixed), needs)
+    columns = {"ID": cells["ID"], "Title": [_cut(d.title, title_width) for d in infos],
+               "Source": [_cut(s, source_width, left=True) for s in sources],
+               **{name: cells[name] for name in ("Collections", "Added", "Chunks", "Size")}}
+    shown_columns = [name for name in columns if name in kept or name in ("Title", "Source")]
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
-    table.add_column("ID", no_wrap=True)
-    table.add_column("Title", no_wrap=True)
-    table.add_column("Source", no_wrap=True)
-    table.add_column("Collections", no_wrap=True)
-    table.add_column("Added", no_wrap=True)
-    table.add_column("Chunks", justify="right", no_wrap=True)
-    table.add_column("Size", justify="right", no_wrap=True)
-    for d in infos:
-        table.add_row(escape(d.short_id), escape(_cut(d.title, title_width)),
-                      escape(_cut(sources[d.doc_id], source_width, left=True)), escape(owned[d.doc_id]),
-                      (d.added or "")[:10], str(d.chunks), sizes[d.doc_id])
-    wide = out if fit else Console(file=out.file, width=fixed + title_width + source_width + 2,
-                                   highlight=False, color_system=None)
+    for name in shown_columns:
+        table.add_column(name, no_wrap=True, justify="right" if name in ("Chunks", "Size") else "left")
+    for row in zip(*(columns[name] for name in shown_columns)):
+        table.add_row(*(escape(cell) for cell in row))
+    total = sum(fixed.values()) + COLUMN_GAP * (len(fixed) + 1) + title_width + source_width
+    wide = out if fit else Console(file=out.file, width=total + 1, highlight=False, color_system=None)
     wide.print(table, soft_wrap=False)
     counts: dict[str, int] = {}
     for d in infos:

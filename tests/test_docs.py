@@ -158,12 +158,13 @@ def test_a_web_document_is_found_by_its_url_with_or_without_fragment_or_by_its_c
 
 
 def test_title_and_source_share_the_free_width_by_what_they_need():
+    """The title says what a document is; a source cut at the left still ends with its file name."""
     from bot.cli_docs import _share
 
     assert _share(40, (11, 20)) == (11, 20)  # both fit: neither is cut
     assert _share(30, (11, 60)) == (11, 19)  # a short title keeps its width, the source takes the rest
-    assert _share(30, (60, 11)) == (19, 11)
-    assert _share(30, (50, 60)) == (15, 15)  # both long: half each
+    assert _share(30, (60, 11)) == (20, 10)  # a long title leaves the source a third
+    assert _share(30, (50, 60)) == (20, 10)  # both long: the title is favoured, the source keeps a third
 
 
 def test_docs_list_at_80_columns_gives_the_source_what_the_title_leaves(small, tmp_path):
@@ -177,6 +178,32 @@ def test_docs_list_at_80_columns_gives_the_source_what_the_title_leaves(small, t
         full = str(tmp_path / name)
         assert source == full or (source.startswith("…") and full.endswith(source[1:])), row
         assert source == full or len(row.rstrip()) >= 78, rows  # cut only when the width is used up
+
+
+def test_a_narrow_terminal_drops_size_added_and_chunks_before_the_title_is_a_stub():
+    from bot.cli_docs import TITLE_FLOOR, _fitted
+
+    fixed = {"ID": 29, "Collections": 11, "Added": 10, "Chunks": 6, "Size": 6}
+    kept, (title, _) = _fitted(fixed, (97, 22), 80)
+    assert kept == ["ID", "Collections"] and title >= TITLE_FLOOR
+    kept, (title, _) = _fitted(fixed, (97, 22), 100)
+    assert kept == ["ID", "Collections", "Added", "Chunks"] and title >= TITLE_FLOOR  # Size goes first
+    assert _fitted(fixed, (97, 22), 200)[0] == list(fixed)  # room for all: nothing goes
+    assert _fitted(fixed, (11, 22), 100)[0] == list(fixed)  # a short title whole: the source is cut instead
+
+
+def test_docs_list_at_80_columns_keeps_a_long_title_readable(tmp_path, settings):
+    from bot.cli_docs import TITLE_FLOOR
+
+    title = "Russian Diplomat Ryabkov Affirms, 'Results Are Immediately Needed' on Accord for Security"
+    (tmp_path / "talks.txt").write_text(f"{title}\n\nThe talks in Geneva open on Jan. 10.\n")
+    options = replace(IngestOptions.from_settings(settings), model_name=HashEncoder.model_name)
+    ingest([tmp_path / "talks.txt"], tmp_path / "index", options, encoder_factory=HashEncoder)
+    result = run("docs", "list", index=tmp_path / "index", env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()[:2]
+    assert len(row) <= 80 and header.split()[:4] == ["ID", "Title", "Source", "Collections"]
+    assert "Size" not in header and title[:TITLE_FLOOR - 1] in row and "talks.txt" in row
 
 
 @pytest.mark.slow
