@@ -43,7 +43,7 @@ RETRIEVAL_MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("score", "rrf", "milvus-rrf", "milvus-weighted")
 CHUNK_VECTORS = ("sentences", "text")
 ENCODER_BACKENDS = ("torch", "onnx")
-# Where the Slack app's shared state lives (bot/slack/store.py, bot/slack/redis_state.py) and the
+# Where the shared state lives (bot/state_store.py opens it; bot/slack/store.py, redis_state.py) and the
 # index's vectors and keywords (embeddings/vectors.py, embeddings/milvus.py): docs/scale-out.md.
 STATE_BACKENDS = ("sqlite", "redis")
 # What the Slack app does with a message when the state store cannot record it (docs/state.md).

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.slack.handover import PREFIX
+from bot.state_store import PREFIX
 from bot.slack.store import message_key
 
 from .replicas import ServeProcess

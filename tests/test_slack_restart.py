@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot.slack.handover import HANDOVERS_KEY
-from bot.slack.store import SqliteAnsweredStore, StoreUnavailable, event_key, message_key
+from bot.slack.store import SqliteAnsweredStore, event_key, message_key
+from bot.state_store import StoreUnavailable
 
 from .clock import Clock
 from .slack_requests import SpyAnswerer, event_body, mention_event, message_event
@@ -75,7 +76,8 @@ def answered_store(request, tmp_path):
         if request.param == "sqlite":
             store = SqliteAnsweredStore(tmp_path / "state.sqlite3", ttl_s=100, max_rows=1000, clock=clock)
         else:
-            from bot.slack.redis_state import RedisAnsweredStore, connect
+            from bot.slack.redis_state import RedisAnsweredStore
+            from bot.state_store import connect
 
             url = request.getfixturevalue("redis_url")  # a real redis-server (tests/redis_server.py)
             store = RedisAnsweredStore(connect(url), ttl_s=100, max_rows=1000, clock=clock)

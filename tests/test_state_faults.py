@@ -266,7 +266,8 @@ def test_a_sqlite_store_is_born_once_per_file(tmp_path):
 def test_a_redis_store_vouches_only_since_it_last_reached_redis(own_redis):
     import redis
 
-    from bot.slack.redis_state import PREFIX, RedisAnsweredStore, connect
+    from bot.slack.redis_state import RedisAnsweredStore
+    from bot.state_store import PREFIX, connect
 
     now = [1000.0]
     store = RedisAnsweredStore(connect(own_redis.url), ttl_s=100, max_rows=100, clock=lambda: now[0])

@@ -13,15 +13,10 @@ import pytest
 from bot.answering.answer import Answer, Citation
 from bot.settings import load_settings
 from bot.slack.home import tally_feedback
-from bot.slack.redis_state import (
-    RedisAnsweredStore,
-    RedisConversationMemory,
-    RedisFeedbackLog,
-    connect,
-    redact_url,
-)
+from bot.slack.redis_state import RedisAnsweredStore, RedisConversationMemory, RedisFeedbackLog
 from bot.slack.state import shared_state
-from bot.slack.store import StoreUnavailable, event_key, message_key
+from bot.slack.store import event_key, message_key
+from bot.state_store import StoreUnavailable, connect, redact_url
 
 from .clock import Clock
 from .conftest import ROOT
@@ -31,8 +26,9 @@ KEYS_CLAIMED = 300
 
 CLAIMER = """
 import random, sys
-from bot.slack.redis_state import RedisAnsweredStore, connect
+from bot.slack.redis_state import RedisAnsweredStore
 from bot.slack.store import message_key
+from bot.state_store import connect
 client = connect(sys.argv[1])
 store = RedisAnsweredStore(client, ttl_s=3600, max_rows=100000)
 keys = list(range(int(sys.argv[2])))

@@ -142,6 +142,15 @@ def test_run_time_code_does_not_import_training_or_evaluation_code():
     assert arrows == []
 
 
+def test_the_report_reaches_its_store_without_the_slack_transport():
+    """The gaps report and Slack's memories share the state store (bot/state_store.py, below
+    both); `qabot report` never talks to Slack, so nothing of the report imports bot.slack."""
+    arrows = sorted(f"{source} -> {target}" for source, targets in _graph().items()
+                    if source.startswith("bot.report") for target in targets if target.startswith("bot.slack"))
+    assert arrows == []
+    assert "bot.state_store" in _graph()["bot.report.store"]
+
+
 def test_modules_and_classes_are_small():
     """The shipped code and the benchmark (test helpers are held to it by review only)."""
     too_big = []

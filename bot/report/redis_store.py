@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..slack.redis_state import PREFIX, connect, redact_url
-from ..slack.store import StoreUnavailable
+from ..state_store import PREFIX, StoreUnavailable, connect, redact_url
 from .record import QuestionRecord, decode_vector, encode_vector
 from .store import SCHEMA_VERSION, ReportStoreError
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from embeddings.errors import QabotError
 
-from ..slack.store import connect_state_db
+from ..state_store import connect_state_db
 from .record import VECTOR_DTYPE, QuestionRecord
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from embeddings.collections import check_names
 from embeddings.errors import QabotError
 
 from ..settings import EVERY_COLLECTION, Settings
-from .store import connect_state_db
+from ..state_store import connect_state_db
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class ChannelCollections:
     @classmethod
     def from_settings(cls, settings: Settings) -> "ChannelCollections":
         if settings.state.state_backend == "redis":
-            from .redis_state import connect
+            from ..state_store import connect
 
             return cls(settings, RedisOverrides(connect(settings.state.redis_url)))
         return cls(settings, SqliteOverrides(settings.paths.state_db))

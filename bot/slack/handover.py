@@ -25,11 +25,11 @@ import time
 import uuid
 from typing import Callable, Sequence
 
+from ..state_store import PREFIX
 from .store import message_key
 
 log = logging.getLogger(__name__)
 
-PREFIX = "qabot:{qabot}:"
 # A hold outlives the answer timeout by this much before another replica takes it over (seconds).
 LEASE_GRACE_S = 10.0
 # How often a replica looks for expired holds, and how many it takes at a time.

@@ -18,7 +18,7 @@ delivery of an event:
   vote can land on any replica and the Home tab tally sees every replica's votes.
 
 Every key sits under one hash tag (``{qabot}``), so the scripts also run on a Redis Cluster.
-redis-py is imported only here, and this module only when the backend is "redis".
+This module is imported only when the backend is "redis" (redis-py itself by `state_store.connect`).
 """
 
 from __future__ import annotations
@@ -31,18 +31,15 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from ..answering.answer import Answer
+from ..state_store import PREFIX, redact_url
 from .feedback import FeedbackLog, answer_record
-from .store import MAX_THREADS, THREAD_TTL_S, Claim, StoreUnavailable
+from .store import MAX_THREADS, THREAD_TTL_S, Claim
 from .threads import DM_CONTEXT_S, MAX_HISTORY, ConversationMemory, ThreadContext
 
 log = logging.getLogger(__name__)
 
-PREFIX = "qabot:{qabot}:"
-# Seconds a command may wait for Redis; a claim fails closed (unanswered) past it.
-SOCKET_TIMEOUT_S = 5.0
 # Expired claims forgotten per claim call: bounded work, and faster than claims arrive.
 PRUNE_PER_CLAIM = 50
 # Answers kept for a later vote (a vote on an older answer is logged with the message text only).
@@ -95,35 +92,6 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 """
-
-
-def redact_url(url: str) -> str:
-    """The URL without its user and password, for logs and errors."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}"
-    except ValueError:
-        return "(an invalid URL)"
-
-
-def connect(url: str):
-    """A redis-py client for `url`, checked with a PING; `StoreUnavailable` (one line, no
-    password) when Redis cannot be reached."""
-    try:
-        import redis
-    except ImportError:
-        raise StoreUnavailable("state_backend is \"redis\" but the redis package is not installed; "
-                               "install qabot[scale]") from None
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S,
-                                      decode_responses=True, health_check_interval=30)
-        client.ping()
-    except (redis.RedisError, ValueError) as exc:
-        raise StoreUnavailable(f"cannot reach the state Redis at {redact_url(url)} "
-                               f"({type(exc).__name__})") from None
-    return client
 
 
 class RedisAnsweredStore:

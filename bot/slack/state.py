@@ -147,12 +147,8 @@ def shared_state(settings: Settings) -> tuple[AnsweredStore, ConversationMemory,
     cfg = settings.slack
     if settings.state.state_backend == "redis":
         from .handover import LEASE_GRACE_S, HandOver
-        from .redis_state import (
-            RedisAnsweredStore,
-            RedisConversationMemory,
-            RedisFeedbackLog,
-            connect,
-        )
+        from ..state_store import connect
+        from .redis_state import RedisAnsweredStore, RedisConversationMemory, RedisFeedbackLog
 
         client = connect(settings.state.redis_url)
         store = RedisAnsweredStore(client, ttl_s=cfg.dedupe_ttl_s, max_rows=cfg.dedupe_max_entries,

@@ -36,13 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
-from .errors import SlackConfigError
+from ..state_store import StoreUnavailable, connect_state_db
 
 log = logging.getLogger(__name__)
 
-# How long a writer waits for another process's transaction before giving up (ms). Claims are a
-# single-row INSERT (well under a millisecond); 5 s only matters when the disk stalls.
-BUSY_TIMEOUT_MS = 5000
 # Prune on every this-many writes (and on open): cheap (indexed DELETEs), keeps the file small.
 PRUNE_EVERY_WRITES = 200
 # Bot threads: a thread the bot answered in stays "its" thread this long after the last answer
@@ -78,42 +75,6 @@ class Claim:
 
     won: bool | None
     born: float
-
-
-def connect_state_db(path: Path) -> sqlite3.Connection:
-    """A connection to the ``state_db`` SQLite file, set up the one way every table in it is used
-    (this module's, the report's, the channel overrides'): autocommit (transactions are explicit,
-    BEGIN IMMEDIATE ... COMMIT), a busy timeout for other processes' writers, WAL so readers never
-    block the writer, synchronous NORMAL (durable across a process crash in WAL mode). Raises
-    `OSError` or `sqlite3.Error`; each caller says what could not be opened, in its own terms."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    _use_wal(db)
-    db.execute("PRAGMA synchronous = NORMAL")
-    return db
-
-
-def _use_wal(db: sqlite3.Connection) -> None:
-    """Put the file in WAL mode. The conversion takes the file exclusively and SQLite does not run
-    the busy handler for it, so two processes opening a new file at once (two replicas starting)
-    could fail with "database is locked" at once; WAL is a property of the file, so an open after
-    the first finds it set and takes no lock, and the conversion is retried within the busy
-    timeout."""
-    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-        return
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    pause = 0.005
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            contended = "locked" in str(exc) or "busy" in str(exc)
-            if not contended or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.1)
 
 
 def message_key(channel: str, ts: str) -> str:
@@ -176,10 +137,6 @@ class AnsweredStore(Protocol):
 
     def close(self) -> None:
         ...
-
-
-class StoreUnavailable(SlackConfigError):
-    """The state database cannot be opened (a one-line reason, printed by the CLI)."""
 
 
 class SqliteAnsweredStore:
