@@ -150,9 +150,9 @@ def print_line(line: Line, plain: TextIO | None) -> None:
     if plain is not None and prints_as_is(line.text):
         write_line(line.text, plain)
         return
-    from .cli_render import line_text, out
+    from .cli_render import show_line
 
-    out.print(line_text(line))
+    show_line(line)
 
 
 def error_line(message: str) -> None:

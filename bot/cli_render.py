@@ -13,16 +13,24 @@ from rich.text import Text
 from .answer_lines import LEAD_STYLE, Line, answer_lines
 from .answering.answer import Answer
 
+# Soft wrap: into a pipe or a file a line is written whole, however long (rich would otherwise cut
+# it at 80 columns); `render_answer` word-wraps at a terminal's width instead.
 out = Console(highlight=False, soft_wrap=True)
 
 
 def render_answer(answer: Answer, console: Console | None = None, *, include_text: bool = True,
                   sources: bool = False) -> None:
     """Print `answer`. Without `include_text` only what goes below the text (after a streamed
-    composed answer); with `sources` the folded passages are listed too."""
-    console = console or out
+    composed answer); with `sources` the folded passages are listed too. At a terminal a long
+    line is wrapped between words, not where the terminal runs out of columns mid-word."""
     for line in answer_lines(answer, include_text=include_text, sources=sources):
-        console.print(line_text(line))
+        show_line(line, console)
+
+
+def show_line(line: Line, console: Console | None = None) -> None:
+    """One line through rich: whole into a pipe or file, wrapped between words at a terminal."""
+    console = console or out
+    console.print(line_text(line), soft_wrap=not console.is_terminal)
 
 
 def line_text(line: Line) -> Text:

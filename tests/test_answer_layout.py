@@ -109,6 +109,21 @@ def test_cli_bolds_the_lead_inside_the_quote_at_a_terminal():
     assert "\x1b[1;36mJan. 10\x1b[0m" in quote and quote.count("Jan. 10") == 1
 
 
+def test_cli_wraps_between_words_at_a_terminal_and_writes_whole_lines_elsewhere():
+    """At a 40-column terminal no word of the quote is cut across lines (the terminal's own wrap
+    would cut "Geneva" as "Gen|eva"); into a file each line stays whole, however long."""
+    at_terminal = Console(file=io.StringIO(), width=40, force_terminal=True, color_system=None, soft_wrap=True)  # as cli_render.out
+    render_cli(hand_made(two_sentences=True), at_terminal)
+    lines = at_terminal.file.getvalue().splitlines()
+    assert len(lines) > 4 and all(len(line) <= 40 for line in lines), lines
+    quoted = " ".join(line.strip() for line in lines[1:lines.index(next(x for x in lines if "—" in x))])
+    assert quoted == f"“{S1} {S2}”" or quoted.split() == f"“{S1}” “{S2}”".split()
+
+    into_file = Console(file=io.StringIO(), width=40, highlight=False, soft_wrap=True)
+    render_cli(hand_made(two_sentences=True), into_file)
+    assert f"“{S1}”" in into_file.file.getvalue().splitlines()
+
+
 def test_cli_sources_lists_the_folded_passages_without_the_quoted_sentences():
     shown = cli_text(hand_made(two_sentences=True), sources=True)
     assert "more passages" not in shown
