@@ -94,8 +94,9 @@ def _print(report: Report, keep_questions: bool) -> None:
         out.print(f"{report.gaps_without_text:,} of them are counted only ({why}).")
     for n, group in enumerate(report.groups[:20], 1):
         out.print(f"{n:>2}. [bold]{group.size}×[/bold] {escape(_cut(group.name))}")
+        named = wording(group.name)  # the name is already shown above its examples
         for example in group.examples:
-            if wording(example) != wording(group.name):  # the name is already shown above it
+            if wording(example) != named:
                 out.print(f"      – {escape(_cut(example))}", style="dim")
     out.print("\n[bold]Documents cited most[/bold]")
     for d in report.most_cited:
