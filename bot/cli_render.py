@@ -13,8 +13,8 @@ from rich.text import Text
 from .answer_lines import LEAD_STYLE, Line, answer_lines
 from .answering.answer import Answer
 
-# Soft wrap: into a pipe or a file a line is written whole, however long (rich would otherwise cut
-# it at 80 columns); `render_answer` word-wraps at a terminal's width instead.
+# Soft wrap: into a pipe or a file a line is written whole, however long (rich would otherwise wrap
+# it at 80 columns there); `show_line` word-wraps at a terminal's width instead.
 out = Console(highlight=False, soft_wrap=True)
 
 
